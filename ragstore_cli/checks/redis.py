@@ -1,0 +1,35 @@
+"""Redis check: reachable, TLS (rediss://), authenticated, server version, eviction policy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ragstore_cli.config import Settings
+from ragstore_cli.connect.redis import create_client, explain
+from ragstore_cli.redact import mask_uri
+
+
+async def check(settings: Settings, timeout: float) -> dict[str, Any]:
+    client = create_client(settings, timeout=timeout)
+    started = time.perf_counter()
+    try:
+        try:
+            await client.ping()
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            server = await client.info("server")
+            memory = await client.info("memory")
+        except Exception as exc:  # noqa: BLE001
+            raise explain(exc, settings) from None
+        policy = memory.get("maxmemory_policy")
+        return {
+            "target": mask_uri(settings["REDIS_URI"]),
+            "tls": settings["REDIS_URI"].startswith("rediss://"),
+            "authenticated": True,
+            "server_version": server.get("redis_version"),
+            "maxmemory_policy": policy,
+            "eviction_risk": bool(memory.get("maxmemory")) and str(policy).startswith("allkeys"),
+            "latency_ms": latency,
+        }
+    finally:
+        await client.aclose()

@@ -1,0 +1,66 @@
+"""Runs the selected checks concurrently: the total time is that of the slowest, each bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+from ragstore_cli.checks import files, graph, postgres, redis
+from ragstore_cli.checks.model import CheckResult
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import RagstoreError, UsageError
+from ragstore_cli.redact import redact
+
+CheckFn = Callable[[Settings, float], Awaitable[dict]]
+BACKENDS: dict[str, CheckFn] = {
+    "postgres": postgres.check,
+    "neo4j": graph.check,
+    "redis": redis.check,
+    "files": files.check,
+}
+
+
+def configured_backends(settings: Settings) -> list[str]:
+    """Backends the storage classes use, plus any whose connection settings were given."""
+    classes = settings.storage_classes.values()
+    chosen = []
+    if any(c.startswith("PG") for c in classes) or settings.is_set("POSTGRES_HOST") or settings.is_set("POSTGRES_PASSWORD"):
+        chosen.append("postgres")
+    if settings["LIGHTRAG_GRAPH_STORAGE"] == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
+        chosen.append("neo4j")
+    if any(c.startswith("Redis") for c in classes) or settings.is_set("REDIS_URI"):
+        chosen.append("redis")
+    if any(c in ("JsonKVStorage", "NanoVectorDBStorage", "NetworkXStorage", "JsonDocStatusStorage", "FaissVectorDBStorage")
+           for c in classes) or settings.is_set("WORKING_DIR"):
+        chosen.append("files")
+    return chosen
+
+
+async def _one(name: str, settings: Settings, timeout: float) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        details = await asyncio.wait_for(BACKENDS[name](settings, timeout), timeout)
+        latency = details.pop("latency_ms", None)
+        ok = details.pop("ok", True)
+        error = details.pop("error", None)
+        return CheckResult(name, ok, latency if latency is not None else _ms(started), details, error)
+    except (asyncio.TimeoutError, TimeoutError):
+        return CheckResult(name, False, _ms(started), {}, f"{name}: no answer within {timeout:g} s")
+    except RagstoreError as exc:
+        return CheckResult(name, False, _ms(started), {}, redact(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - a check reports, it never crashes the run
+        return CheckResult(name, False, _ms(started), {}, redact(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def run_checks(settings: Settings, backends: list[str] | None = None, timeout: float = 10.0) -> list[CheckResult]:
+    """Check `backends` (default: the configured ones) concurrently."""
+    selected = backends or configured_backends(settings)
+    unknown = [b for b in selected if b not in BACKENDS]
+    if unknown:
+        raise UsageError(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
+    return list(await asyncio.gather(*(_one(name, settings, timeout) for name in dict.fromkeys(selected))))

@@ -1,0 +1,87 @@
+"""The `ragstore` Typer application: global options, command groups, and the one error boundary."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from ragstore_cli import __version__
+from ragstore_cli.cli import check, config_cmd, dev, locks, migrate, transfer, vectors, workspace
+from ragstore_cli.cli.common import state
+from ragstore_cli.cli.output import to_json
+from ragstore_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, RagstoreError
+from ragstore_cli.redact import redact
+
+
+class RagstoreGroup(TyperGroup):
+    """Maps every exception to a one-line message and an exit code (errors.py), in one place."""
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the boundary
+            if type(exc).__module__.startswith("typer"):
+                raise  # Exit, Abort and usage errors: typer reports them itself
+            cli_state = state(ctx)
+            if cli_state.debug:
+                traceback.print_exc()
+            code, message, hint = _describe(exc)
+            if cli_state.json:
+                sys.stdout.write(to_json({"ok": False, "error": message, "exit_code": code}) + "\n")
+            sys.stderr.write(f"error: {message}\n")
+            if hint and not cli_state.json:
+                sys.stderr.write(f"hint: {redact(hint)}\n")
+            raise typer.Exit(code) from None
+
+
+def _describe(exc: BaseException) -> tuple[int, str, str | None]:
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted", None
+    if isinstance(exc, RagstoreError):
+        return exc.exit_code, redact(str(exc)), exc.hint
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return EXIT_FAILED, redact(f"unexpected {type(exc).__name__}: {text}"), "run again with --debug for the traceback"
+
+
+app = typer.Typer(
+    cls=RagstoreGroup,
+    name="ragstore",
+    help="The operator's tool for LightRAG / RAG-Anything storage: checks, migrations, workspaces, archives, vectors, locks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ragstore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    env_file: Optional[Path] = typer.Option(None, "--env-file", help="Read settings from this .env file instead of ./.env."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else there."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names."""
+    cli_state = state(ctx)
+    cli_state.env_file, cli_state.json, cli_state.debug = env_file, json_output, debug
+
+
+for module in (check, config_cmd, dev, migrate, workspace, transfer, vectors, locks):
+    module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="ragstore")

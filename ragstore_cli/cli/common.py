@@ -1,0 +1,32 @@
+"""Small helpers every command module uses: the CLI state, settings loading, running coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Mapping, TypeVar
+
+import typer
+
+from ragstore_cli.cli.output import CliState
+from ragstore_cli.config import Settings, load_settings
+
+T = TypeVar("T")
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The global options (--json, --debug, --env-file) of this invocation."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def settings(ctx: typer.Context, flags: Mapping[str, Any] | None = None) -> Settings:
+    """Settings resolved with this command's flags on top (flag > env > .env > config.ini > default)."""
+    clean = {k: str(v) for k, v in (flags or {}).items() if v is not None}
+    return load_settings(env_file=state(ctx).env_file, flags=clean)
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine to completion from a synchronous command."""
+    return asyncio.run(coro)  # type: ignore[arg-type]

@@ -1,0 +1,83 @@
+"""Rendering shared by every command: one JSON document under --json, Rich otherwise.
+
+Rich decides on its own whether stdout is a terminal and honours NO_COLOR; everything printed
+passes through `redact` so that no secret reaches the screen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from ragstore_cli.redact import redact
+
+
+@dataclasses.dataclass
+class CliState:
+    """Global options, stored on the Click context object."""
+
+    env_file: Path | None = None
+    json: bool = False
+    debug: bool = False
+
+    @property
+    def console(self) -> Console:
+        return Console(highlight=False, soft_wrap=True)
+
+    @property
+    def err_console(self) -> Console:
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def to_json(document: Any) -> str:
+    return redact(json.dumps(document, default=_default, ensure_ascii=False, indent=2))
+
+
+def emit(state: CliState, document: Any, render: Callable[[Console], None] | None = None) -> None:
+    """Print `document` as JSON under --json, else call `render` with a console (or print it)."""
+    if state.json:
+        sys.stdout.write(to_json(document) + "\n")
+        sys.stdout.flush()
+        return
+    console = state.console
+    if render is not None:
+        render(console)
+    else:
+        console.print(redact(str(document)))
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A plain Rich table whose cells are redacted strings."""
+    tbl = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        tbl.add_column(column, overflow="fold")
+    for row in rows:
+        tbl.add_row(*[redact("" if cell is None else str(cell)) for cell in row])
+    return tbl
+
+
+def info(state: CliState, message: str) -> None:
+    """A progress/status line for people, on stderr (never pollutes --json stdout)."""
+    if not state.json:
+        state.err_console.print(redact(message))

@@ -1,0 +1,9 @@
+"""`ragstore transfer` commands (not built yet)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(root: typer.Typer) -> None:
+    """Add this module's commands to the root application."""

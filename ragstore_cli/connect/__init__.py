@@ -1,0 +1,1 @@
+"""Connections built from settings, and nothing else: pools, drivers, clients, SSL contexts."""

@@ -1,0 +1,112 @@
+"""The neo4j async driver from settings, with LightRAG's pool settings and database fallback.
+
+LightRAG uses NEO4J_DATABASE, or a database named after the graph namespace when unset; where that
+database does not exist (or the edition cannot create it) it falls back to the server's default.
+`resolve_database` reproduces that choice and says which database was actually used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import neo4j
+from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
+
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import ConfigError, ConnectionFailed
+from ragstore_cli.redact import mask_uri, redact
+
+LIGHTRAG_DEFAULT_DATABASE = "chunk-entity-relation"
+
+
+def create_driver(settings: Settings, *, timeout: float | None = None) -> neo4j.AsyncDriver:
+    """An async driver configured like LightRAG's (pool size, timeouts, keep-alive)."""
+    uri = settings["NEO4J_URI"]
+    if not uri:
+        raise ConfigError("NEO4J_URI", "not set")
+    user, password = settings["NEO4J_USERNAME"], settings["NEO4J_PASSWORD"]
+    auth = (user, password or "") if user else None
+    connect_timeout = settings["NEO4J_CONNECTION_TIMEOUT"]
+    if timeout is not None:  # leave room for a retry inside the caller's bound
+        connect_timeout = min(connect_timeout, max(timeout / 3, 0.5))
+    try:
+        return neo4j.AsyncGraphDatabase.driver(
+            uri,
+            auth=auth,
+            max_connection_pool_size=settings["NEO4J_MAX_CONNECTION_POOL_SIZE"],
+            connection_timeout=connect_timeout,
+            connection_acquisition_timeout=settings["NEO4J_CONNECTION_ACQUISITION_TIMEOUT"] if timeout is None else timeout,
+            max_transaction_retry_time=settings["NEO4J_MAX_TRANSACTION_RETRY_TIME"],
+            max_connection_lifetime=settings["NEO4J_MAX_CONNECTION_LIFETIME"],
+            liveness_check_timeout=settings["NEO4J_LIVENESS_CHECK_TIMEOUT"],
+            keep_alive=settings["NEO4J_KEEP_ALIVE"],
+        )
+    except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
+        raise ConfigError("NEO4J_URI", redact(str(exc))) from None
+
+
+def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
+    """A one-line, masked ConnectionFailed for a driver error."""
+    target = mask_uri(settings["NEO4J_URI"]) or "neo4j"
+    if isinstance(exc, AuthError):
+        msg = f"authentication failed for {target}"
+    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        msg = f"timed out talking to {target}" + (f" after {timeout:g} s" if timeout else "")
+    elif isinstance(exc, ServiceUnavailable):
+        msg = f"cannot reach {target} (is the server running?)"
+    elif isinstance(exc, Neo4jError):
+        msg = f"{target}: {exc.code or type(exc).__name__}: {exc.message or exc}"
+    elif isinstance(exc, OSError):
+        msg = f"cannot reach {target}: {exc.strerror or exc}"
+    else:
+        msg = f"{target}: {type(exc).__name__}: {exc}"
+    return ConnectionFailed("neo4j", redact(msg.splitlines()[0]), transient=isinstance(exc, ServiceUnavailable))
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    """The database a session should use; `name` None means the server's default."""
+
+    requested: str | None
+    name: str | None
+    fell_back: bool
+
+    @property
+    def label(self) -> str:
+        return self.name or "(server default)"
+
+
+def configured_database(settings: Settings) -> str:
+    return settings["NEO4J_DATABASE"] or LIGHTRAG_DEFAULT_DATABASE
+
+
+async def resolve_database(driver: neo4j.AsyncDriver, settings: Settings) -> DatabaseChoice:
+    """Use the configured database if it answers, else the server's default (as LightRAG does)."""
+    wanted = configured_database(settings)
+    try:
+        await driver.execute_query("RETURN 1 AS ok", database_=wanted)
+        return DatabaseChoice(wanted, wanted, False)
+    except ClientError as exc:
+        if "DatabaseNotFound" not in (exc.code or "") and "database" not in (exc.message or "").lower():
+            raise
+    await driver.execute_query("RETURN 1 AS ok")
+    return DatabaseChoice(wanted, None, True)
+
+
+async def verify(driver: neo4j.AsyncDriver, *, deadline: float, attempt_timeout: float = 0.5) -> None:
+    """verify_connectivity, retrying a stalled or refused handshake until `deadline` (monotonic).
+
+    FalkorDB's Bolt endpoint leaves the next handshake hanging after a client says GOODBYE; a
+    short connection timeout plus a retry rides over it, and costs nothing on Neo4j.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = max(deadline - loop.time(), 0.1)
+        try:
+            await asyncio.wait_for(driver.verify_connectivity(), min(attempt_timeout, remaining))
+            return
+        except (ServiceUnavailable, asyncio.TimeoutError, TimeoutError, OSError):
+            if loop.time() >= deadline:
+                raise
+            attempt_timeout *= 2  # escalate, so a slow but healthy link still gets through

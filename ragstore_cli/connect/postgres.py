@@ -1,0 +1,168 @@
+"""asyncpg connections and pools from settings: SSL, server settings, timeouts, retries.
+
+Retries use exponential backoff and happen only for errors that can pass by themselves (server
+starting up, too many connections, a dropped connection); a wrong password or a certificate
+problem fails at once. Every error leaves here as a `ConnectionFailed` with a masked message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+
+from ragstore_cli.config import Settings
+from ragstore_cli.connect.ssl import PgSSL, build_pg_ssl
+from ragstore_cli.errors import ConnectionFailed
+from ragstore_cli.redact import redact
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.ConnectionFailureError,
+    ConnectionResetError,
+    ConnectionRefusedError,
+)
+APPLICATION_NAME = "ragstore"
+
+
+def describe_target(settings: Settings) -> str:
+    """`user@host:port/database`, never the password."""
+    host = settings["POSTGRES_HOST"]
+    where = host if host.startswith("/") else f"{host}:{settings['POSTGRES_PORT']}"
+    return f"{settings['POSTGRES_USER']}@{where}/{settings['POSTGRES_DATABASE']}"
+
+
+def connect_kwargs(settings: Settings, *, timeout: float, pg_ssl: PgSSL | None = None) -> dict[str, Any]:
+    """Keyword arguments for asyncpg.connect / create_pool, built from settings only."""
+    server_settings = {"application_name": APPLICATION_NAME}
+    server_settings.update(settings["POSTGRES_SERVER_SETTINGS"] or {})
+    kwargs: dict[str, Any] = {
+        "host": settings["POSTGRES_HOST"],
+        "port": settings["POSTGRES_PORT"],
+        "user": settings["POSTGRES_USER"],
+        "password": settings["POSTGRES_PASSWORD"],
+        "database": settings["POSTGRES_DATABASE"],
+        "ssl": (pg_ssl or build_pg_ssl(settings)).ssl,
+        "timeout": timeout,
+        "server_settings": server_settings,
+    }
+    if settings["POSTGRES_STATEMENT_CACHE_SIZE"] is not None:
+        kwargs["statement_cache_size"] = settings["POSTGRES_STATEMENT_CACHE_SIZE"]
+    return kwargs
+
+
+def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
+    """Turn a driver/OS/SSL exception into a one-line, masked ConnectionFailed."""
+    target = describe_target(settings)
+    transient = isinstance(exc, TRANSIENT_ERRORS)
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        msg = f"authentication failed for {target} (wrong password or user)"
+    elif isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        msg = f"access refused for {target}: {exc}"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        msg = f"TLS certificate verification failed for {target}: {exc.verify_message or exc.reason}"
+    elif isinstance(exc, ssl.SSLError):
+        msg = f"TLS handshake with {target} failed: {exc.reason or exc}"
+    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        limit = f" after {timeout:g} s" if timeout else ""
+        msg = f"timed out connecting to {target}{limit}"
+    elif isinstance(exc, ConnectionRefusedError):
+        msg = f"connection refused by {target} (is the server running?)"
+    elif isinstance(exc, FileNotFoundError):
+        msg = f"no server socket for {target} (is the server running?)"
+    elif isinstance(exc, OSError):
+        msg = f"cannot reach {target}: {exc.strerror or exc}"
+    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
+        msg = f"database does not exist: {target}"
+    elif isinstance(exc, asyncpg.PostgresError):
+        msg = f"{target}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    else:
+        msg = f"{target}: {exc.__class__.__name__}: {exc}"
+    return ConnectionFailed("postgres", redact(msg), transient=transient)
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[Any]],
+    *,
+    retries: int,
+    backoff: float,
+    backoff_max: float,
+) -> Any:
+    """Run `attempt`, retrying transient failures with exponential backoff (bounded)."""
+    delay = max(backoff, 0.05)
+    for number in range(1, max(retries, 1) + 1):
+        try:
+            return await attempt()
+        except TRANSIENT_ERRORS:
+            if number >= retries:
+                raise
+            await asyncio.sleep(min(delay, backoff_max))
+            delay *= 2
+
+
+async def connect(
+    settings: Settings,
+    *,
+    timeout: float = 10.0,
+    retries: int | None = None,
+    pg_ssl: PgSSL | None = None,
+) -> asyncpg.Connection:
+    """One connection, with transient-only retries. Raises ConnectionFailed."""
+    kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
+    attempts = settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries
+    try:
+        return await with_retries(
+            lambda: asyncpg.connect(**kwargs),
+            retries=attempts,
+            backoff=settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
+            backoff_max=settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
+        )
+    except ConnectionFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every driver error is translated here
+        raise explain(exc, settings, timeout) from None
+
+
+async def create_pool(
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+    timeout: float = 10.0,
+    command_timeout: float | None = None,
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    retries: int | None = None,
+) -> asyncpg.Pool:
+    """A pool capped at POSTGRES_MAX_CONNECTIONS (or `max_size`, whichever is smaller)."""
+    cap = settings["POSTGRES_MAX_CONNECTIONS"]
+    size = min(max_size or cap, cap)
+    kwargs = connect_kwargs(settings, timeout=timeout)
+    attempts = settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries
+
+    async def open_pool() -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            min_size=min(min_size, size), max_size=size, command_timeout=command_timeout, init=init, **kwargs
+        )
+
+    try:
+        return await with_retries(
+            open_pool,
+            retries=attempts,
+            backoff=settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
+            backoff_max=settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise explain(exc, settings, timeout) from None
+
+
+async def register_vector_codec(conn: asyncpg.Connection) -> None:
+    """Binary pgvector codecs on a connection (pool `init`), when the extension exists."""
+    from pgvector.asyncpg import register_vector
+
+    installed = await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+    if installed:
+        await register_vector(conn)

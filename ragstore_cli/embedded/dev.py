@@ -1,0 +1,140 @@
+"""`ragstore dev`: the embedded default — PostgreSQL + pgvector and a Bolt server in one data folder.
+
+State lives in `<data-dir>/dev-state.json`; the settings that point ragstore and LightRAG at the
+servers are written to `<data-dir>/ragstore.env` with owner-only permissions (it holds a password).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
+from ragstore_cli.embedded.postgres import EmbeddedPostgres
+from ragstore_cli.errors import UsageError
+
+DEV_DATABASE = "lightrag"
+ENV_MARKER = "# written by ragstore dev up"
+
+
+@dataclass
+class DevServers:
+    data_dir: Path
+    postgres: EmbeddedPostgres
+    graph: EmbeddedFalkorDB
+
+    @property
+    def env_file(self) -> Path:
+        return self.data_dir / "ragstore.env"
+
+    def env(self) -> dict[str, str]:
+        values = {
+            **self.postgres.env(database=DEV_DATABASE),
+            **self.graph.env(),
+            "LIGHTRAG_KV_STORAGE": "PGKVStorage",
+            "LIGHTRAG_VECTOR_STORAGE": "PGVectorStorage",
+            "LIGHTRAG_GRAPH_STORAGE": "Neo4JStorage",
+            "LIGHTRAG_DOC_STATUS_STORAGE": "PGDocStatusStorage",
+            "WORKING_DIR": str(self.data_dir / "rag_storage"),
+        }
+        return values
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "env_file": str(self.env_file),
+            "postgres": {"running": self.postgres.running(), "pid": self.postgres.pid(),
+                         "host": self.postgres.host, "port": self.postgres.port},
+            "bolt": {"running": self.graph.running(), "pid": self.graph.pid(), "uri": self.graph.bolt_uri,
+                     "redis_port": self.graph.port},
+        }
+
+
+def _state_file(data_dir: Path) -> Path:
+    return data_dir / "dev-state.json"
+
+
+def load(data_dir: Path) -> DevServers | None:
+    """The servers recorded in `data_dir`, or None if `dev up` never ran there."""
+    data_dir = data_dir.resolve()
+    try:
+        saved = json.loads(_state_file(data_dir).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {_state_file(data_dir)}: {exc}") from None
+    postgres = EmbeddedPostgres(data_dir / "postgres", port=saved["postgres_port"], password=saved["postgres_password"],
+                                socket_dir=Path(saved["socket_dir"]))
+    graph = EmbeddedFalkorDB(data_dir / "falkordb", port=saved["redis_port"], bolt_port=saved["bolt_port"])
+    return DevServers(data_dir, postgres, graph)
+
+
+def up(data_dir: Path) -> DevServers:
+    """Start both servers (initialising on first use) and write the env file."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o755)
+    servers = load(data_dir)
+    if servers is None:
+        postgres = EmbeddedPostgres(data_dir / "postgres", password=secrets.token_urlsafe(18),
+                                    socket_dir=data_dir / "sock" if len(str(data_dir)) < 80 else None)
+        graph = EmbeddedFalkorDB(data_dir / "falkordb")
+        servers = DevServers(data_dir, postgres, graph)
+    servers.postgres.start()
+    servers.graph.start()
+    exists = servers.postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'").strip()
+    if not exists:
+        servers.postgres.psql(f"CREATE DATABASE {DEV_DATABASE}")
+    servers.postgres.psql("CREATE EXTENSION IF NOT EXISTS vector", database=DEV_DATABASE)
+    state = {
+        "postgres_port": servers.postgres.port,
+        "postgres_password": servers.postgres.password,
+        "socket_dir": str(servers.postgres.socket_dir),
+        "redis_port": servers.graph.port,
+        "bolt_port": servers.graph.bolt_port,
+    }
+    _write_private(_state_file(data_dir), json.dumps(state, indent=2))
+    _write_private(servers.env_file, render_env(servers.env()))
+    (data_dir / "rag_storage").mkdir(exist_ok=True)
+    return servers
+
+
+def down(data_dir: Path) -> DevServers | None:
+    servers = load(data_dir)
+    if servers is not None:
+        servers.graph.stop()
+        servers.postgres.stop()
+    return servers
+
+
+def render_env(values: dict[str, str]) -> str:
+    lines = [ENV_MARKER] + [f"{key}={_quote(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    return value if value and all(c.isalnum() or c in "-_./:@" for c in value) else json.dumps(value)
+
+
+def write_env_copy(servers: DevServers, target: Path, *, force: bool) -> None:
+    """Copy the env lines to `target` (e.g. ./.env), refusing to replace a file ragstore did not write."""
+    if target.exists() and not force:
+        try:
+            first = target.read_text(encoding="utf-8").splitlines()[:1]
+        except (OSError, UnicodeDecodeError):
+            first = []
+        if first != [ENV_MARKER]:
+            raise UsageError(f"{target} exists and was not written by ragstore; pass --force to replace it")
+    _write_private(target, render_env(servers.env()))
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
