@@ -1,0 +1,168 @@
+"""Session fixtures that start real servers, and helpers to run the CLI against them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from ragstore_cli.cli.app import app
+from ragstore_cli.config import SPECS
+from tests.servers import TEST_PASSWORD, PlainRedis, make_test_ca, start_falkordb, start_postgres
+
+CONFIG_VARS = [spec.env for spec in SPECS] + ["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGHOST", "PGUSER"]
+
+
+@pytest.fixture(scope="session")
+def server_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="ragstore-test-"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- PostgreSQL 18 + pgvector
+@pytest.fixture(scope="session")
+def pg_server(server_root: Path):
+    server = start_postgres(server_root / "pg")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_env(pg_server) -> dict[str, str]:
+    """Settings pointing at the embedded server's `postgres` database over TCP."""
+    return pg_server.env()
+
+
+@pytest.fixture
+def pg_database(pg_server) -> Iterator[dict[str, str]]:
+    """A fresh, empty database (with pgvector) for one test; settings pointing at it."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE template0")
+    pg_server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=name)
+    yield pg_server.env(database=name)
+    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --------------------------------------------------------------------------- PostgreSQL with TLS
+@pytest.fixture(scope="session")
+def test_ca(server_root: Path):
+    return make_test_ca(server_root / "ca")
+
+
+@pytest.fixture(scope="session")
+def pg_ssl_server(server_root: Path, test_ca):
+    server = start_postgres(server_root / "pg-ssl", tls=test_ca)
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------------- Bolt (FalkorDB) and Redis
+@pytest.fixture(scope="session")
+def bolt_server(server_root: Path):
+    external = os.environ.get("RAGSTORE_TEST_NEO4J_URI")
+    if external:
+        yield None
+        return
+    server = start_falkordb(server_root / "falkordb")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bolt_env(bolt_server) -> dict[str, str]:
+    """Settings for the Bolt server: a real Neo4j when RAGSTORE_TEST_NEO4J_URI is set, else FalkorDB."""
+    if bolt_server is None:
+        return {
+            "NEO4J_URI": os.environ["RAGSTORE_TEST_NEO4J_URI"],
+            "NEO4J_USERNAME": os.environ.get("RAGSTORE_TEST_NEO4J_USERNAME", "neo4j"),
+            "NEO4J_PASSWORD": os.environ.get("RAGSTORE_TEST_NEO4J_PASSWORD", ""),
+        }
+    return bolt_server.env()
+
+
+@pytest.fixture(scope="session")
+def is_real_neo4j(bolt_server) -> bool:
+    return bolt_server is None
+
+
+@pytest.fixture(scope="session")
+def redis_server(server_root: Path):
+    server = PlainRedis(server_root / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_env(redis_server) -> dict[str, str]:
+    return {"REDIS_URI": redis_server.uri}
+
+
+# --------------------------------------------------------------------------- the machine's extra servers
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg15_env() -> dict[str, str]:
+    """The machine's PostgreSQL 15 (no pgvector) on 127.0.0.1:5432, where present."""
+    if not _port_open(5432):
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432 on this machine")
+    return {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_USER": "postgres",
+            "POSTGRES_PASSWORD": "unused", "POSTGRES_DATABASE": "postgres"}
+
+
+# --------------------------------------------------------------------------- isolation and the CLI
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the machine's LightRAG variables, .env or config.ini."""
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli():
+    """Run `ragstore ARGS` in-process with extra environment; returns exit code, stdout, stderr."""
+
+    def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
+        runner = CliRunner()
+        result = runner.invoke(app, list(args), env=env or {}, input=input, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+def pytest_sessionfinish(session, exitstatus):  # pragma: no cover - housekeeping
+    asyncio.set_event_loop_policy(None)

