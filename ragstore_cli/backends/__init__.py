@@ -1,0 +1,1 @@
+"""Storage backends: one small protocol per storage role (base.py), one module per backend."""

@@ -1,0 +1,108 @@
+"""One small protocol per LightRAG storage role; every backend implements the roles it supports.
+
+Records travel in LightRAG's own shapes (the JSON working-dir shapes of reference §2.3–2.6), so a
+record read from any backend can be written to any other. Everything streams in batches: readers
+are async iterators of batches, writers take batches and make them visible on `commit()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, AsyncIterator, Protocol, runtime_checkable
+
+import numpy as np
+
+KV_NAMESPACES = ("full_docs", "text_chunks", "llm_response_cache", "full_entities", "full_relations",
+                 "entity_chunks", "relation_chunks")
+VECTOR_NAMESPACES = ("chunks", "entities", "relationships")
+GRAPH_NAMESPACE = "chunk_entity_relation"
+DOC_STATUS_NAMESPACE = "doc_status"
+DEFAULT_BATCH = 1000
+
+
+class Role(str, Enum):
+    KV = "kv"
+    VECTOR = "vector"
+    GRAPH = "graph"
+    DOC_STATUS = "doc_status"
+
+
+KVRecord = tuple[str, dict[str, Any]]  # (id, value in LightRAG's JSON shape)
+
+
+@dataclass
+class VectorBatch:
+    """Rows of one vector namespace: ids, raw (un-normalised) float32 vectors, metadata, same order."""
+
+    ids: list[str]
+    vectors: np.ndarray  # shape (n, dim), float32
+    meta: list[dict[str, Any]] = field(default_factory=list)  # meta_fields + __created_at__ etc.
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class GraphNode:
+    id: str  # entity name; properties["entity_id"] == id
+    properties: dict[str, Any]
+
+
+@dataclass
+class GraphEdge:
+    source: str
+    target: str
+    properties: dict[str, Any]
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Takes batches for one namespace; nothing is visible to readers of the target before commit()."""
+
+    async def write(self, batch: Any) -> None: ...
+    async def commit(self) -> None: ...
+    async def abort(self) -> None: ...
+
+
+class KVStore(Protocol):
+    async def count(self, namespace: str) -> int: ...
+    def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]: ...
+    async def writer(self, namespace: str, *, replace: bool = True) -> Writer: ...
+
+
+class VectorStore(Protocol):
+    async def count(self, namespace: str) -> int: ...
+    async def dimension(self, namespace: str) -> int | None: ...
+    def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]: ...
+    async def writer(self, namespace: str, *, dim: int, replace: bool = True) -> Writer: ...
+
+
+class GraphStore(Protocol):
+    async def count(self) -> tuple[int, int]: ...  # (nodes, edges)
+    def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]: ...
+    def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]: ...
+    async def writer(self, *, replace: bool = True) -> Writer: ...  # batches of GraphNode or GraphEdge
+
+
+class DocStatusStore(Protocol):
+    async def count(self) -> int: ...
+    def read(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]: ...
+    async def writer(self, *, replace: bool = True) -> Writer: ...
+
+
+class Backend(Protocol):
+    """A backend bound to one workspace; `roles` says which of the four it serves."""
+
+    name: str
+    workspace: str
+    roles: frozenset[Role]
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def kv(self) -> KVStore: ...
+    def vectors(self) -> VectorStore: ...
+    def graph(self) -> GraphStore: ...
+    def doc_status(self) -> DocStatusStore: ...
+    async def list_workspaces(self) -> list[str]: ...
+    async def drop_workspace(self) -> dict[str, int]: ...  # what was removed, per namespace
