@@ -33,6 +33,8 @@ def up(
 
     Example: ragstore dev up --write-env .env && ragstore check-connections
     """
+    if write_env is not None:
+        dev.check_env_target(write_env, force=force)
     servers = dev.up(data_dir)
     if write_env is not None:
         dev.write_env_copy(servers, write_env, force=force)

@@ -120,8 +120,8 @@ def _quote(value: str) -> str:
     return value if value and all(c.isalnum() or c in "-_./:@" for c in value) else json.dumps(value)
 
 
-def write_env_copy(servers: DevServers, target: Path, *, force: bool) -> None:
-    """Copy the env lines to `target` (e.g. ./.env), refusing to replace a file ragstore did not write."""
+def check_env_target(target: Path, *, force: bool) -> None:
+    """Refuse (before anything starts) to replace a file that ragstore did not write."""
     if target.exists() and not force:
         try:
             first = target.read_text(encoding="utf-8").splitlines()[:1]
@@ -129,6 +129,11 @@ def write_env_copy(servers: DevServers, target: Path, *, force: bool) -> None:
             first = []
         if first != [ENV_MARKER]:
             raise UsageError(f"{target} exists and was not written by ragstore; pass --force to replace it")
+
+
+def write_env_copy(servers: DevServers, target: Path, *, force: bool) -> None:
+    """Copy the env lines to `target` (e.g. ./.env)."""
+    check_env_target(target, force=force)
     _write_private(target, render_env(servers.env()))
 
 

@@ -1,0 +1,63 @@
+"""`ragstore dev up | status | down`: the embedded default, end to end."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+
+@pytest.fixture
+def dev_dir(tmp_path, cli):
+    folder = tmp_path / "dev"
+    yield folder
+    cli("dev", "down", "--data-dir", str(folder))
+
+
+def test_up_status_check_down(cli, dev_dir, tmp_path):
+    up = cli("--json", "dev", "up", "--data-dir", str(dev_dir), "--write-env", ".env")
+    assert up.exit_code == 0, up.output
+    document = up.json()
+    assert document["postgres"]["running"] and document["bolt"]["running"]
+    assert document["env"]["POSTGRES_PASSWORD"] == "****"
+    real_password = (dev_dir / "ragstore.env").read_text()
+    assert "POSTGRES_PASSWORD=" in real_password
+    password = [l.split("=", 1)[1] for l in real_password.splitlines() if l.startswith("POSTGRES_PASSWORD=")][0]
+    assert password and password not in up.output
+    for secret_file in (dev_dir / "ragstore.env", tmp_path / ".env", dev_dir / "dev-state.json"):
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+
+    status = cli("--json", "dev", "status", "--data-dir", str(dev_dir))
+    assert status.exit_code == 0 and status.json()["postgres"]["running"]
+
+    checked = cli("--json", "check-connections", "--timeout", "10")  # reads ./.env written by dev up
+    assert checked.exit_code == 0, checked.output
+    by_backend = {r["backend"]: r for r in checked.json()}
+    assert set(by_backend) == {"postgres", "neo4j", "files"}
+    assert by_backend["postgres"]["details"]["pgvector_installed"] is True
+    assert by_backend["postgres"]["details"]["database"] == "lightrag"
+
+    again = cli("--json", "dev", "up", "--data-dir", str(dev_dir))  # idempotent: same ports, same password
+    assert again.exit_code == 0
+    assert again.json()["postgres"]["port"] == document["postgres"]["port"]
+
+    down = cli("dev", "down", "--data-dir", str(dev_dir))
+    assert down.exit_code == 0
+    after = cli("--json", "dev", "status", "--data-dir", str(dev_dir))
+    assert after.exit_code == 1
+    assert after.json()["postgres"]["running"] is False and after.json()["bolt"]["running"] is False
+
+
+def test_write_env_refuses_foreign_file(cli, dev_dir, tmp_path):
+    (tmp_path / ".env").write_text("MY_APP=1\n")
+    result = cli("dev", "up", "--data-dir", str(dev_dir), "--write-env", ".env")
+    assert result.exit_code == 2
+    assert "not written by ragstore" in result.stderr
+    assert (tmp_path / ".env").read_text() == "MY_APP=1\n"
+
+
+def test_status_of_unknown_folder(cli, tmp_path):
+    result = cli("--json", "dev", "status", "--data-dir", str(tmp_path / "never"))
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["postgres"]["running"] is False
