@@ -1,0 +1,62 @@
+"""Profiles map roles to backends; unknown or unavailable backends fail with a one-line UsageError."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragstore_cli.backends.base import Role
+from ragstore_cli.backends.registry import backend_module, describe, parse_profile
+from ragstore_cli.config import load_settings
+from ragstore_cli.errors import UsageError
+
+
+def _settings(**env: str):
+    return load_settings(environ=env)
+
+
+def test_single_backend_serves_every_role():
+    assert set(parse_profile("files").values()) == {"files"}
+    assert describe(parse_profile("postgres")) == "kv=postgres,vector=postgres,graph=postgres,doc_status=postgres"
+
+
+def test_list_gives_each_role_to_the_first_backend_that_serves_it():
+    profile = parse_profile("neo4j,postgres")
+    assert profile == {Role.KV: "postgres", Role.VECTOR: "postgres", Role.GRAPH: "neo4j", Role.DOC_STATUS: "postgres"}
+
+
+def test_explicit_roles_and_defaults_for_the_rest():
+    profile = parse_profile("kv=redis,graph=neo4j", _settings(LIGHTRAG_VECTOR_STORAGE="PGVectorStorage"))
+    assert profile == {Role.KV: "redis", Role.VECTOR: "postgres", Role.GRAPH: "neo4j", Role.DOC_STATUS: "files"}
+
+
+def test_default_profile_from_lightrag_settings():
+    settings = _settings(LIGHTRAG_KV_STORAGE="PGKVStorage", LIGHTRAG_GRAPH_STORAGE="Neo4JStorage",
+                         LIGHTRAG_DOC_STATUS_STORAGE="RedisDocStatusStorage")
+    assert parse_profile(None, settings) == {Role.KV: "postgres", Role.VECTOR: "files", Role.GRAPH: "neo4j",
+                                             Role.DOC_STATUS: "redis"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mongo", "unknown backend"),
+    ("kv=neo4j", "cannot serve the kv role"),
+    ("kv=files,kv=postgres", "given twice"),
+    ("colour=files", "unknown role"),
+    ("files,,postgres", "empty entry"),
+    ("files,postgres", "serves no role"),
+    ("neo4j", "leaves roles without a backend"),
+])
+def test_bad_profiles_are_refused(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_profile(text)
+
+
+def test_unsupported_lightrag_class_is_refused():
+    with pytest.raises(UsageError, match="PGGraphStorage is not supported"):
+        parse_profile(None, _settings(LIGHTRAG_GRAPH_STORAGE="PGGraphStorage"))
+
+
+def test_missing_backend_module_is_a_usage_error(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "ragstore_cli.backends.redis", None)  # import fails like a missing module
+    with pytest.raises(UsageError, match="backend redis is not available"):
+        backend_module("redis")
