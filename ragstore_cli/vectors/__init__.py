@@ -1,0 +1,1 @@
+"""Embeddings: codecs (codecs.py), streaming NanoVectorDB files (nanofile.py), stats/verify/export."""
