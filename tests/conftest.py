@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ragstore_cli.cli.app import app
 from ragstore_cli.config import SPECS
-from tests.servers import PlainRedis, make_test_ca, ssl_capable_bin_dir, start_falkordb, start_postgres
+from tests.servers import TEST_PASSWORD, PlainRedis, make_test_ca, ssl_capable_bin_dir, start_falkordb, start_postgres
 
 CONFIG_VARS = [spec.env for spec in SPECS] + ["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGHOST", "PGUSER"]
 
@@ -163,6 +163,8 @@ def cli():
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
         runner = CliRunner()
         result = runner.invoke(app, list(args), env=env or {}, input=input, catch_exceptions=False)
+        # Every captured output of the suite is scanned for the servers' test password.
+        assert TEST_PASSWORD not in result.stdout + result.stderr, "a password was printed"
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return invoke
