@@ -68,8 +68,11 @@ def emit(state: CliState, document: Any, render: Callable[[Console], None] | Non
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A plain Rich table whose cells are redacted strings."""
-    tbl = Table(title=title, show_lines=False, header_style="bold")
+    """A Rich table whose cells are redacted strings; boxes and styles only on a terminal."""
+    if sys.stdout.isatty():
+        tbl = Table(title=title, show_lines=False, header_style="bold")
+    else:  # pipes and files get plain aligned columns, easy to grep
+        tbl = Table(title=title, box=None, show_edge=False, header_style="", title_style="", pad_edge=False)
     for column in columns:
         tbl.add_column(column, overflow="fold")
     for row in rows:
