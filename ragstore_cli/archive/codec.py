@@ -1,0 +1,98 @@
+"""Byte-level helpers shared by the archive writer and reader: JSON lines, hashing streams, dtypes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import IO, Any
+
+import numpy as np
+
+from ragstore_cli.archive.manifest import DTYPES
+from ragstore_cli.errors import DataError
+
+ZSTD_LEVEL_JSON = 3
+ZSTD_LEVEL_MATRIX = 1  # float mantissas barely compress: spend the time elsewhere
+
+
+def encode_line(obj: Any) -> bytes:
+    """One compact JSON line; NaN/Infinity are refused (they are not JSON and no backend stores them)."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise DataError("a record holds NaN or Infinity, which JSON cannot carry") from None
+    except TypeError as exc:
+        raise DataError(f"a record holds a value JSON cannot carry ({exc})") from None
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # lone surrogates: \\u-escapes keep them exact and the line valid UTF-8
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def decode_line(line: bytes, where: str) -> dict[str, Any]:
+    """Parse one JSON line into an object, or raise a DataError naming where it was."""
+    try:
+        obj = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise DataError(f"{where}: not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    return obj
+
+
+class HashingWriter:
+    """A write-only file wrapper that counts and hashes every byte on its way to disk."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class HashingReader:
+    """A read-only wrapper that hashes what passes through and stops at a known size."""
+
+    def __init__(self, raw: IO[bytes], size: int) -> None:
+        self.raw = raw
+        self.remaining = size
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        if n is None or n < 0 or n > self.remaining:
+            n = self.remaining
+        data = self.raw.read(n)
+        self.sha.update(data)
+        self.remaining -= len(data)
+        if n and not data:
+            raise DataError("archive is truncated (a member ends early)")
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        """Read (and hash) whatever the decompressor did not need."""
+        while self.remaining > 0:
+            self.read(1 << 20)
+
+
+def to_stored(vectors: np.ndarray, dtype: str) -> bytes:
+    """Row-major little-endian bytes of `vectors` in the archive dtype."""
+    with np.errstate(over="ignore"):  # overflow to inf is caught by the caller's finiteness check
+        return np.ascontiguousarray(vectors, dtype=DTYPES[dtype]).tobytes()
+
+
+def from_stored(data: bytes, dtype: str, dim: int) -> np.ndarray:
+    """float32 matrix (rows, dim) from stored bytes."""
+    matrix = np.frombuffer(data, dtype=DTYPES[dtype]).reshape(-1, dim)
+    return matrix.astype(np.float32) if dtype != "float32" else matrix

@@ -1,0 +1,326 @@
+"""Write a `.ragstore` archive as a stream of batches, with bounded memory.
+
+Design (see docs/archive-format.md): each member is compressed and hashed while it is written to a
+spool folder next to the output; `finish()` then writes the tar — manifest first, members after —
+to `<output>.partial` and renames it. The manifest can come first because every size, checksum and
+count is known by then; the cost is spool disk space about the size of the archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import zstandard
+
+from ragstore_cli import __version__
+from ragstore_cli.archive.codec import (ZSTD_LEVEL_JSON, ZSTD_LEVEL_MATRIX, HashingWriter, encode_line,
+                                        to_stored)
+from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS, KIND_EDGES, KIND_KV,
+                                           KIND_NODES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME,
+                                           MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, Manifest, Member, Section,
+                                           section_key)
+from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.errors import DataError, UsageError
+
+ROWS_PER_PART = 8192
+Progress = Callable[[str, int, int], None]  # (section key, records added, stored bytes added)
+
+
+class _MemberFile:
+    """One spooled member: zstd-compressed, hashed and counted as it is written."""
+
+    def __init__(self, spool: Path, path: str, kind: str, section: str, level: int) -> None:
+        self.path, self.kind, self.section = path, kind, section
+        self.file = spool / path.replace("/", "__")
+        self._fh = open(self.file, "wb")
+        self._hashing = HashingWriter(self._fh)
+        self._zw = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(
+            self._hashing, closefd=False, write_return_read=True)
+        self.records = 0
+        self.raw_size = 0
+
+    def write(self, data: bytes, records: int) -> None:
+        self._zw.write(data)
+        self.raw_size += len(data)
+        self.records += records
+
+    def stored(self) -> int:
+        return self._hashing.size
+
+    def close(self, **extra: Any) -> Member:
+        self._zw.flush(zstandard.FLUSH_FRAME)
+        self._zw.close()
+        self._fh.close()
+        return Member(path=self.path, kind=self.kind, section=self.section, records=self.records,
+                      size=self._hashing.size, raw_size=self.raw_size, sha256=self._hashing.sha.hexdigest(),
+                      **extra)
+
+
+class SectionWriter:
+    """Writes the records of one section; batches are lists in the shapes of backends/base.py."""
+
+    def __init__(self, archive: "ArchiveWriter", section: Section) -> None:
+        self.archive, self.section = archive, section
+        self._member: _MemberFile | None = None
+        if section.kind != KIND_VECTORS:
+            self._member = archive._open_member(self._jsonl_path(), MEMBER_JSONL, section.key, ZSTD_LEVEL_JSON)
+        self._part = 0
+        self._ids: _MemberFile | None = None
+        self._matrix: _MemberFile | None = None
+        self.closed = False
+
+    def _jsonl_path(self) -> str:
+        s = self.section
+        if s.kind == KIND_KV:
+            return f"kv/{s.namespace}.jsonl.zst"
+        if s.kind == KIND_DOC_STATUS:
+            return "doc_status.jsonl.zst"
+        return f"graph/{s.namespace}/{'nodes' if s.kind == KIND_NODES else 'edges'}.jsonl.zst"
+
+    def write(self, batch: Any) -> None:
+        """Append one batch: list of (id, value) | GraphNode | GraphEdge, or a VectorBatch."""
+        if self.closed:
+            raise RuntimeError(f"section {self.section.key} is already closed")
+        if self.section.kind == KIND_VECTORS:
+            self._write_vectors(batch)
+            return
+        kind = self.section.kind
+        if kind in (KIND_KV, KIND_DOC_STATUS):
+            lines = [encode_line({"id": _id(k), "value": _obj(v, k)}) for k, v in batch]
+        elif kind == KIND_NODES:
+            lines = [encode_line({"id": _id(n.id), "properties": _obj(n.properties, n.id)}) for n in batch]
+        else:
+            lines = [encode_line({"source": _id(e.source), "target": _id(e.target),
+                                  "properties": _obj(e.properties, e.source)}) for e in batch]
+        assert self._member is not None
+        before = self._member.stored()
+        self._member.write(b"".join(lines), len(lines))
+        self.section.records += len(lines)
+        self.archive._report(self.section.key, len(lines), self._member.stored() - before)
+
+    def _write_vectors(self, batch: VectorBatch) -> None:
+        n = len(batch.ids)
+        vectors = np.asarray(batch.vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != n or (batch.meta and len(batch.meta) != n):
+            raise DataError(f"{self.section.key}: a batch has {n} ids but vectors of shape {vectors.shape}")
+        if n == 0:
+            return
+        dim = int(vectors.shape[1])
+        if self.section.dim is None:
+            self.section.dim = dim
+            self.archive._agree_dim(dim, self.section.key)
+        elif dim != self.section.dim:
+            raise DataError(f"{self.section.key}: vectors of dimension {dim} after {self.section.dim}")
+        stored = to_stored(vectors, self.section.dtype or "float32")
+        check = np.frombuffer(stored, dtype=DTYPES[self.section.dtype or "float32"])
+        if not np.isfinite(check).all():
+            bad = int(np.flatnonzero(~np.isfinite(check.reshape(n, dim)).all(axis=1))[0])
+            what = "overflows float16" if np.isfinite(vectors[bad]).all() else "is not finite (NaN/Inf)"
+            raise DataError(f"{self.section.key}: the vector of {batch.ids[bad]!r} {what}")
+        row_bytes = dim * int(DTYPES[self.section.dtype or "float32"][-1])
+        start = 0
+        while start < n:
+            if self._ids is None:
+                self._open_part()
+            assert self._ids is not None and self._matrix is not None
+            take = min(n - start, ROWS_PER_PART - self._ids.records)
+            metas = batch.meta[start:start + take] if batch.meta else [{}] * take
+            ids = batch.ids[start:start + take]
+            before = self._ids.stored() + self._matrix.stored()
+            self._ids.write(b"".join(encode_line({"id": _id(i), "meta": _obj(m, i)}) for i, m in zip(ids, metas)), take)
+            self._matrix.write(stored[start * row_bytes:(start + take) * row_bytes], take)
+            self.section.records += take
+            self.archive._report(self.section.key, take, self._ids.stored() + self._matrix.stored() - before)
+            start += take
+            if self._ids.records >= ROWS_PER_PART:
+                self._close_part()
+
+    def _open_part(self) -> None:
+        base = f"vectors/{self.section.namespace}/{self._part:06d}"
+        dtype = self.section.dtype or "float32"
+        self._ids = self.archive._open_member(f"{base}.ids.jsonl.zst", MEMBER_IDS, self.section.key, ZSTD_LEVEL_JSON)
+        self._matrix = self.archive._open_member(f"{base}.{DTYPE_SUFFIX[dtype]}.zst", MEMBER_MATRIX,
+                                                 self.section.key, ZSTD_LEVEL_MATRIX)
+        self._part += 1
+
+    def _close_part(self) -> None:
+        assert self._ids is not None and self._matrix is not None
+        self.archive._close_member(self._ids)
+        self.archive._close_member(self._matrix, dtype=self.section.dtype, dim=self.section.dim)
+        self._ids = self._matrix = None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._member is not None:
+            self.archive._close_member(self._member)
+        elif self._ids is not None:
+            self._close_part()
+
+    def __enter__(self) -> "SectionWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ArchiveWriter:
+    """Build one archive. Open sections in the order they should appear; call finish() once."""
+
+    def __init__(self, output: Path, *, workspace: str, backends: dict[str, str] | None = None,
+                 embedding_model: str | None = None, embedding_dim: int | None = None,
+                 vector_dtype: str = "float32", progress: Progress | None = None) -> None:
+        if vector_dtype not in DTYPES:
+            raise UsageError(f"unknown vector dtype {vector_dtype!r}; expected float32 or float16")
+        self.output = Path(output)
+        if self.output.exists() and self.output.is_dir():
+            raise UsageError(f"{self.output} is a directory")
+        if not self.output.parent.is_dir():
+            raise UsageError(f"folder {self.output.parent} does not exist")
+        self.vector_dtype = vector_dtype
+        self.manifest = Manifest(
+            ragstore_version=__version__,
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            source={"workspace": workspace, "backends": dict(backends or {}), "not_carried": {}},
+            embedding={"model": embedding_model, "dim": embedding_dim},
+        )
+        self._progress = progress
+        self._spool = Path(tempfile.mkdtemp(prefix=".ragstore-spool-", dir=self.output.parent))
+        self._sections: list[SectionWriter] = []
+        self._open: list[_MemberFile] = []
+        self._files: dict[str, Path] = {}
+
+    # ------------------------------------------------------------------ sections
+    def kv(self, namespace: str) -> SectionWriter:
+        return self._section(KIND_KV, namespace)
+
+    def doc_status(self) -> SectionWriter:
+        return self._section(KIND_DOC_STATUS, "doc_status")
+
+    def graph_nodes(self, namespace: str = "chunk_entity_relation") -> SectionWriter:
+        return self._section(KIND_NODES, namespace)
+
+    def graph_edges(self, namespace: str = "chunk_entity_relation") -> SectionWriter:
+        return self._section(KIND_EDGES, namespace)
+
+    def vectors(self, namespace: str) -> SectionWriter:
+        return self._section(KIND_VECTORS, namespace)
+
+    def not_carried(self, section: str, fields: Iterable[str]) -> None:
+        """Record fields the source backend could not carry for a section (e.g. Nano drops entity_type)."""
+        self.manifest.source["not_carried"][section] = sorted(set(fields))
+
+    def _section(self, kind: str, namespace: str) -> SectionWriter:
+        key = section_key(kind, namespace)
+        if any(s.section.key == key for s in self._sections):
+            raise RuntimeError(f"section {key} opened twice")
+        section = Section(key=key, kind=kind, namespace=namespace,
+                          dtype=self.vector_dtype if kind == KIND_VECTORS else None)
+        self.manifest.sections.append(section)
+        writer = SectionWriter(self, section)
+        self._sections.append(writer)
+        return writer
+
+    # ------------------------------------------------------------------ members
+    def _open_member(self, path: str, kind: str, section: str, level: int) -> _MemberFile:
+        member = _MemberFile(self._spool, path, kind, section, level)
+        self._open.append(member)
+        return member
+
+    def _close_member(self, member: _MemberFile, **extra: Any) -> None:
+        self.manifest.members.append(member.close(**extra))
+        self._files[member.path] = member.file
+        self._open.remove(member)
+
+    def _agree_dim(self, dim: int, key: str) -> None:
+        known = self.manifest.embedding.get("dim")
+        if known is None:
+            self.manifest.embedding["dim"] = dim
+        elif known != dim:
+            raise DataError(f"{key}: vectors have dimension {dim}, the workspace's embedding dimension is {known}")
+
+    def _report(self, key: str, records: int, stored: int) -> None:
+        if self._progress is not None:
+            self._progress(key, records, stored)
+
+    # ------------------------------------------------------------------ finish / abort
+    def finish(self) -> Manifest:
+        """Close every section, check the manifest, write the tar and rename it into place."""
+        try:
+            for section in self._sections:
+                section.close()
+            for s in self.manifest.sections:
+                if s.kind == KIND_VECTORS and s.dim is None:
+                    s.dim = self.manifest.embedding.get("dim")
+            self.manifest.check()
+            partial = self.output.with_name(self.output.name + ".partial")
+            with open(partial, "wb") as fh:
+                self._write_tar(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(partial, self.output)
+            return self.manifest
+        finally:
+            self.abort()
+
+    def _write_tar(self, fh: Any) -> None:
+        manifest_bytes = self.manifest.to_json()
+
+        digest = (hashlib.sha256(manifest_bytes).hexdigest() + "  " + MANIFEST_NAME + "\n").encode()
+        mtime = int(time.time())
+        with tarfile.open(fileobj=fh, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in ((MANIFEST_NAME, manifest_bytes), (MANIFEST_SHA_NAME, digest)):
+                tar.addfile(_info(name, len(data), mtime), io.BytesIO(data))
+            for member in self.manifest.members:
+                with open(self._files[member.path], "rb") as src:
+                    tar.addfile(_info(member.path, member.size, mtime), src)
+
+    def abort(self) -> None:
+        """Drop the spool and any partial output (finish() calls this on its way out)."""
+        for member in list(self._open):
+            try:
+                member._fh.close()
+            except OSError:
+                pass
+        self._open.clear()
+        shutil.rmtree(self._spool, ignore_errors=True)
+        partial = self.output.with_name(self.output.name + ".partial")
+        if partial.exists():
+            partial.unlink()
+
+    def __enter__(self) -> "ArchiveWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    info.uname = info.gname = ""
+    return info
+
+
+def _id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise DataError(f"a record id must be non-empty text, got {value!r}"[:200])
+    return value
+
+
+def _obj(value: Any, key: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DataError(f"record {str(key)[:80]!r} is not a JSON object")
+    return value
