@@ -1,0 +1,400 @@
+"""Streaming reader and atomic writer for NanoVectorDB files (`vdb_<namespace>.json`).
+
+File format (reference §2.5): one JSON object `{"embedding_dim": D, "data": [record...],
+"matrix": "<base64>"}` (+ optional `additional_data`), keys in any order. `data[i]` pairs with
+matrix row i; the matrix holds L2-normalised float32 rows; each record holds `__id__`,
+`__created_at__`, `__write_seq__` (LightRAG >= 1.5), its meta fields and, since LightRAG 1.3,
+`vector` = base64(zlib(float16 of the raw embedding)).
+
+API (used by the files backend and `ragstore vectors`):
+
+    nf = NanoVectorFile(path, expected_dim=None)   # one numpy pass over the file, nothing parsed
+    nf.embedding_dim, nf.count, nf.matrix_rows, nf.parts, nf.additional_data
+    for batch in nf.batches(1000, vectors="raw", on_error="stop"):   # NanoBatch
+        batch.ids, batch.vectors (float32 raw), batch.meta (record minus __id__/vector),
+        batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems
+
+    with NanoVectorWriter(path, dim) as w:           # tmp file in the same dir, fsync, os.replace
+        w.add_vectors(ids, raw_vectors, metas)       # computes matrix rows and `vector` strings
+        w.add(ids, matrix_rows, metas, vector_strings)  # low level: rows already normalised
+
+Memory is bounded by the batch size: records are parsed a batch at a time from their byte spans
+and matrix rows are base64-decoded from their exact offsets. `vectors="raw"` decodes each record's
+`vector`; a record without one falls back to its (normalised) matrix row and is flagged in
+`from_matrix`. `on_error="skip"` leaves out records whose JSON or `vector` is corrupt and lists
+them in `problems`; `"stop"` raises DataError naming the first one.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import numpy as np
+
+from ragstore_cli.errors import DataError
+from ragstore_cli.vectors.codecs import decode_records, encode_records, normalise
+from ragstore_cli.vectors.jsonscan import TopLevel, scan_top_level
+
+VectorSource = Literal["raw", "matrix", "none"]
+OnError = Literal["stop", "skip"]
+_B64_BLOCK = 3 << 20  # bytes of matrix per base64 write (multiple of 3: no padding mid-stream)
+
+
+@dataclass
+class RecordProblem:
+    index: int
+    id: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"record {self.index} ({self.id or 'no id'}): {self.problem}"
+
+
+@dataclass
+class NanoBatch:
+    """Consecutive records of a NanoVectorDB file, starting at record `start`."""
+
+    start: int
+    ids: list[str]
+    meta: list[dict[str, Any]]
+    vectors: np.ndarray  # float32 (n, dim); empty (n, 0) when vectors="none"
+    matrix: np.ndarray | None = None  # normalised rows when with_matrix=True
+    from_matrix: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    vector_strings: list[str | None] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class NanoVectorFile:
+    """A NanoVectorDB file, scanned once on open; read it with `batches()`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, expected_dim: int | None = None,
+                 chunk_size: int = 8 << 20) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                self._top: TopLevel = scan_top_level(f, chunk_size=chunk_size, label=str(self.path))
+                self.embedding_dim = self._read_dim(f)
+                self.additional_data = self._read_small(f, "additional_data")
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if expected_dim is not None and expected_dim != self.embedding_dim:
+            raise DataError(f"{self.path}: embedding_dim is {self.embedding_dim}, expected {expected_dim} "
+                            "(LightRAG refuses to load a file whose dimension differs from EMBEDDING_DIM)")
+        self._data_span = self._span("data", b"[", b"]")
+        self._record_ends = self._top.object_ends["data"]
+        self.count = len(self._record_ends) if self._data_span[1] > self._data_span[0] else 0
+        self._matrix_span = self._span("matrix", b'"', b'"')
+        self._matrix_span = (self._matrix_span[0] + 1, self._matrix_span[1] - 1)
+        mlen = self._matrix_span[1] - self._matrix_span[0]
+        row_bytes = 4 * self.embedding_dim
+        if mlen % 4:
+            raise DataError(f"{self.path}: matrix is not valid base64 ({mlen} characters)")
+        self._matrix_bytes = mlen // 4 * 3 - self._padding()
+        if self._matrix_bytes % row_bytes:
+            raise DataError(f"{self.path}: matrix holds {self._matrix_bytes} bytes, not a whole number of "
+                            f"{self.embedding_dim}-dim float32 rows")
+        self.matrix_rows = self._matrix_bytes // row_bytes
+        self.size = self._top.size
+        self.key_order = list(self._top.key_order)
+        self.parts = {"data": self._data_span[1] - self._data_span[0], "matrix": mlen + 2}
+        self.parts["other"] = self.size - sum(self.parts.values())
+
+    # ------------------------------------------------------------------ open-time helpers
+    def _span(self, key: str, first: bytes, last: bytes) -> tuple[int, int]:
+        if key not in self._top.values:
+            raise DataError(f"{self.path}: no {key!r} key (not a NanoVectorDB file?)")
+        start, stop = self._top.values[key]
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            head = f.read(1)
+            f.seek(stop - 1)
+            tail = f.read(1)
+        if head != first or tail != last:
+            kind = "an array" if first == b"[" else "a string"
+            raise DataError(f"{self.path}: {key!r} is not {kind}")
+        return start, stop
+
+    def _read_dim(self, f: Any) -> int:
+        if "embedding_dim" not in self._top.values:
+            raise DataError(f"{self.path}: no 'embedding_dim' key (not a NanoVectorDB file?)")
+        dim = self._read_small(f, "embedding_dim")
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+            raise DataError(f"{self.path}: embedding_dim must be a positive integer, got {dim!r}")
+        return dim
+
+    def _read_small(self, f: Any, key: str, limit: int = 64 << 20) -> Any:
+        if key not in self._top.values:
+            return None
+        start, stop = self._top.values[key]
+        if stop - start > limit:
+            raise DataError(f"{self.path}: {key!r} is {stop - start} bytes; refusing to load it")
+        f.seek(start)
+        try:
+            return json.loads(f.read(stop - start))
+        except ValueError as exc:
+            raise DataError(f"{self.path}: {key!r} is not valid JSON ({exc})") from None
+
+    def _padding(self) -> int:
+        start, stop = self._matrix_span
+        if stop - start == 0:
+            return 0
+        with open(self.path, "rb") as f:
+            f.seek(stop - 2)
+            return f.read(2).count(b"=")
+
+    # ------------------------------------------------------------------ reading
+    def check_alignment(self) -> None:
+        """DataError unless every record has its matrix row (LightRAG pairs them by position)."""
+        if self.matrix_rows != self.count:
+            raise DataError(f"{self.path}: matrix has {self.matrix_rows} rows but data has {self.count} records")
+
+    def read_matrix(self, start: int, stop: int, f: Any | None = None) -> np.ndarray:
+        """Normalised float32 rows [start, stop) of the matrix, decoded from their exact offsets."""
+        stop = min(stop, self.matrix_rows)
+        dim = self.embedding_dim
+        if stop <= start:
+            return np.zeros((0, dim), dtype=np.float32)
+        row_bytes = 4 * dim
+        b0, b1 = start * row_bytes, stop * row_bytes
+        c0, c1 = b0 // 3 * 4, -(-b1 // 3) * 4
+        own = f is None
+        fh = open(self.path, "rb") if own else f
+        try:
+            fh.seek(self._matrix_span[0] + c0)
+            text = fh.read(min(c1, self._matrix_span[1] - self._matrix_span[0]) - c0)
+        finally:
+            if own:
+                fh.close()
+        try:
+            raw = binascii.a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DataError(f"{self.path}: corrupt base64 in matrix rows {start}-{stop - 1} ({exc})") from None
+        skip = b0 - b0 // 3 * 3
+        return np.frombuffer(raw, dtype="<f4", count=(stop - start) * dim, offset=skip).reshape(-1, dim).copy()
+
+    def batches(self, batch_size: int = 1000, *, vectors: VectorSource = "raw", with_matrix: bool = False,
+                on_error: OnError = "stop") -> Iterator[NanoBatch]:
+        """Records in file order, `batch_size` at a time (see the module docstring)."""
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        needs_matrix = with_matrix or vectors in ("raw", "matrix")
+        if needs_matrix:
+            self.check_alignment()
+        ends = self._record_ends
+        with open(self.path, "rb") as data_f, open(self.path, "rb") as matrix_f:
+            cursor = self._data_span[0] + 1
+            for b0 in range(0, self.count, batch_size):
+                b1 = min(b0 + batch_size, self.count)
+                stop = int(ends[b1 - 1])
+                data_f.seek(cursor)
+                blob = data_f.read(stop - cursor)
+                cursor = stop
+                records = self._parse_records(blob, ends[b0:b1] - (stop - len(blob)), b0)
+                matrix = self.read_matrix(b0, b1, matrix_f) if needs_matrix else None
+                yield self._batch(b0, records, matrix, vectors, with_matrix, on_error)
+            tail_start = cursor
+            data_f.seek(tail_start)
+            tail = data_f.read(self._data_span[1] - 1 - tail_start).strip(b" \t\r\n")
+            if tail and tail != b",":
+                raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
+
+    def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int) -> list[Any]:
+        body = blob.lstrip(b" \t\r\n,")
+        try:
+            items = json.loads(b"[" + body + b"]")
+            if len(items) == len(local_ends):
+                return items
+        except ValueError:
+            pass
+        # slow path: one record at a time, so that the bad one can be named
+        out: list[Any] = []
+        prev = 0
+        for k, end in enumerate(local_ends.tolist()):
+            piece = blob[prev:end].lstrip(b" \t\r\n,")
+            prev = end
+            try:
+                out.append(json.loads(piece))
+            except ValueError as exc:
+                out.append(RecordProblem(first + k, None, f"malformed JSON ({exc.args[0][:80]})"))
+        return out
+
+    def _batch(self, start: int, records: list[Any], matrix: np.ndarray | None, vectors: VectorSource,
+               with_matrix: bool, on_error: OnError) -> NanoBatch:
+        problems: list[RecordProblem] = []
+        keep: list[int] = []
+        ids: list[str] = []
+        metas: list[dict[str, Any]] = []
+        strings: list[str | None] = []
+        for k, rec in enumerate(records):
+            if isinstance(rec, RecordProblem):
+                problems.append(rec)
+                continue
+            if not isinstance(rec, dict):
+                problems.append(RecordProblem(start + k, None, f"is a {type(rec).__name__}, not an object"))
+                continue
+            rid = rec.pop("__id__", None)
+            if not isinstance(rid, str):
+                problems.append(RecordProblem(start + k, None, "has no string '__id__'"))
+                continue
+            strings.append(rec.pop("vector", None))
+            ids.append(rid)
+            metas.append(rec)
+            keep.append(k)
+        sel = np.asarray(keep, dtype=np.int64)
+        rows = matrix[sel] if matrix is not None else None
+        from_matrix = np.zeros(len(ids), dtype=bool)
+        dim = self.embedding_dim
+        if vectors == "raw":
+            vecs, ok, bad = decode_records(strings, dim)
+            missing = np.fromiter((s is None for s in strings), bool, len(strings))
+            corrupt = sorted(i for i in bad if not missing[i])
+            for i in corrupt:
+                problems.append(RecordProblem(start + keep[i], ids[i], bad[i]))
+            from_matrix = missing
+            if missing.any():
+                vecs[missing] = rows[missing]  # type: ignore[index]
+            if corrupt:
+                good = np.ones(len(ids), dtype=bool)
+                good[corrupt] = False
+                ids = [x for x, g in zip(ids, good) if g]
+                metas = [x for x, g in zip(metas, good) if g]
+                strings = [x for x, g in zip(strings, good) if g]
+                vecs, from_matrix = vecs[good], from_matrix[good]
+                rows = rows[good] if rows is not None else None
+        elif vectors == "matrix":
+            vecs = rows  # type: ignore[assignment]
+        else:
+            vecs = np.zeros((len(ids), 0), dtype=np.float32)
+        problems.sort(key=lambda p: p.index)
+        if problems and on_error == "stop":
+            raise DataError(f"{self.path}: {problems[0]}", hint="use --on-error skip to leave such records out")
+        return NanoBatch(start, ids, metas, vecs, rows if with_matrix else None, from_matrix, strings, problems)
+
+
+class NanoVectorWriter:
+    """Writes a NanoVectorDB file batch by batch; visible only after `commit()` (atomic, fsynced)."""
+
+    def __init__(self, path: str | os.PathLike[str], dim: int, *, additional_data: Any = None) -> None:
+        if dim <= 0:
+            raise DataError(f"embedding_dim must be positive, got {dim}")
+        self.path = Path(path)
+        self.dim = dim
+        self.count = 0
+        self._additional = additional_data
+        # same pattern as LightRAG's own tmp files, so its orphan reaper cleans up after a crash
+        suffix = f".tmp.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}"
+        self._tmp = self.path.with_name(self.path.name + suffix)
+        self._spool_path = self.path.with_name(self.path.name + suffix + ".matrix")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._out = open(self._tmp, "wb")
+        self._spool = open(self._spool_path, "w+b")
+        self._out.write(b'{"embedding_dim": %d, "data": [' % dim)
+        self._done = False
+
+    def add(self, ids: Sequence[str], matrix_rows: np.ndarray, metas: Sequence[dict[str, Any]] | None = None,
+            vector_strings: Sequence[str | None] | None = None) -> None:
+        """Append records whose matrix rows are already L2-normalised; `None` strings omit `vector`."""
+        rows = np.ascontiguousarray(matrix_rows, dtype="<f4")
+        n = len(ids)
+        if rows.shape != (n, self.dim):
+            raise DataError(f"expected matrix rows of shape ({n}, {self.dim}), got {rows.shape}")
+        metas = metas if metas is not None else [{}] * n
+        strings = vector_strings if vector_strings is not None else [None] * n
+        if len(metas) != n or len(strings) != n:
+            raise DataError("ids, metas and vector strings differ in length")
+        parts = []
+        for rid, meta, vec in zip(ids, metas, strings):
+            record = {"__id__": rid, **{k: v for k, v in meta.items() if k not in ("__id__", "vector")}}
+            if vec is not None:
+                record["vector"] = vec
+            parts.append(json.dumps(record, ensure_ascii=False))
+        if not parts:
+            return
+        text = (", " if self.count else "") + ", ".join(parts)
+        try:
+            self._out.write(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise DataError(f"a record holds text that UTF-8 cannot encode ({exc.reason})") from None
+        self._spool.write(rows.tobytes())
+        self.count += n
+
+    def add_vectors(self, ids: Sequence[str], vectors: np.ndarray, metas: Sequence[dict[str, Any]] | None = None,
+                    *, keep_vector: bool = True) -> None:
+        """Append records from raw embeddings (matrix rows and LightRAG `vector` strings computed here)."""
+        rows, _ = normalise(vectors)
+        strings = encode_records(vectors) if keep_vector else None
+        self.add(ids, rows, metas, strings)
+
+    def commit(self) -> None:
+        """Finish the JSON, fsync, and atomically replace the target."""
+        if self._done:
+            return
+        try:
+            self._out.write(b'], "matrix": "')
+            self._spool.flush()
+            self._spool.seek(0)
+            while block := self._spool.read(_B64_BLOCK):
+                self._out.write(binascii.b2a_base64(block, newline=False))
+            self._out.write(b'"')
+            if self._additional is not None:
+                self._out.write(b', "additional_data": ' + json.dumps(self._additional, ensure_ascii=False).encode())
+            self._out.write(b"}")
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+            if self.path.exists():
+                os.chmod(self._tmp, self.path.stat().st_mode & 0o7777)
+            os.replace(self._tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._spool.close()
+            _unlink(self._spool_path)
+        self._done = True
+
+    def abort(self) -> None:
+        """Drop everything written; the target is untouched."""
+        self._done = True
+        for fh in (self._out, self._spool):
+            fh.close()
+        _unlink(self._tmp)
+        _unlink(self._spool_path)
+
+    def __enter__(self) -> "NanoVectorWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
