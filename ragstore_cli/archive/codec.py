@@ -8,8 +8,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ragstore_cli.archive.manifest import DTYPES
+from ragstore_cli.archive.manifest import DTYPE_SUFFIX, DTYPES
 from ragstore_cli.errors import DataError
+from ragstore_cli.vectors.codecs import get_codec
 
 ZSTD_LEVEL_JSON = 3
 ZSTD_LEVEL_MATRIX = 1  # float mantissas barely compress: spend the time elsewhere
@@ -87,12 +88,12 @@ class HashingReader:
 
 
 def to_stored(vectors: np.ndarray, dtype: str) -> bytes:
-    """Row-major little-endian bytes of `vectors` in the archive dtype."""
+    """Row-major little-endian bytes of `vectors` in the archive dtype (the plain f32/f16 codecs)."""
     with np.errstate(over="ignore"):  # overflow to inf is caught by the caller's finiteness check
-        return np.ascontiguousarray(vectors, dtype=DTYPES[dtype]).tobytes()
+        return get_codec(DTYPE_SUFFIX[dtype]).encode(vectors)
 
 
 def from_stored(data: bytes, dtype: str, dim: int) -> np.ndarray:
     """float32 matrix (rows, dim) from stored bytes."""
-    matrix = np.frombuffer(data, dtype=DTYPES[dtype]).reshape(-1, dim)
-    return matrix.astype(np.float32) if dtype != "float32" else matrix
+    itemsize = int(DTYPES[dtype][-1])
+    return get_codec(DTYPE_SUFFIX[dtype]).decode(data, len(data) // (itemsize * dim), dim)
