@@ -1,0 +1,113 @@
+"""Building blocks the revisions share: batched backfills, guarded drops, concurrent indexes.
+
+Why here and not inline: every revision must behave the same way on big tables (short transactions,
+no long writer-blocking locks), online and in offline `migrate sql` output.
+"""
+
+from __future__ import annotations
+
+import time
+
+from alembic import op
+from sqlalchemy import text
+
+from ragstore_cli.errors import UsageError
+
+BATCH_ROWS = 5000
+
+
+def _offline() -> bool:
+    return op.get_context().as_sql
+
+
+def force_given() -> bool:
+    """True when the operator passed --force (set by schema.migrator on the Alembic config)."""
+    return bool(op.get_context().config.attributes.get("force")) if op.get_context().config else False
+
+
+def table_exists(table: str) -> bool:
+    if _offline():
+        return True
+    bind = op.get_bind()
+    return bind.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table.lower()}).scalar()
+
+
+def column_exists(table: str, column: str) -> bool:
+    if _offline():
+        return True
+    bind = op.get_bind()
+    return bool(bind.execute(text(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(:t) AND attname = :c AND NOT attisdropped"),
+        {"t": table.lower(), "c": column}).scalar())
+
+
+def guard_data_loss(table: str, column: str | None = None, *, default: str | None = None) -> None:
+    """Refuse (UsageError) to drop a table/column that holds data, unless --force was given.
+
+    A column whose every value is NULL or its `default` (e.g. `'[]'::jsonb`) holds nothing to lose.
+    """
+    if _offline() or force_given() or not table_exists(table):
+        return
+    if column is not None and not column_exists(table, column):
+        return
+    where = f"WHERE {column} IS NOT NULL" if column else ""
+    if column and default is not None:
+        where += f" AND {column} <> {default}"
+    has = op.get_bind().execute(text(f"SELECT EXISTS (SELECT 1 FROM {table} {where})")).scalar()
+    if has:
+        what = f"column {table.lower()}.{column}" if column else f"table {table.lower()}"
+        raise UsageError(f"downgrade would drop {what}, which holds data; pass --force to drop it anyway")
+
+
+def backfill(table: str, set_sql: str, where_sql: str, *, batch: int = BATCH_ROWS) -> int:
+    """UPDATE `table` SET … WHERE … in batches, each its own short transaction (autocommit block).
+
+    The predicate must become false for updated rows, or the loop would not end; it is also bounded
+    by the row count seen at the start. Offline (`migrate sql`) this is one plain UPDATE.
+    """
+    statement = f"UPDATE {table} SET {set_sql} WHERE {where_sql}"
+    if _offline():
+        op.execute(statement)
+        return 0
+    bind = op.get_bind()
+    total = bind.execute(text(f"SELECT count(*) FROM {table} WHERE {where_sql}")).scalar() or 0
+    if total == 0:
+        return 0
+    done, rounds, limit = 0, 0, total // batch + 2
+    with op.get_context().autocommit_block():
+        while rounds < limit:
+            rounds += 1
+            result = bind.execute(text(
+                f"UPDATE {table} SET {set_sql} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {table} WHERE {where_sql} LIMIT {int(batch)}))"))
+            if result.rowcount == 0:
+                break
+            done += result.rowcount
+    return done
+
+
+def create_index_concurrently(name: str, table: str, definition: str, *, unique: bool = False) -> None:
+    """CREATE INDEX CONCURRENTLY IF NOT EXISTS outside any transaction; rebuilds a leftover invalid one."""
+    with op.get_context().autocommit_block():
+        if not _offline():
+            invalid = op.get_bind().execute(text(
+                "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:n)"), {"n": name}).scalar()
+            if invalid:  # an interrupted earlier run left an unusable index behind
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} {definition}")
+
+
+def drop_index_concurrently(name: str) -> None:
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+
+def kv_indexes(table: str) -> None:
+    """The `(id)` and `(workspace, id)` indexes LightRAG's check_tables adds to every KV table."""
+    low = table.lower()
+    op.execute(f"CREATE INDEX IF NOT EXISTS idx_{low}_id ON {table}(id)")
+    op.execute(f"CREATE INDEX IF NOT EXISTS idx_{low}_workspace_id ON {table}(workspace, id)")
+
+
+def elapsed_since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

@@ -1,0 +1,67 @@
+"""Helpers for the schema tests: settings for a test database, a catalog snapshot, PG15 databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Iterator
+
+import asyncpg
+import pytest
+
+from ragstore_cli.config import load_settings
+
+
+def settings_for(env: dict[str, str], **extra: str):
+    """ragstore Settings for a test database (no machine config: the autouse fixture cleared it)."""
+    return load_settings(environ={**env, **extra})
+
+
+async def pg(env: dict[str, str]) -> asyncpg.Connection:
+    return await asyncpg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
+                                 password=env["POSTGRES_PASSWORD"], database=env["POSTGRES_DATABASE"], timeout=10)
+
+
+SNAPSHOT_SQL = {
+    "columns": """SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                         pg_get_expr(d.adbin, d.adrelid)
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+                  WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1, 2""",
+    "constraints": """SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k
+                      JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = 'public' ORDER BY 1, 2""",
+    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2",
+    "extensions": "SELECT extname FROM pg_extension ORDER BY 1",
+}
+
+
+async def snapshot(env: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table, column (type, nullability, default), constraint and index of schema public."""
+    conn = await pg(env)
+    try:
+        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in SNAPSHOT_SQL.items()}
+    finally:
+        await conn.close()
+
+
+def user_tables(snap: dict[str, list[tuple[Any, ...]]]) -> set[str]:
+    return {row[0] for row in snap["columns"]}
+
+
+@pytest.fixture
+def pg15_database(pg15_env) -> Iterator[dict[str, str]]:
+    """A fresh database on the machine's PostgreSQL 15 (no pgvector), dropped afterwards."""
+    name = "rs_schema_" + uuid.uuid4().hex[:10]
+
+    async def admin(sql: str) -> None:
+        conn = await pg(pg15_env)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    yield {**pg15_env, "POSTGRES_DATABASE": name}
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
