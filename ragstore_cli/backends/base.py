@@ -106,3 +106,30 @@ class Backend(Protocol):
     def doc_status(self) -> DocStatusStore: ...
     async def list_workspaces(self) -> list[str]: ...
     async def drop_workspace(self) -> dict[str, int]: ...  # what was removed, per namespace
+
+
+@dataclass
+class NamespaceStats:
+    """What `workspace show` reports for one namespace of one backend."""
+
+    namespace: str
+    role: Role
+    count: int
+    bytes: int | None = None  # on-disk / on-server size where the backend can tell
+    last_update: float | None = None  # Unix seconds
+    dimension: int | None = None  # vector namespaces
+    model: str | None = None  # vector namespaces (PG table suffix)
+    location: str = ""  # file or table
+
+
+class WorkspaceAdmin(Protocol):
+    """OPTIONAL extras a Backend may implement natively (added after part B started; all optional).
+
+    The workspace commands use them when present (`hasattr`) and otherwise fall back to the
+    streaming protocol above (copy) or report "not supported". Backends of part B need not change.
+    """
+
+    async def stats(self) -> list[NamespaceStats]: ...
+    async def create_workspace(self, *, embedding_model: str | None, embedding_dim: int | None) -> list[str]: ...
+    async def copy_workspace(self, target: str) -> dict[str, int]: ...  # server-side / file copies
+    async def rename_workspace(self, target: str) -> dict[str, int]: ...

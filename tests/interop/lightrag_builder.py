@@ -157,3 +157,82 @@ async def build_workspace(
     if counts.get("processed", 0) != len(docs) or sum(counts.values()) != len(docs):
         raise RuntimeError(f"LightRAG did not process every document: {counts}")
     return BuiltWorkspace(working_dir, workspace, storages, embedding_dim, embedding_model, sorted(processed))
+
+
+# --------------------------------------------------------------------------- reading back with LightRAG
+KV_NS = ("full_docs", "text_chunks", "llm_response_cache", "full_entities", "full_relations",
+         "entity_chunks", "relation_chunks")
+VECTOR_NS = ("chunks", "entities", "relationships")
+META_FIELDS = {
+    "chunks": {"full_doc_id", "content", "file_path"},
+    "entities": {"entity_name", "source_id", "content", "file_path"},
+    "relationships": {"src_id", "tgt_id", "source_id", "content", "file_path"},
+}
+
+
+def storage_class(name: str):
+    import importlib
+
+    from lightrag.kg import STORAGES
+
+    return getattr(importlib.import_module(STORAGES[name], "lightrag"), name)
+
+
+def global_config(working_dir: Path, dim: int = EMBEDDING_DIM) -> dict[str, Any]:
+    """The minimal global_config of reference §2.8 (plus what the PG classes read)."""
+    return {"working_dir": str(working_dir), "embedding_batch_num": 10,
+            "vector_db_storage_cls_kwargs": {"cosine_better_than_threshold": 0.2},
+            "max_graph_nodes": 1000, "llm_model_name": "fake", "embedding_dim": dim}
+
+
+async def read_with_lightrag(working_dir: Path, workspace: str, ids: dict[str, list[str]], *,
+                             storages: dict[str, str] | None = None, dim: int = EMBEDDING_DIM,
+                             model: str = EMBEDDING_MODEL) -> dict[str, Any]:
+    """Read the given ids of every namespace through LightRAG's own storage classes.
+
+    Returns {namespace: {id: record}}, vectors as {"vectors:<ns>": {id: list[float]}}, and the
+    graph as {"nodes": {id: props}, "edges": {(a, b) sorted: props}}.
+    """
+    from lightrag.kg.shared_storage import initialize_share_data
+
+    initialize_share_data(workers=1)
+    storages = dict(FILE_STORAGES if storages is None else storages)
+    config = global_config(Path(working_dir), dim)
+    embed = make_embedding_func(dim, model)
+    out: dict[str, Any] = {}
+    opened = []
+    try:
+        kv_cls = storage_class(storages["kv_storage"])
+        for ns in KV_NS:
+            store = kv_cls(namespace=ns, workspace=workspace, global_config=config, embedding_func=embed)
+            await store.initialize()
+            opened.append(store)
+            rows = await store.get_by_ids(ids.get(ns, []))
+            out[ns] = {i: r for i, r in zip(ids.get(ns, []), rows) if r is not None}
+        ds_cls = storage_class(storages["doc_status_storage"])
+        store = ds_cls(namespace="doc_status", workspace=workspace, global_config=config, embedding_func=embed)
+        await store.initialize()
+        opened.append(store)
+        rows = await store.get_by_ids(ids.get("doc_status", []))
+        out["doc_status"] = {i: r for i, r in zip(ids.get("doc_status", []), rows) if r is not None}
+        vec_cls = storage_class(storages["vector_storage"])
+        for ns in VECTOR_NS:
+            store = vec_cls(namespace=ns, workspace=workspace, global_config=config, embedding_func=embed,
+                            meta_fields=META_FIELDS[ns])
+            await store.initialize()
+            opened.append(store)
+            rows = await store.get_by_ids(ids.get(ns, []))
+            out[ns] = {i: r for i, r in zip(ids.get(ns, []), rows) if r is not None}
+            vectors = await store.get_vectors_by_ids(ids.get(ns, []))
+            out["vectors:" + ns] = {k: list(map(float, v)) for k, v in vectors.items()}
+        graph_cls = storage_class(storages["graph_storage"])
+        graph = graph_cls(namespace="chunk_entity_relation", workspace=workspace, global_config=config,
+                          embedding_func=embed)
+        await graph.initialize()
+        opened.append(graph)
+        out["nodes"] = {n["id"] if "id" in n else n["entity_id"]: n for n in await graph.get_all_nodes()}
+        out["edges"] = {tuple(sorted((e["source"], e["target"]))): e for e in await graph.get_all_edges()}
+    finally:
+        for store in opened:
+            await store.finalize()
+    return out

@@ -1,0 +1,341 @@
+"""The `files` backend: a LightRAG working directory (JSON KV, JSON doc status, NanoVectorDB, GraphML).
+
+Workspace "" is the working-directory root; any other workspace is a direct subfolder (reference
+§2.1). Reads stream; every write goes to a tmp sibling and is renamed into place on commit.
+Write only while no LightRAG process uses the folder (reference §2.8, §9.17).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from ragstore_cli.backends.base import (
+    DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
+    GraphEdge, GraphNode, KVRecord, NamespaceStats, Role,
+)
+from ragstore_cli.backends.files import graphml, jsonfile
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.workspace import files_dir, validate_workspace
+
+ROLES = frozenset(Role)
+GRAPH_FILE = f"graph_{GRAPH_NAMESPACE}.graphml"
+
+
+def kv_file(namespace: str) -> str:
+    return f"kv_store_{namespace}.json"
+
+
+def vdb_file(namespace: str) -> str:
+    return f"vdb_{namespace}.json"
+
+
+#: every file LightRAG's file storages write, namespace → file name
+FILES: dict[str, str] = {
+    **{ns: kv_file(ns) for ns in KV_NAMESPACES},
+    DOC_STATUS_NAMESPACE: kv_file(DOC_STATUS_NAMESPACE),
+    **{ns: vdb_file(ns) for ns in VECTOR_NAMESPACES},
+    GRAPH_NAMESPACE: GRAPH_FILE,
+}
+_ROLE_OF = {**{ns: Role.KV for ns in KV_NAMESPACES}, DOC_STATUS_NAMESPACE: Role.DOC_STATUS,
+            **{ns: Role.VECTOR for ns in VECTOR_NAMESPACES}, GRAPH_NAMESPACE: Role.GRAPH}
+
+
+def is_lightrag_folder(folder: Path) -> bool:
+    """True when the folder holds at least one LightRAG storage file."""
+    return any((folder / name).is_file() for name in FILES.values())
+
+
+def _check_ns(namespace: str, allowed: tuple[str, ...]) -> str:
+    if namespace not in allowed:
+        raise UsageError(f"unknown namespace {namespace!r}; expected one of: {', '.join(allowed)}")
+    return namespace
+
+
+async def _batches(items: Iterator[Any], batch_size: int) -> AsyncIterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class JsonWriter:
+    """Writer for one JSON KV / doc-status file; `replace=False` keeps old records not rewritten."""
+
+    def __init__(self, path: Path, replace: bool) -> None:
+        self.path = path
+        self.replace = replace
+        self.out = jsonfile.JsonObjectWriter(path)
+        self.seen: set[str] = set()
+
+    async def write(self, batch: list[KVRecord]) -> None:
+        try:
+            for key, value in batch:
+                if key in self.seen:
+                    raise DataError(f"{self.path.name}: record id {key[:80]!r} written twice")
+                self.seen.add(key)
+                self.out.add(key, value)
+        except BaseException:
+            self.out.abort()
+            raise
+
+    async def commit(self) -> None:
+        try:
+            if not self.replace and self.path.exists():
+                for key, value in jsonfile.iter_members(self.path):
+                    if key not in self.seen:
+                        self.out.add(key, value)
+            self.out.commit()
+        except BaseException:
+            self.out.abort()
+            raise
+
+    async def abort(self) -> None:
+        self.out.abort()
+
+
+class FilesKV:
+    def __init__(self, folder: Path, namespaces: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.namespaces = namespaces
+
+    def path(self, namespace: str) -> Path:
+        return self.folder / kv_file(_check_ns(namespace, self.namespaces))
+
+    async def count(self, namespace: str = DOC_STATUS_NAMESPACE) -> int:
+        return jsonfile.count_members(self.path(namespace))
+
+    async def read(self, namespace: str = DOC_STATUS_NAMESPACE, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]:
+        path = self.path(namespace)
+        if not path.exists():
+            return
+        async for batch in _batches(jsonfile.iter_members(path), batch_size):
+            yield batch
+
+    async def writer(self, namespace: str = DOC_STATUS_NAMESPACE, *, replace: bool = True) -> JsonWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return JsonWriter(self.path(namespace), replace)
+
+
+class FilesDocStatus(FilesKV):
+    """Doc status: the same file format as JSON KV, one namespace, the DocStatusStore signatures."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, (DOC_STATUS_NAMESPACE,))
+
+    async def count(self) -> int:  # type: ignore[override]
+        return await super().count(DOC_STATUS_NAMESPACE)
+
+    def read(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]:  # type: ignore[override]
+        return super().read(DOC_STATUS_NAMESPACE, batch_size)
+
+    async def writer(self, *, replace: bool = True) -> JsonWriter:  # type: ignore[override]
+        return await super().writer(DOC_STATUS_NAMESPACE, replace=replace)
+
+
+def _edge_key(source: str, target: str) -> tuple[str, str]:
+    return (source, target) if source <= target else (target, source)
+
+
+class GraphWriter:
+    """Takes batches of GraphNode/GraphEdge; `replace=False` keeps old elements not rewritten."""
+
+    def __init__(self, path: Path, replace: bool) -> None:
+        self.path = path
+        self.replace = replace
+        self.out = graphml.GraphMLWriter(path)
+        self.nodes: set[str] = set()
+        self.edges: set[tuple[str, str]] = set()
+
+    async def write(self, batch: list[GraphNode | GraphEdge]) -> None:
+        try:
+            for item in batch:
+                if isinstance(item, GraphNode):
+                    if item.id in self.nodes:
+                        raise DataError(f"graph: node {item.id[:80]!r} written twice")
+                    self.nodes.add(item.id)
+                    self.out.add_node(item)
+                elif isinstance(item, GraphEdge):
+                    key = _edge_key(item.source, item.target)
+                    if key in self.edges:
+                        raise DataError(f"graph: edge {key[0][:40]!r}-{key[1][:40]!r} written twice (edges are undirected)")
+                    self.edges.add(key)
+                    self.out.add_edge(item)
+                else:
+                    raise DataError(f"graph writer got a {type(item).__name__}")
+        except BaseException:
+            self.out.abort()
+            raise
+
+    async def commit(self) -> None:
+        try:
+            if not self.replace and self.path.exists():
+                for batch in graphml.iter_elements(self.path, "node", DEFAULT_BATCH):
+                    for node in batch:
+                        if node.id not in self.nodes:
+                            self.out.add_node(node)
+                for batch in graphml.iter_elements(self.path, "edge", DEFAULT_BATCH):
+                    for edge in batch:
+                        if _edge_key(edge.source, edge.target) not in self.edges:
+                            self.out.add_edge(edge)
+            self.out.commit()
+        except BaseException:
+            self.out.abort()
+            raise
+
+    async def abort(self) -> None:
+        self.out.abort()
+
+
+class FilesGraph:
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / GRAPH_FILE
+
+    async def count(self) -> tuple[int, int]:
+        return graphml.count_elements(self.path) if self.path.exists() else (0, 0)
+
+    async def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]:
+        if self.path.exists():
+            for batch in graphml.iter_elements(self.path, "node", batch_size):
+                yield batch
+
+    async def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]:
+        if self.path.exists():
+            for batch in graphml.iter_elements(self.path, "edge", batch_size):
+                yield batch
+
+    async def writer(self, *, replace: bool = True) -> GraphWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return GraphWriter(self.path, replace)
+
+
+class FilesBackend:
+    """A working-directory folder bound to one workspace."""
+
+    name = "files"
+    roles = ROLES
+
+    def __init__(self, settings: Settings, workspace: str) -> None:
+        self.settings = settings
+        self.workspace = validate_workspace(workspace)
+        self.root = settings.working_dir
+        self.folder = files_dir(self.root, self.workspace)
+
+    async def open(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"WORKING_DIR {self.root} is not a directory")
+
+    async def close(self) -> None:
+        return None
+
+    def kv(self) -> FilesKV:
+        return FilesKV(self.folder, KV_NAMESPACES)
+
+    def vectors(self) -> Any:
+        from ragstore_cli.backends.files.nano import FilesVectors
+
+        return FilesVectors(self.folder, self.settings)
+
+    def graph(self) -> FilesGraph:
+        return FilesGraph(self.folder)
+
+    def doc_status(self) -> FilesDocStatus:
+        return FilesDocStatus(self.folder)
+
+    async def list_workspaces(self) -> list[str]:
+        """"" for the root when it holds LightRAG files, plus every subfolder that does."""
+        if not self.root.is_dir():
+            return []
+        found = [""] if is_lightrag_folder(self.root) else []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False) and is_lightrag_folder(Path(entry.path)):
+                try:
+                    found.append(validate_workspace(entry.name))
+                except UsageError:
+                    continue  # a folder LightRAG may use but ragstore refuses to address
+        return found
+
+    async def stats(self) -> list[NamespaceStats]:
+        result = []
+        for namespace, name in FILES.items():
+            path = self.folder / name
+            if not path.is_file():
+                continue
+            info = path.stat()
+            role = _ROLE_OF[namespace]
+            dim = None
+            if role is Role.VECTOR:
+                store = self.vectors()
+                count = await store.count(namespace)
+                dim = await store.dimension(namespace)
+            elif role is Role.GRAPH:
+                nodes, edges = await self.graph().count()
+                count = nodes + edges
+            else:
+                count = jsonfile.count_members(path)
+            result.append(NamespaceStats(namespace, role, count, info.st_size, info.st_mtime, dim,
+                                         None, str(path)))
+        return result
+
+    async def drop_workspace(self) -> dict[str, int]:
+        removed = {s.namespace: s.count for s in await self.stats()}
+        for name in FILES.values():
+            (self.folder / name).unlink(missing_ok=True)
+            for tmp in self.folder.glob(_glob_escape(name) + ".tmp.*"):
+                tmp.unlink(missing_ok=True)
+        if self.workspace and self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+        return removed
+
+    async def create_workspace(self, *, embedding_model: str | None = None, embedding_dim: int | None = None) -> list[str]:
+        created = [] if self.folder.is_dir() else [str(self.folder)]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return created
+
+    def _target(self, target: str) -> Path:
+        folder = files_dir(self.root, target)
+        if any((folder / name).exists() for name in FILES.values()):
+            raise UsageError(f"workspace {target!r} already holds LightRAG files in {folder}")
+        return folder
+
+    async def copy_workspace(self, target: str) -> dict[str, int]:
+        return self._transfer(target, shutil.copy2)
+
+    async def rename_workspace(self, target: str) -> dict[str, int]:
+        return self._transfer(target, os.replace)
+
+    def _transfer(self, target: str, move: Callable[[str, str], Any]) -> dict[str, int]:
+        """Copy/move each LightRAG file via a tmp name in the target folder (atomic per file)."""
+        folder = self._target(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        done: dict[str, int] = {}
+        for namespace, name in FILES.items():
+            source = self.folder / name
+            if source.is_file():
+                size = source.stat().st_size
+                tmp = jsonfile.tmp_sibling(folder / name)
+                move(str(source), str(tmp))
+                os.replace(tmp, folder / name)
+                done[namespace] = size
+        jsonfile.fsync_dir(folder)
+        if move is os.replace and self.workspace and self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+        return done
+
+
+def _glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
+def create(settings: Settings, workspace: str) -> FilesBackend:
+    """Plug-in entry point (see backends/registry.py)."""
+    return FilesBackend(settings, workspace)

@@ -1,0 +1,180 @@
+"""Streaming read and atomic write of LightRAG's JSON KV / doc-status files (`{id: record, ...}`).
+
+The reader walks the top-level object with the C JSON scanner, one member at a time, so memory holds
+one record plus a read buffer whatever the file size. The writer produces exactly the bytes of
+`json.dump(obj, f, indent=2, ensure_ascii=False)` (what LightRAG writes), member by member, into a
+sibling tmp file that is fsynced and renamed into place on commit (nothing visible before).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ragstore_cli.errors import DataError
+
+READ_CHUNK = 1 << 20
+_DECODER = json.JSONDecoder()
+_WS = " \t\n\r"
+
+
+def tmp_sibling(path: Path) -> Path:
+    """LightRAG's tmp naming (`<file>.tmp.<pid>.<tid>.<ns>`), so its orphan reaper recognises ours."""
+    return path.with_name(f"{path.name}.tmp.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}")
+
+
+class _Buffer:
+    """Decoded text read in chunks; `pos` advances, consumed text is dropped now and then."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "rb")
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.text = ""
+        self.pos = 0
+        self.eof = False
+        self.consumed = 0  # characters dropped before `text` (for error positions)
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        raw = self.file.read(max(READ_CHUNK, len(self.text) - self.pos))
+        try:
+            chunk = self.decoder.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{self.path.name}: not valid UTF-8 ({exc.reason})") from None
+        if not raw:
+            self.eof = True
+        if self.pos > len(self.text) // 2:
+            self.consumed += self.pos
+            self.text = self.text[self.pos:]
+            self.pos = 0
+        self.text += chunk
+        return True
+
+    def skip_ws(self) -> str:
+        """The next non-blank character (reading as needed), or "" at end of file."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in _WS:
+                self.pos += 1
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def value(self) -> Any:
+        """Decode one JSON value at `pos`; a value must be followed by more text to count as complete."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+                if end < len(self.text) or self.eof:
+                    self.pos = end
+                    return value
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise self.error(f"malformed JSON ({exc.msg})") from None
+            if not self.more() and self.eof and self.pos >= len(self.text):
+                raise self.error("unexpected end of file")
+
+    def error(self, message: str) -> DataError:
+        return DataError(f"{self.path.name}: {message} near character {self.consumed + self.pos}")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def iter_members(path: Path) -> Iterator[tuple[str, Any]]:
+    """Yield (key, value) of the file's top-level object in file order; empty or blank file → nothing."""
+    buf = _Buffer(path)
+    try:
+        first = buf.skip_ws()
+        if first == "":
+            return
+        if first != "{":
+            raise buf.error("expected a JSON object")
+        buf.pos += 1
+        if buf.skip_ws() == "}":
+            return
+        while True:
+            if buf.skip_ws() != '"':
+                raise buf.error("expected a quoted key")
+            key = buf.value()
+            if buf.skip_ws() != ":":
+                raise buf.error("expected ':'")
+            buf.pos += 1
+            buf.skip_ws()
+            yield key, buf.value()
+            sep = buf.skip_ws()
+            buf.pos += 1
+            if sep == "}":
+                return
+            if sep != ",":
+                raise buf.error("expected ',' or '}'")
+    finally:
+        buf.close()
+
+
+def count_members(path: Path) -> int:
+    """Number of top-level members (streams the file)."""
+    return sum(1 for _ in iter_members(path)) if path.exists() else 0
+
+
+def encode_member(key: str, value: Any) -> str:
+    """One member as `json.dump(..., indent=2, ensure_ascii=False)` renders it inside the top object."""
+    body = json.dumps(value, ensure_ascii=False, indent=2, allow_nan=True).replace("\n", "\n  ")
+    return f"  {json.dumps(key, ensure_ascii=False)}: {body}"
+
+
+class JsonObjectWriter:
+    """Write members to a tmp sibling; `commit()` fsyncs and renames, `abort()` removes the tmp."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = tmp_sibling(path)
+        self.file = open(self.tmp, "w", encoding="utf-8", newline="")
+        self.count = 0
+
+    def add(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise DataError(f"{self.path.name}: record id must be text, got {type(key).__name__}")
+        try:
+            text = encode_member(key, value)
+            text.encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            raise DataError(f"{self.path.name}: record {key[:80]!r} cannot be written as UTF-8 JSON ({exc})") from None
+        self.file.write(("{\n" if self.count == 0 else ",\n") + text)
+        self.count += 1
+
+    def commit(self) -> None:
+        self.file.write("\n}" if self.count else "{}")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        if self.path.exists():
+            os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename durable (LightRAG does not; we do)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

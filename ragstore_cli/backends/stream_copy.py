@@ -1,0 +1,74 @@
+"""Copy every namespace of one workspace between stores through the streaming protocol.
+
+Used where no native (server-side / file) copy exists, e.g. between two different backends. Each
+namespace is read in batches and written through the target's bulk writer; a namespace becomes
+visible in the target only when its writer commits, and a failure aborts the open writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
+
+
+@dataclass
+class CopyReport:
+    copied: dict[str, int] = field(default_factory=dict)  # namespace → records
+    dropped_fields: dict[str, list[str]] = field(default_factory=dict)  # namespace → fields the target lost
+
+
+async def _pump(reader: Any, writer: Any) -> int:
+    count = 0
+    try:
+        async for batch in reader:
+            await writer.write(batch)
+            count += len(batch)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+    return count
+
+
+def _note_dropped(report: CopyReport, namespace: str, writer: Any) -> None:
+    dropped = sorted(getattr(writer, "dropped", ()) or ())
+    if dropped:
+        report.dropped_fields[namespace] = dropped
+
+
+async def copy_stores(src: Any, dst: Any, batch_size: int = DEFAULT_BATCH) -> CopyReport:
+    """Copy KV, doc status, vectors (KV first: PG chunk vectors need text_chunks) and the graph."""
+    report = CopyReport()
+    for ns in KV_NAMESPACES:
+        writer = await dst.kv.writer(ns)
+        report.copied[ns] = await _pump(src.kv.read(ns, batch_size), writer)
+        _note_dropped(report, ns, writer)
+    writer = await dst.doc_status.writer()
+    report.copied["doc_status"] = await _pump(src.doc_status.read(batch_size), writer)
+    _note_dropped(report, "doc_status", writer)
+    for ns in VECTOR_NAMESPACES:
+        dim = await src.vectors.dimension(ns)
+        if dim is None:
+            report.copied[ns] = 0
+            continue
+        writer = await dst.vectors.writer(ns, dim=dim)
+        report.copied[ns] = await _pump(src.vectors.read(ns, batch_size), writer)
+        _note_dropped(report, ns, writer)
+    writer = await dst.graph.writer()
+    try:
+        nodes = edges = 0
+        async for batch in src.graph.read_nodes(batch_size):
+            await writer.write(batch)
+            nodes += len(batch)
+        async for batch in src.graph.read_edges(batch_size):
+            await writer.write(batch)
+            edges += len(batch)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+    report.copied["graph_nodes"] = nodes
+    report.copied["graph_edges"] = edges
+    return report
