@@ -1,0 +1,104 @@
+"""Adopt databases in older LightRAG layouts, then upgrade: every legacy cache row under its right key."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ragstore_cli.errors import UsageError
+from ragstore_cli.schema import api
+from tests.schema.conftest import pg, settings_for, snapshot
+
+FIXTURES = Path(__file__).with_name("fixtures")
+
+
+async def load(env: dict[str, str], name: str) -> None:
+    conn = await pg(env)
+    try:
+        await conn.execute((FIXTURES / name).read_text())
+    finally:
+        await conn.close()
+
+
+def key(mode: str, prompt: str) -> str:
+    kind = "extract" if mode == "default" else "unknown"
+    return f"{mode}:{kind}:{hashlib.md5(prompt.encode()).hexdigest()}"
+
+
+async def cache_rows(env: dict[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    conn = await pg(env)
+    try:
+        rows = await conn.fetch("SELECT workspace, id, return_value, cache_type FROM lightrag_llm_cache")
+    finally:
+        await conn.close()
+    return {(r["workspace"], r["id"]): (r["return_value"], r["cache_type"]) for r in rows}
+
+
+async def test_mode_keyed_layout_is_adopted_as_0001_and_every_legacy_row_is_flattened(pg_database):
+    await load(pg_database, "mode_keyed.sql")
+    settings = settings_for(pg_database)
+    dry = await api.adopt(settings, dry_run=True)
+    assert dry["matched"] and dry["revision"] == "0001" and dry["stamped"] is None
+    assert dry["legacy_cache_rows"] == 7
+    assert (await api.current(settings))["revision"] is None  # dry run stamped nothing
+    adopted = await api.adopt(settings)
+    assert adopted["stamped"] == "0001"
+    await api.upgrade(settings)
+    rows = await cache_rows(pg_database)
+    assert rows == {
+        ("default", key("default", "extract entities from chunk one")): ("E1", "extract"),
+        ("default", key("local", "what is local?")): ("L1", "unknown"),
+        ("default", key("global", "what is global?")): ("G1", "unknown"),
+        ("default", key("hybrid", "what is hybrid?")): ("H1", "unknown"),
+        ("default", key("naive", "what is naive?")): ("N1", "unknown"),
+        ("default", key("mix", "what is mix?")): ("M1", "unknown"),
+        ("other_ws", key("default", "extract entities from chunk one")): ("E2", "extract"),
+    }
+    conn = await pg(pg_database)
+    try:
+        # the doc-status instants survived the time-zone change (stored as UTC)
+        created = await conn.fetchval("SELECT created_at::text FROM lightrag_doc_status WHERE id = 'doc-1'")
+        assert created == "2024-05-01 10:00:00"
+        pk = await conn.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'lightrag_llm_cache_pk'")
+        assert pk == "PRIMARY KEY (workspace, id)"
+    finally:
+        await conn.close()
+
+
+async def test_cache_type_layout_relabels_legacy_query_rows_and_keeps_flat_rows(pg_database):
+    await load(pg_database, "cache_type_with_mode.sql")
+    settings = settings_for(pg_database)
+    adopted = await api.adopt(settings)
+    assert adopted["revision"] == "0004" and adopted["same_catalog"] == ["0004", "0005"]
+    await api.upgrade(settings)
+    rows = await cache_rows(pg_database)
+    assert rows == {
+        ("default", key("default", "summarise entity X")): ("S1", "extract"),
+        ("default", key("local", "who is X?")): ("L2", "unknown"),
+        ("default", key("global", "how are X and Y related?")): ("G2", "unknown"),
+        ("default", "mix:query:0123456789abcdef0123456789abcdef"): ("F1", "query"),
+        ("default", "default:extract:fedcba9876543210fedcba9876543210"): ("F2", "extract"),
+    }
+
+
+def test_unknown_layout_is_reported_and_not_stamped(pg_database, cli):
+    asyncio.run(load(pg_database, "unknown_layout.sql"))
+    result = cli("--json", "migrate", "adopt", env=pg_database)
+    assert result.exit_code == 1
+    doc = result.json()
+    assert doc["matched"] is False and doc["stamped"] is None
+    assert any("unexpected column tenant" in d for d in doc["differences"])
+    assert any("missing table lightrag_doc_full" in d for d in doc["differences"])
+    assert "ragstore_alembic_version" not in {row[0] for row in asyncio.run(snapshot(pg_database))["columns"]}
+    human = cli("migrate", "adopt", "--dry-run", env=pg_database)
+    assert human.exit_code == 1 and "matches no revision" in human.stdout and "tenant" in human.stdout
+
+
+async def test_adopt_refuses_a_database_already_managed(pg_database):
+    settings = settings_for(pg_database)
+    await api.upgrade(settings, "0003")
+    with pytest.raises(UsageError, match="already managed"):
+        await api.adopt(settings)

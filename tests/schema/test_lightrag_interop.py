@@ -1,0 +1,54 @@
+"""LightRAG 1.5.7 against ragstore's head schema, and ragstore against a LightRAG-created database."""
+
+from __future__ import annotations
+
+from ragstore_cli.schema import api
+from tests.schema.conftest import pg, settings_for, snapshot
+from tests.schema.lightrag_pg import lightrag_storages
+
+MODEL = "BAAI/bge-m3"
+DIM = 8
+
+
+def _problems(records) -> list[str]:
+    return [r.getMessage() for r in records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_database, tmp_path):
+    settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))
+    await api.upgrade(settings)
+    before = await snapshot(pg_database)
+    async with lightrag_storages(pg_database, tmp_path, MODEL, DIM) as lr:
+        assert _problems(lr["log"]) == []
+        cache = lr["stores"]["llm_response_cache"]
+        await cache.upsert({"default:extract:abc": {"return": "r", "original_prompt": "p", "cache_type": "extract"}})
+        await cache.index_done_callback()
+        assert (await cache.get_by_id("default:extract:abc"))["return"] == "r"
+        chunks = lr["stores"]["chunks"]
+        await chunks.upsert({"chunk-1": {"content": "hello", "full_doc_id": "doc-1", "file_path": "a.txt",
+                                         "tokens": 1, "chunk_order_index": 0}})
+        await chunks.index_done_callback()
+        assert (await chunks.get_by_id("chunk-1"))["content"] == "hello"
+    after = await snapshot(pg_database)
+    assert after == before
+    conn = await pg(pg_database)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM lightrag_vdb_chunks_baai_bge_m3_8d") == 1
+    finally:
+        await conn.close()
+
+
+async def test_adopt_a_database_lightrag_created_then_upgrade_changes_nothing(pg_database, tmp_path):
+    async with lightrag_storages(pg_database, tmp_path, MODEL, DIM) as lr:
+        # on a fresh database LightRAG probes each table with a failing SELECT and logs it (reference §3.7)
+        assert [p for p in _problems(lr["log"]) if "does not exist" not in p] == []
+    created = await snapshot(pg_database)
+    settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))
+    adopted = await api.adopt(settings)
+    assert adopted["matched"] and adopted["revision"] == "0011" and adopted["stamped"] == "0011"
+    result = await api.upgrade(settings)
+    assert result["applied"] == []
+    after = await snapshot(pg_database)
+    version = [row for row in after["columns"] if row[0] == "ragstore_alembic_version"]
+    assert {k: [r for r in v if r[0] != "ragstore_alembic_version"] for k, v in after.items()} == created
+    assert version
