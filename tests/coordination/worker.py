@@ -69,13 +69,24 @@ async def save(args: argparse.Namespace) -> None:
     async with open_coordinator(settings, args.backend, command="save", lease=args.lease) as coord:
         shared = SharedNamespace(coord, args.namespace, load=load, write=write, timeout=60)
         await shared.before_read()
+        initial = shared.reloads
+        await _wait_for(args.go)
         for i in range(args.n):
             key = f"{args.id}-{i}"
             pending[:] = [key]
             state[key] = 1
             await shared.save(replay)
-            await asyncio.sleep(0)
-        print(json.dumps({"reloads": shared.reloads}))
+            await asyncio.sleep(args.pause)
+        print(json.dumps({"reloads": shared.reloads - initial}))
+
+
+async def _wait_for(path: str | None, limit: float = 30.0) -> None:
+    """A start barrier, so that racing processes really overlap."""
+    for _ in range(int(limit / 0.01)):
+        if path is None or Path(path).exists():
+            return
+        await asyncio.sleep(0.01)
+    raise SystemExit("start barrier never opened")
 
 
 def main() -> None:
@@ -94,6 +105,8 @@ def main() -> None:
     parser.add_argument("--namespace", default="ns")
     parser.add_argument("--id", default=str(os.getpid()))
     parser.add_argument("-n", type=int, default=10)
+    parser.add_argument("--go", default=None)
+    parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args()
     asyncio.run({"hold": hold, "count": count, "save": save}[args.action](args))
     sys.stdout.flush()

@@ -1,0 +1,177 @@
+"""Locks in one process: keyed locks, timeouts, no growth with keys ever locked, inspection and breaking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import tracemalloc
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ragstore_cli.config import load_settings
+from ragstore_cli.coordination import open_coordinator
+from ragstore_cli.coordination.base import Coordinator
+from ragstore_cli.coordination.file import FileBackend
+from ragstore_cli.coordination.memory import MemoryBackend
+from ragstore_cli.errors import LockConflict, UsageError
+from tests.coordination.conftest import spawn, wait_for_file
+
+
+@pytest.fixture(params=["memory", "file", "postgres", "redis"])
+def coordinator(request, make_settings):
+    env: dict[str, str] = {}
+    if request.param == "postgres":
+        env.update(request.getfixturevalue("pg_database"))
+    elif request.param == "redis":
+        env.update(request.getfixturevalue("redis_env"))
+    if request.param == "memory":
+        return Coordinator(MemoryBackend(), command="test")
+    return open_coordinator(make_settings(env), request.param, command="test", lease=5)
+
+
+async def test_opposite_key_orders_do_not_deadlock(coordinator: Coordinator) -> None:
+    done = []
+
+    async def worker(keys: list[str], name: str) -> None:
+        for _ in range(20):
+            async with coordinator.keyed_lock(keys, namespace="graph", timeout=10) as leases:
+                assert [lease.key for lease in leases] == ["graph:a", "graph:b"]
+                await asyncio.sleep(0)
+        done.append(name)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(worker(["a", "b"], "x"), worker(["b", "a"], "y")), 60)
+        assert sorted(done) == ["x", "y"]
+        assert coordinator.gate_count() == 0
+        assert await coordinator.holders() == []
+    finally:
+        await coordinator.close()
+
+
+async def test_keyed_timeout_releases_what_it_took(coordinator: Coordinator) -> None:
+    try:
+        async with coordinator.lock("graph:b"):
+            with pytest.raises(LockConflict) as caught:
+                async with coordinator.keyed_lock(["a", "b"], namespace="graph", timeout=0.2):
+                    pass
+            assert "graph:b" in str(caught.value)
+            assert [h.key for h in await coordinator.holders()] == ["graph:b"]  # graph:a was released
+        async with coordinator.keyed_lock(["a", "b"], namespace="graph", timeout=1):
+            held = sorted(h.key for h in await coordinator.holders())
+            assert held == ["graph:a", "graph:b"]
+    finally:
+        await coordinator.close()
+
+
+async def test_holder_record_is_complete(coordinator: Coordinator) -> None:
+    try:
+        async with coordinator.lock("rec", command="export") as lease:
+            record = await coordinator.holder("rec")
+            assert record is not None and not record.stale
+            assert (record.owner, record.pid, record.command) == (lease.record.owner, os.getpid(), "export")
+            assert record.host == os.uname().nodename and abs(record.acquired_at - time.time()) < 5
+            if coordinator.name == "redis":
+                assert record.token and record.lease_expires and record.lease_expires > time.time()
+            if coordinator.name == "postgres":
+                assert record.session_pid
+        assert await coordinator.holder("rec") is None
+    finally:
+        await coordinator.close()
+
+
+async def test_no_growth_with_distinct_keys(coordinator: Coordinator) -> None:
+    count = {"memory": 20_000, "file": 20_000, "postgres": 2_000, "redis": 2_000}[coordinator.name]
+    try:
+        tracemalloc.start()
+        for i in range(count):
+            if i == count // 2:
+                half = tracemalloc.get_traced_memory()[0]
+            async with coordinator.lock(f"k{i}"):
+                pass
+        grown = tracemalloc.get_traced_memory()[0] - half
+        tracemalloc.stop()
+        assert grown < 256 * 1024, grown
+        assert coordinator.gate_count() == 0
+        assert await coordinator.holders() == []
+        backend = coordinator.backend
+        if isinstance(backend, FileBackend):
+            assert backend.file_count() == 0
+        elif isinstance(backend, MemoryBackend):
+            assert backend.held_count() == 0
+        elif coordinator.name == "postgres":
+            assert await backend.row_count() == 0
+        else:
+            assert [k async for k in backend.client.scan_iter(match="ragstore:lock:*")] == []
+    finally:
+        await coordinator.close()
+
+
+@pytest.mark.parametrize("name", ["file", "postgres", "redis"])
+async def test_list_mark_stale_and_break(name: str, request, tmp_path: Path) -> None:
+    env = {"WORKING_DIR": str(tmp_path / "rag"), "RAGSTORE_LOCK_BACKEND": name}
+    if name == "postgres":
+        env.update(request.getfixturevalue("pg_database"))
+    elif name == "redis":
+        env.update(request.getfixturevalue("redis_env"))
+    settings = load_settings(environ=env, cwd=tmp_path)
+    live = spawn(["hold", "--key", "live", "--command", "import", "--ready", "ready-live", "--lease", "30"], env, tmp_path)
+    dead = spawn(["hold", "--key", "dead", "--command", "export", "--ready", "ready-dead", "--lease", "30"], env, tmp_path)
+    async with open_coordinator(settings, command="ops", lease=30) as coord:
+        try:
+            wait_for_file(tmp_path / "ready-live", live)
+            wait_for_file(tmp_path / "ready-dead", dead)
+            held = {h.key: h for h in await coord.holders()}
+            assert set(held) == {"live", "dead"} and not any(h.stale for h in held.values())
+            assert held["live"].pid == live.pid and held["live"].command == "import"
+            dead.send_signal(signal.SIGKILL)
+            dead.wait(10)
+            record = None
+            for _ in range(100):  # postgres needs its server to notice the closed session
+                record = await coord.holder("dead")
+                if record is not None and record.stale:
+                    break
+                await asyncio.sleep(0.1)
+            assert record is not None and record.stale, record
+            expected = {"file": "dead", "postgres": "session", "redis": "dead"}[name]
+            assert expected in record.stale_reason
+            with pytest.raises(LockConflict):
+                await coord.break_lock("live")
+            broken = await coord.break_lock("dead")
+            assert broken.broken.pid == dead.pid and broken.by["pid"] == os.getpid()
+            assert await coord.holder("dead") is None
+            forced = await coord.break_lock("live", force=True)
+            assert forced.broken.pid == live.pid
+            async with coord.lock("live", timeout=5) as lease:  # the live holder lost it to --force
+                assert lease.record.command == "ops"
+            log = coord.backend.break_log()
+            log = await log if asyncio.iscoroutine(log) else log
+            assert [entry["key"] for entry in log] == ["dead", "live"]
+            assert log[0]["by"]["command"] == "locks break" and log[0]["broken"]["command"] == "export"
+            with pytest.raises(UsageError):
+                await coord.break_lock("never-held")
+        finally:
+            for proc in (live, dead):
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(10)
+
+
+async def test_postgres_lists_other_tools_advisory_locks(pg_database, make_settings) -> None:
+    settings = make_settings(pg_database)
+    other = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
+                                  user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
+                                  database=pg_database["POSTGRES_DATABASE"], server_settings={"application_name": "age-writer"})
+    try:
+        await other.execute("SELECT pg_advisory_lock(424242), pg_advisory_lock(7, 8)")
+        other_pid = await other.fetchval("SELECT pg_backend_pid()")
+        async with open_coordinator(settings, "postgres") as coord:
+            async with coord.lock("ours"):
+                foreign = await coord.backend.foreign_locks()
+        assert {(f["pid"], str(f["lock_id"])) for f in foreign} == {(other_pid, "424242"), (other_pid, "[7, 8]")}
+        assert all(f["application_name"] == "age-writer" and f["granted"] for f in foreign)
+    finally:
+        await other.close()
