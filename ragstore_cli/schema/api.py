@@ -154,6 +154,9 @@ async def downgrade(
         chain = _chain()
         if target != "base" and before is not None and chain.index(target) > chain.index(before):
             raise UsageError(f"the database is at {before}, below {target}: use `ragstore migrate upgrade {target}`")
+        reverting = _between(target if target != "base" else None, before)[::-1] if before else []
+        if not force:
+            await _preflight(settings, reverting)
         dropped: list[str] = []
         if target == "base" and dim is not None:
             conn = await connect(settings, retries=1)
@@ -165,6 +168,30 @@ async def downgrade(
         after = (await current(settings))["revision"]
     return {"target": describe_target(settings), "from": before, "to": after, "reverted": _between(after, before)[::-1]
             if before else [], "vector_tables_dropped": dropped, **lock}
+
+
+async def _preflight(settings: Settings, revisions: list[str]) -> None:
+    """Refuse a downgrade before it starts when any step on the way would drop data (no partial run)."""
+    conn = await connect(settings, retries=1)
+    try:
+        for revision in revisions:
+            module = migrator.script().get_revision(revision).module
+            for table, column, default in getattr(module, "AT_RISK", []):
+                if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table.lower()):
+                    continue
+                if column is not None and not await conn.fetchval(
+                        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
+                        table.lower(), column):
+                    continue
+                where = f"WHERE {column} IS NOT NULL" if column else ""
+                if column and default is not None:
+                    where += f" AND {column} <> {default}"
+                if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} {where})"):
+                    what = f"column {table.lower()}.{column}" if column else f"table {table.lower()}"
+                    raise UsageError(f"downgrade to below {revision} would drop {what}, which holds data; "
+                                     "pass --force to drop it anyway (nothing was changed)")
+    finally:
+        await conn.close()
 
 
 async def stamp(settings: Settings, revision: str, *, lock_timeout: float | None = None) -> dict[str, Any]:

@@ -59,6 +59,12 @@ def guard_data_loss(table: str, column: str | None = None, *, default: str | Non
         raise UsageError(f"downgrade would drop {what}, which holds data; pass --force to drop it anyway")
 
 
+def guard_all(at_risk: list[tuple[str, str | None, str | None]]) -> None:
+    """guard_data_loss for each (table, column, default) a revision's downgrade would drop."""
+    for table, column, default in at_risk:
+        guard_data_loss(table, column, default=default)
+
+
 def backfill(table: str, set_sql: str, where_sql: str, *, batch: int = BATCH_ROWS) -> int:
     """UPDATE `table` SET … WHERE … in batches, each its own short transaction (autocommit block).
 

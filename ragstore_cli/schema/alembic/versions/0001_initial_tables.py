@@ -6,7 +6,7 @@ Revises:
 
 from alembic import op
 
-from ragstore_cli.schema.ops import guard_data_loss, kv_indexes
+from ragstore_cli.schema.ops import guard_all, kv_indexes
 
 revision = "0001"
 down_revision = None
@@ -14,6 +14,8 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("LIGHTRAG_DOC_FULL", "LIGHTRAG_DOC_CHUNKS", "LIGHTRAG_LLM_CACHE", "LIGHTRAG_DOC_STATUS")
+
+AT_RISK = [(t, None, None) for t in TABLES]
 
 
 def upgrade() -> None:
@@ -42,7 +44,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        guard_data_loss(table)
+    guard_all(AT_RISK)
     for table in reversed(TABLES):
         op.execute(f"DROP TABLE IF EXISTS {table}")

@@ -10,12 +10,14 @@ Revises: 0002
 
 from alembic import op
 
-from ragstore_cli.schema.ops import backfill, guard_data_loss
+from ragstore_cli.schema.ops import backfill, guard_all
 
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+AT_RISK = [("LIGHTRAG_LLM_CACHE", "cache_type", None)]
 
 
 def upgrade() -> None:
@@ -30,5 +32,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # cache_type is derivable from the id for flat keys, but not for every row: guard it.
-    guard_data_loss("LIGHTRAG_LLM_CACHE", "cache_type")
+    guard_all(AT_RISK)
     op.execute("ALTER TABLE LIGHTRAG_LLM_CACHE DROP COLUMN IF EXISTS cache_type")

@@ -6,12 +6,14 @@ Revises: 0003
 
 from alembic import op
 
-from ragstore_cli.schema.ops import guard_data_loss
+from ragstore_cli.schema.ops import guard_all
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+AT_RISK = [("LIGHTRAG_LLM_CACHE", "queryparam", None)]
 
 
 def upgrade() -> None:
@@ -19,5 +21,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    guard_data_loss("LIGHTRAG_LLM_CACHE", "queryparam")
+    guard_all(AT_RISK)
     op.execute("ALTER TABLE LIGHTRAG_LLM_CACHE DROP COLUMN IF EXISTS queryparam")

@@ -8,7 +8,7 @@ Revises: 0006
 
 from alembic import op
 
-from ragstore_cli.schema.ops import guard_data_loss
+from ragstore_cli.schema.ops import guard_all
 
 revision = "0007"
 down_revision = "0006"
@@ -24,6 +24,8 @@ COLUMNS = (
     ("content_hash", "TEXT NULL", None),
 )
 
+AT_RISK = [(T, name, default) for name, _, default in COLUMNS]
+
 
 def upgrade() -> None:
     for name, ddl, _ in COLUMNS:
@@ -31,7 +33,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name, _, default in COLUMNS:
-        guard_data_loss(T, name, default=default)
+    guard_all(AT_RISK)
     for name, _, _ in reversed(COLUMNS):
         op.execute(f"ALTER TABLE {T} DROP COLUMN IF EXISTS {name}")

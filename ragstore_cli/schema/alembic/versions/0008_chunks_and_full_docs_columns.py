@@ -9,7 +9,7 @@ Revises: 0007
 from alembic import op
 from sqlalchemy import text
 
-from ragstore_cli.schema.ops import force_given, guard_data_loss
+from ragstore_cli.schema.ops import force_given, guard_all
 
 revision = "0008"
 down_revision = "0007"
@@ -32,6 +32,8 @@ FULL_COLUMNS = (
     ("parse_engine", "TEXT NULL", None),
 )
 
+AT_RISK = [(FULL, n, d) for n, _, d in FULL_COLUMNS] + [(CHUNKS, n, d) for n, _, d in CHUNK_COLUMNS]
+
 
 def upgrade() -> None:
     for name, ddl, _ in CHUNK_COLUMNS:
@@ -42,10 +44,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name, _, default in FULL_COLUMNS:
-        guard_data_loss(FULL, name, default=default)
-    for name, _, default in CHUNK_COLUMNS:
-        guard_data_loss(CHUNKS, name, default=default)
+    guard_all(AT_RISK)
     if not op.get_context().as_sql and not force_given():
         longest = op.get_bind().execute(text(f"SELECT max(length(file_path)) FROM {CHUNKS}")).scalar()
         if longest and longest > 256:

@@ -6,7 +6,7 @@ Revises: 0009
 
 from alembic import op
 
-from ragstore_cli.schema.ops import guard_data_loss, kv_indexes
+from ragstore_cli.schema.ops import guard_all, kv_indexes
 
 revision = "0010"
 down_revision = "0009"
@@ -20,6 +20,8 @@ TABLES = {
     "LIGHTRAG_RELATION_CHUNKS": "id VARCHAR(512), workspace VARCHAR(255), chunk_ids JSONB, count INTEGER",
 }
 
+AT_RISK = [(t, None, None) for t in TABLES]
+
 
 def upgrade() -> None:
     for table, columns in TABLES.items():
@@ -30,7 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        guard_data_loss(table)
+    guard_all(AT_RISK)
     for table in reversed(list(TABLES)):
         op.execute(f"DROP TABLE IF EXISTS {table}")
