@@ -45,6 +45,7 @@ class ArchiveReader:
         if not self.path.is_file():
             raise UsageError(f"archive {self.path} does not exist or is not a file")
         self._progress = progress
+        self.manifest_sha256 = ""  # identifies the archive (ledger, import id)
         self.manifest = self._read_manifest()
 
     # ------------------------------------------------------------------ manifest
@@ -66,7 +67,8 @@ class ArchiveReader:
             second = self._next(tar)
             if second is None or second.name != MANIFEST_SHA_NAME:
                 raise DataError(f"archive is truncated or damaged: {MANIFEST_SHA_NAME} missing after the manifest")
-            expected = f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST_NAME}\n".encode()
+            self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
+            expected = f"{self.manifest_sha256}  {MANIFEST_NAME}\n".encode()
             if self._small(tar, second) != expected:
                 raise DataError("archive manifest is damaged: its SHA-256 does not match manifest.json.sha256")
             return Manifest.parse(raw)

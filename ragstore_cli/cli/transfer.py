@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
@@ -13,8 +13,9 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColu
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.summary import describe, human_bytes
-from ragstore_cli.cli.common import state
-from ragstore_cli.cli.output import CliState, emit, table
+from ragstore_cli.cli.common import run, settings, state
+from ragstore_cli.cli.output import CliState, emit, info, table
+from ragstore_cli.errors import UsageError
 
 archive_app = typer.Typer(help="Check and look inside .ragstore archives.", no_args_is_help=True)
 
@@ -100,6 +101,77 @@ def inspect(
     emit(cli, document, render)
 
 
+def export_cmd(
+    ctx: typer.Context,
+    output: Path = typer.Option(..., "--output", "-o", help="The .ragstore file to write."),
+    workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Workspace to export (default: WORKSPACE)."),
+    source: Optional[str] = typer.Option(None, "--from", help="Source profile, e.g. files, postgres, kv=redis,graph=neo4j."),
+    vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
+
+    Example: ragstore export --from files --workspace ws1 -o ws1.ragstore
+    """
+    from ragstore_cli.transfer import export_workspace
+
+    cli = _local_json(ctx, json_output)
+    dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
+    if dtype is None:
+        raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
+    with progress_bars(cli) as bar:
+        report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=source,
+                                      vector_dtype=dtype, progress=bar))
+    for warning in report.warnings:
+        info(cli, f"[yellow]warning:[/] {warning}")
+    document = report.to_dict()
+
+    def render(console) -> None:
+        total = sum(report.counts.values())
+        console.print(f"[green]exported[/] workspace {report.workspace!r} ({report.profile}) to {report.output}: "
+                      f"{total} records, {human_bytes(report.bytes)} in {report.seconds:.1f} s")
+
+    emit(cli, document, render)
+
+
+def import_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The .ragstore archive."),
+    workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Target workspace (default: the archive's)."),
+    target: Optional[str] = typer.Option(None, "--to", help="Target profile, e.g. postgres, files, postgres,neo4j."),
+    if_exists: str = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the workspace holds data."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Verify and check everything, write nothing."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
+    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Verify an archive, then load it into a workspace (atomic per backend, resumable).
+
+    Example: ragstore import ws1.ragstore --to postgres,neo4j --if-exists replace
+    """
+    from ragstore_cli.transfer import import_archive
+
+    cli = _local_json(ctx, json_output)
+    with progress_bars(cli) as bar:
+        report = run(import_archive(settings(ctx), file, workspace=workspace, profile=target, if_exists=if_exists,
+                                    dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar))
+    for warning in report.warnings:
+        info(cli, f"[yellow]warning:[/] {warning}")
+    document = report.to_dict()
+
+    def render(console) -> None:
+        total = sum(report.counts.values())
+        verb = "would import" if report.dry_run else "imported"
+        console.print(f"[green]{verb}[/] {total} records into workspace {report.workspace!r} ({report.profile}, "
+                      f"--if-exists {report.mode}) in {report.seconds:.1f} s")
+        if report.dry_run and report.existing_records:
+            console.print(f"the target already holds {report.existing_records} records")
+        if report.skipped:
+            console.print(f"resumed: {len(report.skipped)} sections were already committed")
+
+    emit(cli, document, render)
+
+
 def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
     totals: dict[str, int] = {}
     for m in reader.manifest.members:
@@ -109,6 +181,8 @@ def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
 
 def register(root: typer.Typer) -> None:
     """Add `export`, `import` and the `archive` group to the root application."""
+    root.command("export")(export_cmd)
+    root.command("import")(import_cmd)
     archive_app.command("verify")(verify)
     archive_app.command("inspect")(inspect)
     root.add_typer(archive_app, name="archive")

@@ -1,0 +1,90 @@
+"""`export`: stream every namespace of one workspace, from any profile, into a `.ragstore` archive."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragstore_cli.archive import ArchiveWriter
+from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.backends.registry import describe, open_backends, parse_profile
+from ragstore_cli.config import Settings
+from ragstore_cli.transfer.common import (Progress, embedding_model_of, lightrag_warning, needs_lock, not_carried,
+                                          snapshot)
+from ragstore_cli.workspace import validate_workspace
+
+
+@dataclass
+class ExportReport:
+    output: str
+    workspace: str
+    profile: str
+    counts: dict[str, int]
+    bytes: int
+    seconds: float
+    embedding: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "output": self.output, "workspace": self.workspace, "profile": self.profile,
+                "counts": self.counts, "bytes": self.bytes, "seconds": round(self.seconds, 3),
+                "embedding": self.embedding, "warnings": self.warnings}
+
+
+async def export_workspace(settings: Settings, output: Path, *, workspace: str | None = None,
+                           profile: str | None = None, vector_dtype: str = "float32",
+                           progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
+                           lock_timeout: float | None = None) -> ExportReport:
+    """Write the workspace to `output` from one consistent view (snapshot and/or workspace lock)."""
+    started = time.perf_counter()
+    workspace = validate_workspace(settings["WORKSPACE"] if workspace is None else workspace)
+    prof = parse_profile(profile, settings)
+    warnings = [w for w in (lightrag_warning(settings, prof),) if w]
+    async with contextlib.AsyncExitStack() as stack:
+        if needs_lock(prof):
+            from ragstore_cli.coordination import workspace_lock
+
+            await stack.enter_async_context(workspace_lock(settings, workspace, command="export", timeout=lock_timeout))
+        stores = await open_backends(settings, prof, workspace)
+        stack.push_async_callback(stores.close)
+        await stack.enter_async_context(snapshot(stores))
+        model = await embedding_model_of(stores, settings)
+        writer = ArchiveWriter(Path(output), workspace=workspace, backends={r.value: n for r, n in prof.items()},
+                               embedding_model=model, embedding_dim=None, vector_dtype=vector_dtype,
+                               progress=progress)
+        try:
+            await _write_all(stores, writer, batch_size)
+            for section, fields in not_carried(prof, stores).items():
+                writer.not_carried(section, fields)
+            manifest = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+    return ExportReport(output=str(output), workspace=workspace, profile=describe(prof), counts=manifest.counts(),
+                        bytes=Path(output).stat().st_size, seconds=time.perf_counter() - started,
+                        embedding=manifest.embedding, warnings=warnings)
+
+
+async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int) -> None:
+    for ns in KV_NAMESPACES:
+        with writer.kv(ns) as section:
+            async for batch in stores.kv.read(ns, batch_size):
+                section.write(batch)
+    with writer.doc_status() as section:
+        async for batch in stores.doc_status.read(batch_size):
+            section.write(batch)
+    with writer.graph_nodes() as section:
+        async for batch in stores.graph.read_nodes(batch_size):
+            section.write(batch)
+    with writer.graph_edges() as section:
+        async for batch in stores.graph.read_edges(batch_size):
+            section.write(batch)
+    for ns in VECTOR_NAMESPACES:
+        with writer.vectors(ns) as section:
+            if await stores.vectors.dimension(ns) is None:
+                continue
+            async for batch in stores.vectors.read(ns, batch_size):
+                section.write(batch)

@@ -1,0 +1,263 @@
+"""`import`: verify an archive completely, then load it into a workspace of any profile.
+
+Order of events: manifest check → full verify pass (nothing written yet) → embedding model and
+dimension checks against the target → lock → emptiness check (`--if-exists`) → load section by
+section, each through the backend's atomic writer (PostgreSQL: staging + swap; files: tmp + rename;
+Bolt: tagged writes removed on abort), recording each committed section in the target's ledger →
+(files-only targets) swap the staged folder in → clear the ledger. `--resume` skips the sections
+the ledger lists as committed by the same archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragstore_cli.archive import ArchiveReader, SectionReader
+from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, KIND_VECTORS, Manifest
+from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
+from ragstore_cli.backends.registry import Profile, Stores, describe, open_backends, parse_profile
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.transfer import staging
+from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
+from ragstore_cli.transfer.ledger import open_ledger
+from ragstore_cli.workspace import validate_workspace
+
+IF_EXISTS = ("fail", "replace", "merge")
+FAULT_ENV = "RAGSTORE_FAULT_KILL"  # test-only fault injection: SIGKILL this process at a named point
+
+
+@dataclass
+class ImportReport:
+    archive: str
+    workspace: str
+    profile: str
+    mode: str
+    dry_run: bool
+    resumed: bool
+    counts: dict[str, int]
+    skipped: list[str]
+    existing_records: int
+    embedding: dict[str, Any]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def target_embedding(settings: Settings, manifest: Manifest, relabel: str | None) -> tuple[str | None, int | None]:
+    """The model name and dimension the target will record; refuses what would need re-embedding."""
+    model, dim = manifest.embedding.get("model"), manifest.embedding.get("dim")
+    configured_dim = settings["EMBEDDING_DIM"] if settings.is_set("EMBEDDING_DIM") else None
+    if configured_dim is not None and dim is not None and configured_dim != dim:
+        raise UsageError(f"the archive's vectors have dimension {dim} but the target is configured for "
+                         f"EMBEDDING_DIM={configured_dim}; ragstore never re-embeds")
+    if relabel:
+        return relabel, dim
+    configured = settings["EMBEDDING_MODEL"] if settings.is_set("EMBEDDING_MODEL") else None
+    if configured and model and configured != model:
+        raise UsageError(f"the archive's vectors were made with model {model!r} but the target is configured "
+                         f"for {configured!r} (EMBEDDING_MODEL)",
+                         hint=f"pass --embedding-model {configured} to relabel them (ragstore never re-embeds), "
+                              f"or set EMBEDDING_MODEL={model}")
+    return configured or model, dim
+
+
+async def existing_records(stores: Stores) -> int:
+    total = 0
+    for ns in KV_NAMESPACES:
+        total += await stores.kv.count(ns)
+    total += await stores.doc_status.count()
+    total += sum(await stores.graph.count())
+    for ns in VECTOR_NAMESPACES:
+        total += await stores.vectors.count(ns)
+    return total
+
+
+async def check_dimensions(stores: Stores, manifest: Manifest) -> None:
+    for s in manifest.sections:
+        if s.kind == KIND_VECTORS and s.dim is not None:
+            have = await stores.vectors.dimension(s.namespace)
+            if have is not None and have != s.dim:
+                raise UsageError(f"the target's {s.namespace} vectors have dimension {have}, the archive's {s.dim}; "
+                                 "ragstore never re-embeds")
+
+
+async def import_archive(settings: Settings, archive: Path, *, workspace: str | None = None,
+                         profile: str | None = None, if_exists: str = "fail", dry_run: bool = False,
+                         resume: bool = False, embedding_model: str | None = None,
+                         progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
+                         lock_timeout: float | None = None) -> ImportReport:
+    """Load `archive` into the workspace; see the module docstring for the order of events."""
+    started = time.perf_counter()
+    if if_exists not in IF_EXISTS:
+        raise UsageError(f"--if-exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
+    reader = ArchiveReader(Path(archive))
+    manifest = reader.manifest
+    workspace = validate_workspace(manifest.source.get("workspace", "") if workspace is None else workspace)
+    prof = parse_profile(profile, settings)
+    model, dim = target_embedding(settings, manifest, embedding_model)
+    overrides = {k: v for k, v in (("EMBEDDING_MODEL", model), ("EMBEDDING_DIM", dim)) if v is not None}
+    target = settings.with_overrides(overrides)
+    warnings = [w for w in (lightrag_warning(settings, prof),) if w]
+
+    reader._progress = (lambda key, rec, nbytes: progress(f"verify {key}", rec, nbytes)) if progress else None
+    reader.verify()  # the whole archive, before anything is written
+    reader._progress = progress
+
+    async with contextlib.AsyncExitStack() as stack:
+        if needs_lock(prof) and not dry_run:
+            from ragstore_cli.coordination import workspace_lock
+
+            await stack.enter_async_context(workspace_lock(target, workspace, command="import", timeout=lock_timeout))
+        stores = await open_backends(target, prof, workspace)
+        stack.push_async_callback(stores.close)
+        await check_dimensions(stores, manifest)
+        files_only = staging.files_only(prof)
+        ledger = open_ledger(prof[Role.KV], target, workspace, staging.folder(target, workspace) if files_only else None)
+        stack.push_async_callback(ledger.close)
+        state = await ledger.load()
+        done: dict[str, int] = {}
+        if state and resume:
+            if state.get("archive") != reader.manifest_sha256:
+                raise UsageError(f"the interrupted import into workspace {workspace!r} was of another archive "
+                                 f"({state.get('file')})")
+            done = dict(state.get("done", {}))
+            if_exists = state.get("mode", if_exists)
+        elif resume:
+            raise UsageError("there is no interrupted import into this workspace to resume")
+        elif state and if_exists != "replace":
+            raise UsageError(f"an import of {state.get('file')} into workspace {workspace!r} was interrupted "
+                             f"after {len(state.get('done', {}))} sections",
+                             hint="finish it with --resume, or start over with --if-exists replace")
+        staged = staging.applies(prof, if_exists)
+        existing = 0 if resume else await existing_records(stores)
+        if existing and if_exists == "fail":
+            raise UsageError(f"workspace {workspace!r} already holds {existing} records in the target",
+                             hint="choose --if-exists replace or --if-exists merge")
+        plan = {s.key: s.records for s in manifest.sections if s.key not in done}
+        if dry_run:
+            return ImportReport(str(archive), workspace, describe(prof), if_exists, True, resume, plan,
+                                sorted(done), existing, {"model": model, "dim": dim},
+                                time.perf_counter() - started, warnings)
+        if not resume:
+            if staged:
+                staging.discard(target, workspace)  # leftovers of an abandoned import
+            state = {"archive": reader.manifest_sha256, "file": str(archive), "mode": if_exists, "done": done,
+                     "started_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+            await ledger.save(state)
+        assert state is not None
+        load_stores = stores
+        if staged:
+            load_stores = await open_backends(staging.settings(target, workspace), prof, workspace)
+            stack.push_async_callback(load_stores.close)
+        written = await _load(reader, load_stores, state, ledger, if_exists != "merge", batch_size, dim)
+        if staged:
+            _fault("swap:before")
+            await staging.swap_in(target, workspace, state, ledger.save, lambda: _fault("swap:during"))
+        await ledger.clear()
+        if files_only:
+            staging.discard(target, workspace)
+    return ImportReport(str(archive), workspace, describe(prof), if_exists, False, resume, written, sorted(done),
+                        existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
+
+
+async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], ledger: Any, replace: bool,
+                batch_size: int, dim: int | None) -> dict[str, int]:
+    done: dict[str, int] = state["done"]
+    written: dict[str, int] = {}
+    graph_writer: Any = None
+    for section in reader.sections(batch_size):
+        key, kind = section.key, section.section.kind
+        if key in done or (kind == KIND_EDGES and "graph/nodes" in done):
+            continue  # committed before the interruption; the reader skips its bytes
+        if kind == KIND_VECTORS and section.section.records == 0 and dim is None:
+            continue
+        if kind == KIND_EDGES:
+            writer = graph_writer
+        else:
+            writer = await _writer(stores, section, replace, dim)
+        if kind == KIND_NODES:
+            graph_writer = writer
+        try:
+            count = await _pump(section, writer, reader._progress)
+            if kind == KIND_NODES:
+                written[key] = count
+                continue  # nodes and edges commit together
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        _fault(f"commit:{key}")
+        written[key] = count
+        done[key] = count
+        if kind == KIND_EDGES:
+            done["graph/nodes"] = written.get("graph/nodes", 0)
+        await ledger.save(state)
+    return written
+
+
+async def _writer(stores: Stores, section: SectionReader, replace: bool, dim: int | None) -> Any:
+    s = section.section
+    if s.kind == KIND_KV:
+        return await stores.kv.writer(s.namespace, replace=replace)
+    if s.kind == KIND_DOC_STATUS:
+        return await stores.doc_status.writer(replace=replace)
+    if s.kind == KIND_NODES:
+        return await stores.graph.writer(replace=replace)
+    if s.kind == KIND_VECTORS:
+        width = int(s.dim or dim or 0)
+        if not replace and stores.profile[Role.VECTOR] == "files":
+            # NanoVectorDB files are rewritten whole: merge = the archive's rows + the target's other rows
+            inner = await stores.vectors.writer(s.namespace, dim=width, replace=True)
+            return _RewriteMerge(inner, stores.vectors.read(s.namespace))
+        return await stores.vectors.writer(s.namespace, dim=width, replace=replace)
+    raise DataError(f"archive section {s.key} has an unknown kind {s.kind!r}")
+
+
+async def _pump(section: SectionReader, writer: Any, progress: Progress | None) -> int:
+    count = 0
+    for number, batch in enumerate(section.batches()):
+        _fault(f"batch:{section.key}:{number}")
+        await writer.write(batch)
+        count += len(batch)
+        if progress is not None:
+            progress(section.key, len(batch), 0)
+    return count
+
+
+class _RewriteMerge:
+    """Merge for stores that can only be rewritten: write the new rows, then the old rows not replaced."""
+
+    def __init__(self, inner: Any, old_rows: Any) -> None:
+        self.inner, self.old_rows, self.seen = inner, old_rows, set()
+
+    async def write(self, batch: Any) -> None:
+        self.seen.update(batch.ids)
+        await self.inner.write(batch)
+
+    async def commit(self) -> None:
+        from ragstore_cli.backends.base import VectorBatch
+
+        async for old in self.old_rows:
+            keep = [i for i, rid in enumerate(old.ids) if rid not in self.seen]
+            if keep:
+                await self.inner.write(VectorBatch([old.ids[i] for i in keep], old.vectors[keep],
+                                                   [old.meta[i] for i in keep] if old.meta else []))
+        await self.inner.commit()
+
+    async def abort(self) -> None:
+        await self.inner.abort()

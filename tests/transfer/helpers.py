@@ -1,0 +1,45 @@
+"""Shared by the transfer tests: comparing two workspaces record by record through ragstore's protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.backends.registry import open_backends
+from ragstore_cli.config import Settings
+
+
+async def snapshot_records(settings: Settings, profile: str, workspace: str) -> dict[str, Any]:
+    """Every record of the workspace: {section: {id: value}}, vectors as {id: (meta, float32 list)}."""
+    out: dict[str, Any] = {}
+    async with await open_backends(settings, profile, workspace) as stores:
+        for ns in KV_NAMESPACES:
+            out[f"kv/{ns}"] = {k: v async for b in stores.kv.read(ns, 50) for k, v in b}
+        out["doc_status"] = {k: v async for b in stores.doc_status.read(50) for k, v in b}
+        out["graph/nodes"] = {n.id: n.properties async for b in stores.graph.read_nodes(50) for n in b}
+        out["graph/edges"] = {tuple(sorted((e.source, e.target))): e.properties
+                              async for b in stores.graph.read_edges(50) for e in b}
+        for ns in VECTOR_NAMESPACES:
+            rows = {}
+            async for batch in stores.vectors.read(ns, 50):
+                for i, m, v in zip(batch.ids, batch.meta, np.asarray(batch.vectors)):
+                    rows[i] = (m, [float(x) for x in v])
+            out[f"vectors/{ns}"] = rows
+    return out
+
+
+def assert_same(a: dict[str, Any], b: dict[str, Any], *, ignore: dict[str, set[str]] | None = None) -> None:
+    """Equal sections; `ignore` lists value fields per section that a backend legitimately rewrites."""
+    assert set(a) == set(b)
+    for key in a:
+        left, right = a[key], b[key]
+        assert set(left) == set(right), key
+        drop = (ignore or {}).get(key, set())
+        for rid in left:
+            x, y = left[rid], right[rid]
+            if drop and isinstance(x, dict):
+                x = {k: v for k, v in x.items() if k not in drop}
+                y = {k: v for k, v in y.items() if k not in drop}
+            assert x == y, (key, rid)
