@@ -197,7 +197,7 @@ async def read_with_lightrag(working_dir: Path, workspace: str, ids: dict[str, l
 
     initialize_share_data(workers=1)
     storages = dict(FILE_STORAGES if storages is None else storages)
-    config = global_config(Path(working_dir), dim)
+    config = {**global_config(Path(working_dir), dim), "vector_storage": storages["vector_storage"]}
     embed = make_embedding_func(dim, model)
     out: dict[str, Any] = {}
     opened = []

@@ -1,0 +1,162 @@
+"""The PostgreSQL bulk paths: binary COPY writers in one transaction, server-side cursor readers.
+
+A writer holds one connection and one transaction from its first batch to `commit()`:
+- replace: `DELETE` the workspace's rows, then `COPY … FROM STDIN (FORMAT binary)` straight into the
+  table (invisible to others until commit, so the swap is atomic);
+- merge: COPY into a temp table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` on commit.
+Vectors travel as pre-encoded pgvector binary (`>HH` header + big-endian floats): no per-value
+Python objects on the hot path.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import numpy as np
+
+from ragstore_cli.errors import DataError
+
+VECTOR_TYPES = {"vector": ">f4", "halfvec": ">f2"}
+
+
+async def register_raw_vector_codecs(conn: asyncpg.Connection) -> None:
+    """vector/halfvec values as raw binary bytes both ways (encode/decode in numpy, per batch)."""
+    for name in VECTOR_TYPES:
+        exists = await conn.fetchval("SELECT 1 FROM pg_type WHERE typname = $1", name)
+        if exists:
+            await conn.set_type_codec(name, schema="public", encoder=bytes, decoder=bytes, format="binary")
+
+
+def encode_vectors(vectors: np.ndarray, kind: str = "vector") -> list[bytes]:
+    """pgvector binary for each row."""
+    mat = np.ascontiguousarray(vectors, dtype=VECTOR_TYPES[kind])
+    head = struct.pack(">HH", mat.shape[1], 0)
+    raw = mat.tobytes()
+    step = mat.shape[1] * mat.itemsize
+    return [head + raw[i:i + step] for i in range(0, len(raw), step)]
+
+
+def decode_vectors(values: list[bytes], dim: int, kind: str = "vector") -> np.ndarray:
+    """pgvector binary values → float32 (n, dim)."""
+    if not values:
+        return np.zeros((0, dim), dtype=np.float32)
+    width = np.dtype(VECTOR_TYPES[kind]).itemsize * dim + 4
+    joined = b"".join(values)
+    if len(joined) != width * len(values):
+        raise DataError("vector values of unexpected size (dimension mismatch)")
+    arr = np.frombuffer(joined, dtype=np.uint8).reshape(len(values), width)[:, 4:]
+    return np.ascontiguousarray(arr).view(VECTOR_TYPES[kind]).astype(np.float32)
+
+
+def explain(exc: BaseException, where: str) -> DataError:
+    """A driver error during a bulk write as one readable line."""
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    if "0x00" in text or "\\u0000" in text:
+        text = "PostgreSQL cannot store NUL characters (U+0000) in text or JSON"
+    elif isinstance(exc, asyncpg.UniqueViolationError):
+        text = f"duplicate id ({getattr(exc, 'detail', '') or text})"
+    return DataError(f"{where}: {text}")
+
+
+class CopyWriter:
+    """Rows for one table and workspace; nothing is visible before `commit()`."""
+
+    def __init__(self, pool: asyncpg.Pool, table: str, columns: tuple[str, ...], workspace: str, *,
+                 replace: bool, conflict: tuple[str, ...] = ("workspace", "id"),
+                 keep_on_update: tuple[str, ...] = ("create_time",), scope: str = "workspace = $1",
+                 scope_args: tuple[Any, ...] = (),
+                 before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                 on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
+        self.pool, self.table, self.columns, self.workspace = pool, table.lower(), columns, workspace
+        self.replace, self.conflict, self.keep = replace, conflict, keep_on_update
+        self.scope, self.scope_args = scope, scope_args or (workspace,)
+        self.before_commit, self.on_start = before_commit, on_start
+        self.conn: asyncpg.Connection | None = None
+        self.tx: Any = None
+        self.target = self.table
+        self.count = 0
+        self.dropped: set[str] = set()
+
+    async def _start(self) -> asyncpg.Connection:
+        if self.conn is not None:
+            return self.conn
+        self.conn = await self.pool.acquire()
+        self.tx = self.conn.transaction()
+        await self.tx.start()
+        if self.on_start:
+            await self.on_start(self.conn)
+        if self.replace:
+            await self.conn.execute(f"DELETE FROM {self.table} WHERE {self.scope}", *self.scope_args)
+        else:
+            self.target = f"ragstore_stage_{self.table}"[:63]
+            await self.conn.execute(f"CREATE TEMP TABLE {self.target} (LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        return self.conn
+
+    async def write_rows(self, rows: list[tuple]) -> None:
+        try:
+            conn = await self._start()
+            if rows:
+                await conn.copy_records_to_table(self.target, records=rows, columns=list(self.columns))
+                self.count += len(rows)
+        except DataError:
+            await self.abort()
+            raise
+        except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError, OverflowError) as exc:
+            await self.abort()
+            raise explain(exc, self.table) from None
+        except BaseException:
+            await self.abort()
+            raise
+
+    async def commit(self) -> None:
+        try:
+            conn = await self._start()
+            if not self.replace:
+                cols = ", ".join(self.columns)
+                updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.conflict and c not in self.keep)
+                action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+                await conn.execute(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {self.target} "
+                                   f"ON CONFLICT ({', '.join(self.conflict)}) {action}")
+            if self.before_commit:
+                await self.before_commit(conn)
+            await self.tx.commit()
+        except DataError:
+            await self.abort()
+            raise
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            await self.abort()
+            raise explain(exc, self.table) from None
+        except BaseException:
+            await self.abort()
+            raise
+        await self._release()
+
+    async def abort(self) -> None:
+        if self.tx is not None:
+            try:
+                await self.tx.rollback()
+            except Exception:  # noqa: BLE001 - already failed / connection gone; the rollback is implied
+                pass
+            self.tx = None
+        await self._release()
+
+    async def _release(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            await self.pool.release(conn)
+
+
+async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
+    """Batches of rows from a server-side cursor (one transaction, memory = one batch)."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(readonly=True, isolation="repeatable_read"):
+            cursor = await conn.cursor(sql, *args)
+            while True:
+                rows = await cursor.fetch(batch_size)
+                if not rows:
+                    break
+                yield rows
+                if len(rows) < batch_size:
+                    break
