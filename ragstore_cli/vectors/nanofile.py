@@ -290,7 +290,7 @@ class NanoVectorWriter:
         self.path = Path(path)
         self.dim = dim
         self.count = 0
-        self._additional = additional_data
+        self.additional_data = additional_data  # written at commit; may be set until then
         # same pattern as LightRAG's own tmp files, so its orphan reaper cleans up after a crash
         suffix = f".tmp.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}"
         self._tmp = self.path.with_name(self.path.name + suffix)
@@ -346,8 +346,8 @@ class NanoVectorWriter:
             while block := self._spool.read(_B64_BLOCK):
                 self._out.write(binascii.b2a_base64(block, newline=False))
             self._out.write(b'"')
-            if self._additional is not None:
-                self._out.write(b', "additional_data": ' + json.dumps(self._additional, ensure_ascii=False).encode())
+            if self.additional_data is not None:
+                self._out.write(b', "additional_data": ' + json.dumps(self.additional_data, ensure_ascii=False).encode())
             self._out.write(b"}")
             self._out.flush()
             os.fsync(self._out.fileno())

@@ -1,0 +1,214 @@
+"""Rewrites of NanoVectorDB files that LightRAG still loads, and export to numpy.
+
+`compact` drops the per-record `vector` copy (the file's float16 duplicate of every embedding) and
+keeps the float32 `matrix` LightRAG queries; the raw norms go into `additional_data`, which
+nano-vectordb carries through its own saves, so `expand` can put the per-record vectors back with
+their magnitude. Trade-off, LightRAG 1.5.7: `get_vectors_by_ids` skips records without `vector`,
+which only the chunk picker with KG_CHUNK_PICK_METHOD=VECTOR uses (it falls back to WEIGHT), so
+compact `vdb_chunks.json` only if you accept that, or `expand` it before serving.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragstore_cli.errors import UsageError
+from ragstore_cli.vectors.codecs import encode_records
+from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, OnError, _fsync_dir, _unlink
+from ragstore_cli.vectors.sources import ids_path_for
+
+STASH_KEY = "ragstore_vector_norms"
+NANO_CODECS = {"compact": "drop the per-record float16 `vector` copies; keep the float32 matrix LightRAG queries"}
+
+
+def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
+                 batch_size: int = 2000) -> dict[str, Any]:
+    """Rewrite without per-record `vector` fields, atomically (in place unless `dst`)."""
+    nf = NanoVectorFile(src)
+    nf.check_alignment()
+    target = Path(dst) if dst else nf.path
+    extra = nf.additional_data
+    stash_ok = extra is None or isinstance(extra, dict)
+    norms = np.full(nf.count, np.nan, dtype="<f4")
+    digest = hashlib.sha256()
+    skipped = dropped = 0
+    problems: list[str] = []
+    with NanoVectorWriter(target, nf.embedding_dim) as w:
+        for batch in nf.batches(batch_size, vectors="raw", with_matrix=True, on_error=on_error):
+            skipped += len(batch.problems)
+            problems += [str(p) for p in batch.problems[:5]]
+            known = ~batch.from_matrix
+            pos = np.arange(w.count, w.count + len(batch))
+            norms[pos[known]] = np.linalg.norm(batch.vectors[known], axis=1)
+            dropped += int(known.sum())
+            for rid in batch.ids:
+                digest.update(rid.encode("utf-8", "surrogatepass") + b"\n")
+            w.add(batch.ids, batch.matrix, batch.meta, None)  # type: ignore[arg-type]
+        norms = norms[: w.count]
+        if stash_ok:
+            w.additional_data = {**(extra or {}), STASH_KEY: {
+                "count": w.count, "ids_sha256": digest.hexdigest(),
+                "norms": binascii.b2a_base64(norms.tobytes(), newline=False).decode("ascii")}}
+        else:
+            w.additional_data = extra
+        written = w.count
+    return {"source": str(nf.path), "target": str(target), "codec": "compact", "records": written,
+            "vector_fields_dropped": dropped, "skipped_records": skipped, "problems": problems,
+            "norms_kept": stash_ok, "bytes_before": nf.size, "bytes_after": target.stat().st_size}
+
+
+def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
+                batch_size: int = 2000) -> dict[str, Any]:
+    """Give every record a LightRAG `vector` again (from the matrix and the stashed norms)."""
+    nf = NanoVectorFile(src)
+    nf.check_alignment()
+    target = Path(dst) if dst else nf.path
+    extra = nf.additional_data
+    stash = extra.get(STASH_KEY) if isinstance(extra, dict) else None
+    norms = _stashed_norms(stash, nf.count)
+    result = _expand(nf, target, norms, extra, on_error, batch_size)
+    if norms is not None and not result.pop("ids_match"):
+        # LightRAG changed the file since it was compacted: the norms no longer line up
+        result = _expand(nf, target, None, extra, on_error, batch_size)
+        result.pop("ids_match")
+        result["norms_restored"] = False
+        result["note"] = "records changed since compaction: restored vectors are unit length"
+    return result
+
+
+def _expand(nf: NanoVectorFile, target: Path, norms: np.ndarray | None, extra: Any, on_error: OnError,
+            batch_size: int) -> dict[str, Any]:
+    rest = {k: v for k, v in extra.items() if k != STASH_KEY} if isinstance(extra, dict) else extra
+    digest = hashlib.sha256()
+    added = skipped = 0
+    w = NanoVectorWriter(target, nf.embedding_dim, additional_data=None if rest == {} else rest)
+    try:
+        for batch in nf.batches(batch_size, vectors="none", with_matrix=True, on_error=on_error):
+            skipped += len(batch.problems)
+            strings = list(batch.vector_strings)
+            missing = [i for i, s in enumerate(strings) if s is None]
+            if missing:
+                rows = batch.matrix[missing].copy()  # type: ignore[index]
+                if norms is not None:
+                    scale = norms[w.count + np.asarray(missing)]
+                    rows *= np.where(np.isfinite(scale), scale, 1.0)[:, None]
+                for i, enc in zip(missing, encode_records(rows)):
+                    strings[i] = enc
+                added += len(missing)
+            for rid in batch.ids:
+                digest.update(rid.encode("utf-8", "surrogatepass") + b"\n")
+            w.add(batch.ids, batch.matrix, batch.meta, strings)  # type: ignore[arg-type]
+        ids_match = norms is None or (norms.size == w.count and digest.hexdigest() == _stash_digest(extra))
+        if not ids_match:
+            w.abort()
+        else:
+            w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    return {"source": str(nf.path), "target": str(target), "codec": "none", "records": w.count,
+            "vector_fields_added": added, "skipped_records": skipped, "norms_restored": norms is not None,
+            "bytes_before": nf.size, "bytes_after": target.stat().st_size if ids_match else None,
+            "ids_match": ids_match}
+
+
+def _stash_digest(extra: Any) -> str | None:
+    return extra.get(STASH_KEY, {}).get("ids_sha256") if isinstance(extra, dict) else None
+
+
+def _stashed_norms(stash: Any, count: int) -> np.ndarray | None:
+    if not isinstance(stash, dict) or stash.get("count") != count:
+        return None
+    try:
+        raw = binascii.a2b_base64(stash["norms"], strict_mode=True)
+    except (KeyError, TypeError, binascii.Error, ValueError):
+        return None
+    return np.frombuffer(raw, dtype="<f4") if len(raw) == 4 * count else None
+
+
+# --------------------------------------------------------------------------- export
+class NpyWriter:
+    """Streams rows into a `.npy` whose header is fixed up at the end (tmp file, then rename)."""
+
+    def __init__(self, path: Path, dim: int, dtype: str, rows_hint: int) -> None:
+        self.path, self.dim, self.dtype = path, dim, np.dtype(dtype).newbyteorder("<")
+        self.tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+        self.fh = open(self.tmp, "wb")
+        self.header_len = len(self._header(max(rows_hint, 1) * 10))  # room for any smaller count
+        self.fh.write(b"\0" * self.header_len)
+        self.rows = 0
+
+    def _header(self, rows: int, length: int | None = None) -> bytes:
+        text = repr({"descr": self.dtype.str, "fortran_order": False, "shape": (rows, self.dim)})
+        body_len = (length or (10 + len(text) + 1 + 63) // 64 * 64) - 10
+        text = text.ljust(body_len - 1) + "\n"
+        return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+    def write(self, rows: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.rows += len(rows)
+
+    def commit(self) -> None:
+        self.fh.seek(0)
+        self.fh.write(self._header(self.rows, self.header_len))
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.fh.close()
+        _unlink(self.tmp)
+
+
+def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype: str = "float32",
+                with_meta: bool = True, on_error: OnError = "stop", batch_size: int = 2000) -> dict[str, Any]:
+    """Write `out` (.npy, rows in file order) and `<stem>.ids.jsonl` (`{"id", "row", meta...}` per row)."""
+    out = Path(out)
+    if out.suffix != ".npy":
+        raise UsageError(f"{out}: the output must end in .npy")
+    if source not in ("raw", "matrix"):
+        raise UsageError("--source must be raw or matrix")
+    nf = NanoVectorFile(src)
+    ids_out = ids_path_for(out)
+    ids_tmp = ids_out.with_name(f".{ids_out.name}.tmp.{os.getpid()}")
+    npy = NpyWriter(out, nf.embedding_dim, dtype, nf.count)
+    from_matrix = skipped = 0
+    problems: list[str] = []
+    try:
+        with open(ids_tmp, "wb") as ids_f:
+            for batch in nf.batches(batch_size, vectors=source, on_error=on_error):  # type: ignore[arg-type]
+                skipped += len(batch.problems)
+                problems += [str(p) for p in batch.problems[:5]]
+                from_matrix += int(batch.from_matrix.sum()) if source == "raw" else len(batch)
+                lines = []
+                for k, (rid, meta) in enumerate(zip(batch.ids, batch.meta)):
+                    doc = {"id": rid, "row": npy.rows + k, **(meta if with_meta else {})}
+                    lines.append(json.dumps(doc, ensure_ascii=False))
+                ids_f.write(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass") if lines else b"")
+                npy.write(batch.vectors)
+            ids_f.flush()
+            os.fsync(ids_f.fileno())
+        npy.commit()
+        os.replace(ids_tmp, ids_out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        npy.abort()
+        _unlink(ids_tmp)
+        raise
+    return {"source": str(nf.path), "npy": str(out), "ids": str(ids_out), "rows": npy.rows, "dim": nf.embedding_dim,
+            "dtype": np.dtype(dtype).name, "vectors": source, "rows_from_matrix": from_matrix,
+            "skipped_records": skipped, "problems": problems}
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in ("float32", "float16"):
+        raise UsageError(f"--dtype must be float32 or float16, not {dtype!r}")
+    return dtype
