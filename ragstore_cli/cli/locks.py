@@ -1,9 +1,171 @@
-"""`ragstore locks` commands (not built yet)."""
+"""`ragstore locks`: see, wait for and break the locks ragstore commands hold, on any backend."""
 
 from __future__ import annotations
 
+import time
+from typing import Any, Optional
+
 import typer
+
+from ragstore_cli.cli.common import run, settings, state
+from ragstore_cli.cli.output import emit, info, table
+from ragstore_cli.coordination import HolderRecord, open_coordinator, probe_lightrag, resolve_backend
+from ragstore_cli.errors import UsageError
+
+locks_app = typer.Typer(help="Inspect, wait for and break ragstore's locks (file, postgres, redis).", no_args_is_help=True)
+
+BACKEND = typer.Option(None, "--backend", "-b", help="auto, file, postgres, redis or memory (default: RAGSTORE_LOCK_BACKEND).")
+WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working dir (file backend); default WORKING_DIR.")
+JSON = typer.Option(False, "--json", help="Print one JSON document (same as the global --json).")
+
+
+def _setup(ctx: typer.Context, backend: str | None, working_dir: str | None, json_flag: bool):
+    if json_flag:
+        state(ctx).json = True
+    resolved = settings(ctx, {"WORKING_DIR": working_dir})
+    return resolved, resolve_backend(resolved, backend)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _row(record: HolderRecord) -> list[Any]:
+    now = time.time()
+    status = f"[red]STALE[/] {record.stale_reason}" if record.stale else "[green]held[/]"
+    extra = []
+    if record.lease_expires:
+        extra.append(f"lease {record.lease_expires - now:.1f} s left")
+    if record.token:
+        extra.append(f"token {record.token}")
+    if record.session_pid:
+        extra.append(f"pg session {record.session_pid}")
+    return [record.key, status, record.command, f"{record.pid}@{record.host}", _age(now - record.acquired_at),
+            record.owner, ", ".join(extra)]
+
+
+COLUMNS = ["key", "state", "command", "pid@host", "age", "owner", "details"]
+
+
+def list_locks(
+    ctx: typer.Context, backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+) -> None:
+    """Every held lock with its holder and age; stale ones marked (dead pid, expired lease, session gone).
+
+    Example: ragstore locks list --backend postgres --json
+    """
+    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+
+    async def collect() -> dict[str, Any]:
+        async with open_coordinator(resolved, name, command="locks list") as coord:
+            document: dict[str, Any] = {"backend": name, "locks": [r.to_dict() for r in await coord.holders()]}
+            if name == "postgres":
+                document["other_advisory_locks"] = await coord.backend.foreign_locks()
+            if name == "file":
+                document["lightrag"] = probe_lightrag(resolved.working_dir).to_dict()
+            return document
+
+    document = run(collect())
+
+    def render(console) -> None:
+        rows = [_row(_record(item)) for item in document["locks"]]
+        console.print(table(f"ragstore locks ({name})", COLUMNS, rows) if rows else f"no ragstore locks held ({name})")
+        foreign = document.get("other_advisory_locks") or []
+        if foreign:
+            console.print(table("PostgreSQL advisory locks held by other tools", ["lock id", "pid", "application", "user",
+                                "granted", "state", "query"],
+                                [[f["lock_id"], f["pid"], f["application_name"], f["usename"], f["granted"], f["state"],
+                                  f["query"]] for f in foreign]))
+        if "lightrag" in document:
+            console.print(f"LightRAG: {document['lightrag']['message']}")
+
+    emit(state(ctx), document, render)
+
+
+def _record(item: dict[str, Any]) -> HolderRecord:
+    record = HolderRecord.from_stored(item)
+    record.stale, record.stale_reason = item.get("stale", False), item.get("stale_reason")
+    return record
+
+
+def show(
+    ctx: typer.Context, key: str = typer.Argument(..., help="The lock key, e.g. workspace:books"),
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+) -> None:
+    """Who holds KEY (exit 0 either way; `held` says whether it is held)."""
+    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+
+    async def look() -> HolderRecord | None:
+        async with open_coordinator(resolved, name, command="locks show") as coord:
+            return await coord.holder(key)
+
+    record = run(look())
+    document = {"backend": name, "key": key, "held": record is not None and not record.stale,
+                "holder": record.to_dict() if record else None}
+
+    def render(console) -> None:
+        if record is None:
+            console.print(f"{key}: not held ({name})")
+        else:
+            console.print(table(None, COLUMNS, [_row(record)]))
+
+    emit(state(ctx), document, render)
+
+
+def break_lock(
+    ctx: typer.Context, key: str = typer.Argument(..., help="The lock key to break."),
+    force: bool = typer.Option(False, "--force", help="Also break a live holder (postgres: ends its session)."),
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+) -> None:
+    """Remove a stale lock; a live holder is refused (exit 3) unless --force. The break is recorded."""
+    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+
+    async def do_break():
+        async with open_coordinator(resolved, name, command="locks break") as coord:
+            return await coord.break_lock(key, force=force)
+
+    result = run(do_break())
+    document = {"backend": name, "key": key, "broken": result.broken.to_dict() if result.broken else None, "by": result.by}
+
+    def render(console) -> None:
+        who = result.broken.describe() if result.broken else "no holder record"
+        console.print(f"broke {key} ({name}): it was {who}")
+
+    emit(state(ctx), document, render)
+
+
+def wait(
+    ctx: typer.Context, key: str = typer.Argument(..., help="The lock key to wait for."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.0, help="Seconds to wait (default RAGSTORE_LOCK_TIMEOUT)."),
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+) -> None:
+    """Wait until KEY is free (taken and released at once); exit 3 naming the holder on timeout."""
+    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+    limit = resolved["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
+    if limit < 0:
+        raise UsageError("--timeout must not be negative")
+    info(state(ctx), f"waiting up to {limit:g} s for {key} ({name})")
+
+    async def wait_free() -> float:
+        started = time.monotonic()
+        async with open_coordinator(resolved, name, command="locks wait") as coord:
+            async with coord.lock(key, timeout=limit):
+                return time.monotonic() - started
+
+    waited = run(wait_free())
+    emit(state(ctx), {"backend": name, "key": key, "free": True, "waited_s": round(waited, 3)},
+         lambda console: console.print(f"{key} is free (waited {waited:.2f} s)"))
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root application."""
+    """Add the `locks` group to the root application."""
+    locks_app.command("list")(list_locks)
+    locks_app.command("show")(show)
+    locks_app.command("break")(break_lock)
+    locks_app.command("wait")(wait)
+    root.add_typer(locks_app, name="locks")

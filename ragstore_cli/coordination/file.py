@@ -80,8 +80,9 @@ class FileBackend(LockBackend):
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     return None
                 raise
+            inode = os.fstat(fd).st_ino
             try:
-                same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+                same = os.stat(lock_path).st_ino == inode
             except FileNotFoundError:
                 same = False
             if not same:
@@ -92,7 +93,7 @@ class FileBackend(LockBackend):
             except BaseException:
                 os.close(fd)
                 raise
-            return Lease(record, handle=(fd, os.fstat(fd).st_ino))
+            return Lease(record, handle=(fd, inode))
         return None
 
     async def release(self, lease: Lease) -> None:

@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -79,16 +79,17 @@ class HolderRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.stored()
+        data.update(stale=self.stale, stale_reason=self.stale_reason)
         data["age_s"] = round(max(0.0, time.time() - self.acquired_at), 3)
         return data
 
     def stored(self) -> dict[str, Any]:
-        """The persisted part (no computed staleness)."""
-        data = asdict(self)
-        for name in ("stale", "stale_reason"):
-            data.pop(name)
-        return data
+        """The persisted part (no computed staleness); built by hand: asdict deep-copies, on the hot path."""
+        return {"key": self.key, "owner": self.owner, "pid": self.pid, "host": self.host, "command": self.command,
+                "acquired_at": self.acquired_at, "lease_expires": self.lease_expires, "backend": self.backend,
+                "token": self.token, "pid_start": self.pid_start, "session_pid": self.session_pid,
+                "extra": dict(self.extra)}
 
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> "HolderRecord":

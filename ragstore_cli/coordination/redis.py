@@ -72,12 +72,13 @@ class RedisBackend(LockBackend):
     async def _call(self, coro: Any) -> Any:
         try:
             return await coro
-        except (ConnectionError, OSError, TimeoutError) as exc:
-            raise explain(exc, self.settings) from None
-        except Exception as exc:  # noqa: BLE001 - redis-py's own connection errors
-            if type(exc).__module__.startswith("redis"):
-                raise explain(exc, self.settings) from None
-            raise
+        except Exception as exc:  # noqa: BLE001 - only driver and socket errors are translated
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: Exception) -> Exception:
+        if isinstance(exc, (ConnectionError, OSError, TimeoutError)) or type(exc).__module__.startswith("redis"):
+            return explain(exc, self.settings)
+        return exc
 
     async def try_acquire(self, key: str, record: HolderRecord) -> Lease | None:
         payload = json.dumps(record.stored())
@@ -111,7 +112,11 @@ class RedisBackend(LockBackend):
 
     async def holders(self) -> list[HolderRecord]:
         found = []
-        async for name in self.client.scan_iter(match=PREFIX + "*", count=1000):
+        try:
+            names = [name async for name in self.client.scan_iter(match=PREFIX + "*", count=1000)]
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc) from None
+        for name in names:
             record = await self.holder(name.decode()[len(PREFIX):])
             if record is not None:
                 found.append(record)
