@@ -69,7 +69,11 @@ def lightrag_warning(settings: Settings, profile: Profile) -> str | None:
 
 
 async def embedding_model_of(stores: Stores, settings: Settings) -> str | None:
-    """The embedding model name: the vector backend's own record of it (PG table suffix), else settings."""
+    """The embedding model name: EMBEDDING_MODEL when set, else what the vector backend records (the PG
+    table suffix, which is the lossy, lower-cased name)."""
+    model = settings["EMBEDDING_MODEL"]
+    if model:
+        return str(model)
     backend: Any = stores.backend(Role.VECTOR)
     stats = getattr(backend, "stats", None)
     if callable(stats):
@@ -77,7 +81,6 @@ async def embedding_model_of(stores: Stores, settings: Settings) -> str | None:
             for row in await stats():
                 if getattr(row, "model", None):
                     return str(row.model)
-        except Exception:  # noqa: BLE001 - stats are a nicety here, the settings still answer
+        except Exception:  # noqa: BLE001 - stats are a nicety here
             pass
-    model = settings["EMBEDDING_MODEL"]
-    return str(model) if model else None
+    return None

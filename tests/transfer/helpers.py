@@ -39,7 +39,10 @@ def assert_same(a: dict[str, Any], b: dict[str, Any], *, ignore: dict[str, set[s
         drop = (ignore or {}).get(key, set())
         for rid in left:
             x, y = left[rid], right[rid]
-            if drop and isinstance(x, dict):
+            if drop and isinstance(x, tuple):  # vectors: (meta, values)
+                x = ({k: v for k, v in x[0].items() if k not in drop}, x[1])
+                y = ({k: v for k, v in y[0].items() if k not in drop}, y[1])
+            elif drop and isinstance(x, dict):
                 x = {k: v for k, v in x.items() if k not in drop}
                 y = {k: v for k, v in y.items() if k not in drop}
-            assert x == y, (key, rid)
+            assert x == y, (key, rid, x, y)
