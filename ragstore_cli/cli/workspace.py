@@ -1,9 +1,156 @@
-"""`ragstore workspace` commands (not built yet)."""
+"""`ragstore workspace list|show|create|drop|copy|rename`: parse, call backends/workspace_ops, render."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any, Optional
+
 import typer
+
+from ragstore_cli.backends import workspace_ops as ops
+from ragstore_cli.cli.common import run, settings, state
+from ragstore_cli.cli.output import CliState, emit, table
+
+workspace_app = typer.Typer(help="List, inspect, create, drop, copy and rename LightRAG workspaces in every backend.",
+                            no_args_is_help=True)
+
+PROFILE = typer.Option(None, "--profile", "-p",
+                       help="Backends per role: files, postgres, neo4j,postgres or kv=redis,vector=postgres,... "
+                            "(default: LIGHTRAG_*_STORAGE).")
+WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working directory (default WORKING_DIR).")
+JSON = typer.Option(False, "--json", help="Print one JSON document.")
+
+
+def _prepare(ctx: typer.Context, json_output: bool, working_dir: Optional[str]) -> tuple[CliState, Any]:
+    cli = state(ctx)
+    if json_output:
+        cli.json = True
+    return cli, settings(ctx, {"WORKING_DIR": working_dir})
+
+
+def _when(epoch: float | None) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else ""
+
+
+def _collisions(console: Any, names: list[str]) -> None:
+    if names:
+        console.print(f"[yellow]warning:[/] LightRAG's server layer folds this name like {', '.join(map(repr, names))} "
+                      "(non [A-Za-z0-9_] characters become '_'): they would share one workspace there")
+
+
+@workspace_app.command("list")
+def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR,
+             json_output: bool = JSON) -> None:
+    """Every workspace in every configured backend, with record counts per role.
+
+    Example: ragstore workspace list --profile postgres
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.list_workspaces(cfg, profile))
+
+    def render(console: Any) -> None:
+        rows = [[ops.shown(w["workspace"]), ",".join(w["backends"]), *w["counts"].values(),
+                 ", ".join(w["collides_with"])] for w in report["workspaces"]]
+        console.print(table(f"Workspaces ({report['profile']})",
+                            ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows))
+
+    emit(cli, report, render)
+
+
+@workspace_app.command("show")
+def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace ("" for the default).'),
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+    """Counts per namespace, vector model and dimension, sizes and last update.
+
+    Example: ragstore workspace show team_a --json
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.show_workspace(cfg, profile, name))
+
+    def render(console: Any) -> None:
+        rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", n.get("dimension") or "",
+                 n.get("model") or "", _when(n.get("last_update"))] for n in report["namespaces"]]
+        console.print(table(f"Workspace {ops.shown(report['workspace'])} ({report['profile']})",
+                            ["backend", "namespace", "records", "bytes", "dim", "model", "last update"], rows))
+        _collisions(console, report["collides_with"])
+
+    emit(cli, report, render)
+
+
+@workspace_app.command("create")
+def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace to prepare."),
+               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+    """Prepare an empty workspace LightRAG can start on (folder, tables, vector tables and indexes).
+
+    Example: EMBEDDING_MODEL=bge-m3 EMBEDDING_DIM=1024 ragstore workspace create team_b --profile postgres
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.create_workspace(cfg, profile, name))
+
+    def render(console: Any) -> None:
+        for backend, created in report["created"].items():
+            console.print(f"{backend}: " + (", ".join(created) if created else "already prepared"))
+        _collisions(console, report["collides_with"])
+
+    emit(cli, report, render)
+
+
+@workspace_app.command("drop")
+def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace to delete."),
+             yes: bool = typer.Option(False, "--yes", help="Really delete (required)."),
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+    """Delete a workspace from every backend of the profile; stop LightRAG first.
+
+    Example: ragstore workspace drop old_team --yes
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.drop_workspace(cfg, profile, name, yes=yes))
+
+    def render(console: Any) -> None:
+        rows = [[backend, ns, n] for backend, removed in report["removed"].items() for ns, n in removed.items()]
+        console.print(table(f"Dropped {ops.shown(report['workspace'])}", ["backend", "namespace", "records"], rows))
+
+    emit(cli, report, render)
+
+
+def _transfer_render(report: dict[str, Any], verb: str) -> Any:
+    def render(console: Any) -> None:
+        for backend, done in report["backends"].items():
+            detail = ", ".join(f"{k}={v}" for k, v in done["details"].items())
+            console.print(f"{backend} ({done['method']}): {verb} {detail or 'nothing'}")
+            for ns, fields in (done.get("dropped_fields") or {}).items():
+                console.print(f"[yellow]field loss:[/] {backend} {ns} cannot store {', '.join(fields)}")
+        _collisions(console, report["collides_with"])
+
+    return render
+
+
+@workspace_app.command("copy")
+def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to copy."),
+             target: str = typer.Argument(..., help="New workspace (must not exist)."),
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+    """Copy a workspace inside each backend (server-side INSERT … SELECT for PostgreSQL, file copies for files).
+
+    Example: ragstore workspace copy prod staging --profile postgres
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.copy_workspace(cfg, profile, source, target))
+    emit(cli, report, _transfer_render(report, "copied"))
+
+
+@workspace_app.command("rename")
+def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to rename."),
+               target: str = typer.Argument(..., help="New name (must not exist)."),
+               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+    """Rename a workspace in each backend (one transaction for PostgreSQL, file moves for files).
+
+    Example: ragstore workspace rename team-a team_a
+    """
+    cli, cfg = _prepare(ctx, json_output, working_dir)
+    report = run(ops.copy_workspace(cfg, profile, source, target, move=True))
+    emit(cli, report, _transfer_render(report, "moved"))
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root application."""
+    root.add_typer(workspace_app, name="workspace")

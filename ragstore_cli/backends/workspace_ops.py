@@ -1,0 +1,199 @@
+"""What `ragstore workspace …` does, as library calls over the backends of a profile.
+
+Each function opens the profile's backends, does its work per backend (natively where the backend
+offers it: folder/file copies, INSERT … SELECT, UPDATE … SET workspace; otherwise through the
+streaming protocol) and returns a JSON-ready report. Names are validated once (workspace.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
+from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
+from ragstore_cli.backends.stream_copy import CopyReport, copy_stores
+from ragstore_cli.backends.registry import Stores
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import UsageError
+from ragstore_cli.workspace import collisions, validate_workspace
+
+_ROLE_NAMESPACES = {
+    Role.KV: set(KV_NAMESPACES),
+    Role.VECTOR: set(VECTOR_NAMESPACES),
+    Role.DOC_STATUS: {"doc_status"},
+    Role.GRAPH: {"chunk_entity_relation", "chunk_entity_relation:nodes", "chunk_entity_relation:edges"},
+}
+
+
+def shown(name: str) -> str:
+    return name if name else "(default)"
+
+
+def _roles_of(profile: Profile, backend: str) -> list[Role]:
+    return [role for role in ROLE_ORDER if profile[role] == backend]
+
+
+async def _open(settings: Settings, name: str, workspace: str) -> Any:
+    backend = create_backend(name, settings, workspace)
+    await backend.open()
+    return backend
+
+
+async def _stats(backend: Any, roles: list[Role]) -> list[dict[str, Any]]:
+    """Per-namespace stats for the roles this backend serves in the profile (counts if no stats())."""
+    wanted = set().union(*(_ROLE_NAMESPACES[r] for r in roles)) if roles else set()
+    if hasattr(backend, "stats"):
+        return [vars(s) | {"role": s.role.value} for s in await backend.stats() if s.namespace in wanted]
+    out: list[dict[str, Any]] = []
+    for role in roles:
+        if role is Role.KV:
+            for ns in KV_NAMESPACES:
+                out.append({"namespace": ns, "role": role.value, "count": await backend.kv().count(ns)})
+        elif role is Role.VECTOR:
+            for ns in VECTOR_NAMESPACES:
+                out.append({"namespace": ns, "role": role.value, "count": await backend.vectors().count(ns),
+                            "dimension": await backend.vectors().dimension(ns)})
+        elif role is Role.GRAPH:
+            nodes, edges = await backend.graph().count()
+            out += [{"namespace": "chunk_entity_relation:nodes", "role": role.value, "count": nodes},
+                    {"namespace": "chunk_entity_relation:edges", "role": role.value, "count": edges}]
+        else:
+            out.append({"namespace": "doc_status", "role": role.value, "count": await backend.doc_status().count()})
+    return [s for s in out if s["count"]]
+
+
+async def list_workspaces(settings: Settings, profile_text: str | None) -> dict[str, Any]:
+    """Every workspace in every backend of the profile, with record counts per role."""
+    profile = parse_profile(profile_text, settings)
+    found: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(profile.values()):
+        roles = _roles_of(profile, name)
+        backend = await _open(settings, name, "")
+        try:
+            names = await backend.list_workspaces()
+        finally:
+            await backend.close()
+        for ws in names:
+            entry = found.setdefault(ws, {"workspace": ws, "backends": [], "counts": {r.value: 0 for r in ROLE_ORDER}})
+            entry["backends"].append(name)
+            bound = await _open(settings, name, ws)
+            try:
+                for item in await _stats(bound, roles):
+                    entry["counts"][item["role"]] += item["count"]
+            finally:
+                await bound.close()
+    everything = sorted(found)
+    for ws, entry in found.items():
+        entry["collides_with"] = collisions(ws, everything) if ws else []
+    return {"profile": describe(profile), "workspaces": [found[ws] for ws in everything]}
+
+
+async def show_workspace(settings: Settings, profile_text: str | None, workspace: str) -> dict[str, Any]:
+    """Counts per namespace, vector model and dimension, sizes and last update, per backend."""
+    workspace = validate_workspace(workspace)
+    profile = parse_profile(profile_text, settings)
+    namespaces: list[dict[str, Any]] = []
+    existing: set[str] = set()
+    for name in dict.fromkeys(profile.values()):
+        backend = await _open(settings, name, workspace)
+        try:
+            existing.update(await backend.list_workspaces())
+            for item in await _stats(backend, _roles_of(profile, name)):
+                namespaces.append({"backend": name, **item})
+        finally:
+            await backend.close()
+    if workspace not in existing and not namespaces:
+        raise UsageError(f"no workspace {shown(workspace)!r} in any backend of profile {describe(profile)}")
+    last = [n["last_update"] for n in namespaces if n.get("last_update")]
+    return {"workspace": workspace, "profile": describe(profile), "namespaces": namespaces,
+            "last_update": max(last) if last else None,
+            "collides_with": collisions(workspace, sorted(existing)) if workspace else []}
+
+
+async def create_workspace(settings: Settings, profile_text: str | None, workspace: str) -> dict[str, Any]:
+    """Prepare what each backend needs so LightRAG can start on an empty workspace."""
+    workspace = validate_workspace(workspace)
+    profile = parse_profile(profile_text, settings)
+    report: dict[str, Any] = {"workspace": workspace, "profile": describe(profile), "created": {}, "collides_with": []}
+    for name in dict.fromkeys(profile.values()):
+        backend = await _open(settings, name, workspace)
+        try:
+            report["collides_with"] += [c for c in collisions(workspace, await backend.list_workspaces())
+                                        if c not in report["collides_with"]]
+            if hasattr(backend, "create_workspace"):
+                report["created"][name] = await backend.create_workspace(
+                    embedding_model=settings["EMBEDDING_MODEL"], embedding_dim=settings["EMBEDDING_DIM"])
+            else:
+                report["created"][name] = []
+        finally:
+            await backend.close()
+    return report
+
+
+async def drop_workspace(settings: Settings, profile_text: str | None, workspace: str, *, yes: bool) -> dict[str, Any]:
+    """Delete the workspace from every backend of the profile; refuses without `yes`."""
+    workspace = validate_workspace(workspace)
+    profile = parse_profile(profile_text, settings)
+    if not yes:
+        raise UsageError(f"refusing to drop workspace {shown(workspace)!r} without --yes")
+    removed: dict[str, Any] = {}
+    for name in dict.fromkeys(profile.values()):
+        backend = await _open(settings, name, workspace)
+        try:
+            removed[name] = await backend.drop_workspace()
+        finally:
+            await backend.close()
+    return {"workspace": workspace, "profile": describe(profile), "removed": removed}
+
+
+async def _check_pair(settings: Settings, profile: Profile, source: str, target: str, move: bool) -> list[str]:
+    if source == target:
+        raise UsageError("source and target workspace are the same")
+    existing: set[str] = set()
+    for name in dict.fromkeys(profile.values()):
+        backend = await _open(settings, name, "")
+        try:
+            existing.update(await backend.list_workspaces())
+        finally:
+            await backend.close()
+    if source not in existing:
+        raise UsageError(f"no workspace {shown(source)!r} in any backend of profile {describe(profile)}")
+    if target in existing:
+        raise UsageError(f"workspace {shown(target)!r} already exists; drop it first or choose another name")
+    return collisions(target, sorted(existing - {source} if move else existing))
+
+
+async def _stream(settings: Settings, name: str, source: str, target: str) -> CopyReport:
+    """Copy through the streaming protocol (backends without a native copy)."""
+    src, dst = await _open(settings, name, source), await _open(settings, name, target)
+    try:
+        return await copy_stores(Stores({r: name for r in ROLE_ORDER}, source, {name: src}),
+                                 Stores({r: name for r in ROLE_ORDER}, target, {name: dst}))
+    finally:
+        await src.close()
+        await dst.close()
+
+
+async def copy_workspace(settings: Settings, profile_text: str | None, source: str, target: str, *,
+                         move: bool = False) -> dict[str, Any]:
+    """Copy (or, with move, rename) a workspace inside each backend: natively where possible."""
+    source, target = validate_workspace(source), validate_workspace(target)
+    profile = parse_profile(profile_text, settings)
+    report: dict[str, Any] = {"source": source, "target": target, "profile": describe(profile),
+                              "collides_with": await _check_pair(settings, profile, source, target, move),
+                              "backends": {}}
+    native = "rename_workspace" if move else "copy_workspace"
+    for name in dict.fromkeys(profile.values()):
+        backend = await _open(settings, name, source)
+        try:
+            if hasattr(backend, native):
+                done = {"method": "native", "details": await getattr(backend, native)(target)}
+            else:
+                copied = await _stream(settings, name, source, target)
+                done = {"method": "stream", "details": copied.copied, "dropped_fields": copied.dropped_fields}
+                if move:
+                    await backend.drop_workspace()
+        finally:
+            await backend.close()
+        report["backends"][name] = done
+    return report
