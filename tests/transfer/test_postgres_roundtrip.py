@@ -11,7 +11,8 @@ from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError
 from ragstore_cli.transfer import export_workspace, import_archive
-from tests.interop.lightrag_builder import KV_NS, PG_STORAGES, VECTOR_NS, build_workspace, read_with_lightrag
+from tests.interop.lightrag_builder import KV_NS, PG_STORAGES, VECTOR_NS, read_with_lightrag
+from tests.transfer.conftest import SRC
 from tests.transfer.helpers import assert_same, snapshot_records
 
 # JSON KV drops `create_time` on update (reference §2.2); PG keeps a create_time column and fills it.
@@ -20,9 +21,6 @@ PG_REWRITES: dict[str, set[str]] = {**{f"kv/{ns}": {"create_time"} for ns in KV_
                                     **{f"vectors/{ns}": {"__write_seq__"} for ns in VECTOR_NS}}
 
 
-@pytest.fixture(scope="module")
-async def built(tmp_path_factory):
-    return await build_workspace(tmp_path_factory.mktemp("rag"), "src")
 
 
 def ids_of(folder: Path) -> dict[str, list[str]]:
@@ -37,32 +35,32 @@ def ids_of(folder: Path) -> dict[str, list[str]]:
 async def test_files_postgres_files(built, pg_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
     first = tmp_path / "first.ragstore"
-    await export_workspace(files, first, workspace="src", profile="files")
+    await export_workspace(files, first, workspace=SRC, profile="files")
 
     pg = load_settings(environ={**pg_database, "EMBEDDING_MODEL": "fake-embed"})
-    report = await import_archive(pg, first, workspace="src", profile="postgres", batch_size=5)
+    report = await import_archive(pg, first, workspace=SRC, profile="postgres", batch_size=5)
     assert report.counts["vectors/chunks"] == len(ids_of(built.folder)["chunks"])
     with pytest.raises(UsageError, match="already holds"):
-        await import_archive(pg, first, workspace="src", profile="postgres")
+        await import_archive(pg, first, workspace=SRC, profile="postgres")
 
     second = tmp_path / "second.ragstore"
-    await export_workspace(pg, second, workspace="src", profile="postgres")
+    await export_workspace(pg, second, workspace=SRC, profile="postgres")
     m1, m2 = ArchiveReader(first).manifest, ArchiveReader(second).manifest
     assert m1.counts() == m2.counts()
     assert m2.embedding == {"model": "fake-embed", "dim": 16}
 
     back = load_settings(environ={"WORKING_DIR": str(tmp_path / "back")})
-    await import_archive(back, second, workspace="src", profile="files")
-    original = await snapshot_records(files, "files", "src")
-    restored = await snapshot_records(back, "files", "src")
+    await import_archive(back, second, workspace=SRC, profile="files")
+    original = await snapshot_records(files, "files", SRC)
+    restored = await snapshot_records(back, "files", SRC)
     assert_same(original, restored, ignore=PG_REWRITES)
 
     # LightRAG 1.5.7's own PG classes read what ragstore imported
     for key, value in pg_database.items():
         monkeypatch.setenv(key, value)
     ids = ids_of(built.folder)
-    via_pg = await read_with_lightrag(tmp_path / "lr", "src", ids, storages=PG_STORAGES, model="fake-embed")
-    via_files = await read_with_lightrag(built.working_dir, "src", ids)
+    via_pg = await read_with_lightrag(tmp_path / "lr", SRC, ids, storages=PG_STORAGES, model="fake-embed")
+    via_files = await read_with_lightrag(built.working_dir, SRC, ids)
     for ns in ("full_docs", "text_chunks", "full_entities", "entity_chunks"):
         assert set(via_pg[ns]) == set(via_files[ns]) and via_pg[ns], ns
         for rid in via_files[ns]:
@@ -78,7 +76,7 @@ async def test_files_postgres_files(built, pg_database, tmp_path: Path, monkeypa
 async def test_merge_reimport_is_idempotent_and_dimension_checked(built, pg_database, tmp_path: Path) -> None:
     files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
     out = tmp_path / "a.ragstore"
-    await export_workspace(files, out, workspace="src", profile="files")
+    await export_workspace(files, out, workspace=SRC, profile="files")
     pg = load_settings(environ={**pg_database, "EMBEDDING_MODEL": "fake-embed"})
     await import_archive(pg, out, workspace="m", profile="postgres", if_exists="merge")
     once = await snapshot_records(pg, "postgres", "m")
