@@ -1,0 +1,177 @@
+"""The graph role over Bolt, in LightRAG's Neo4JStorage model (reference §4).
+
+A workspace is a node label (NEO4J_WORKSPACE > workspace > `base`); nodes carry `entity_id` == the
+node id; one `DIRECTED` relationship per unordered pair, read once in its stored direction. Reads
+are keyset pages on `entity_id`, so memory does not grow with the graph.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from ragstore_cli.backends.base import (
+    DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
+)
+from ragstore_cli.backends.neo4j import cypher
+from ragstore_cli.backends.neo4j.session import Bolt
+from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
+from ragstore_cli.config import Settings
+from ragstore_cli.errors import OperationFailed, UsageError
+from ragstore_cli.workspace import NEO4J_DEFAULT, neo4j_label, validate_workspace
+
+ROLES = frozenset({Role.GRAPH})
+
+
+def effective_workspace(settings: Settings, workspace: str) -> str:
+    """NEO4J_WORKSPACE overrides the workspace, as in LightRAG's Neo4JStorage."""
+    override = settings["NEO4J_WORKSPACE"]
+    chosen = override.strip() if override and override.strip() else workspace
+    return validate_workspace(chosen)
+
+
+class Neo4jGraph:
+    """GraphStore for one label."""
+
+    def __init__(self, bolt: Bolt, label: str, ensure_indexes=None) -> None:
+        self.bolt, self.label, self._ensure_indexes = bolt, label, ensure_indexes
+
+    async def count(self) -> tuple[int, int]:
+        nodes = await self.bolt.scalar(cypher.count_nodes(self.label), read=True)
+        edges = await self.bolt.scalar(cypher.count_edges(self.label), read=True)
+        return int(nodes or 0), int(edges or 0)
+
+    async def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]:
+        after = ""
+        while True:
+            rows = await self.bolt.run(cypher.node_page(self.label, self.bolt.dialect), {"after": after, "limit": batch_size}, read=True)
+            if not rows:
+                return
+            yield [GraphNode(r["id"], cypher.strip_internal(dict(r["props"]))) for r in rows]
+            after = rows[-1]["id"]
+            if len(rows) < batch_size:
+                return
+
+    async def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]:
+        """Edges grouped by their start node, a range of start nodes per query.
+
+        The range width adapts so a page holds about `batch_size` edges; a single hub node's
+        edges are still fetched in one query (memory bounded by the largest degree).
+        """
+        after, width = "", max(batch_size // 2, 1)
+        pending: list[GraphEdge] = []
+        while True:
+            ids = await self.bolt.run(cypher.node_id_page(self.label, self.bolt.dialect), {"after": after, "limit": width}, read=True)
+            if not ids:
+                break
+            upto = ids[-1]["id"]
+            rows = await self.bolt.run(cypher.edges_from_range(self.label, self.bolt.dialect), {"after": after, "upto": upto}, read=True)
+            pending.extend(GraphEdge(r["s"], r["t"], cypher.strip_internal(dict(r["props"]))) for r in rows)
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+            after = upto
+            if len(ids) < width:
+                break
+            # aim the next range at ~batch_size edges, within [1, 10 × batch_size] start nodes
+            width = max(1, min(10 * batch_size, int(width * batch_size / max(len(rows), 1))))
+        if pending:
+            yield pending
+
+    async def writer(self, *, replace: bool = True) -> GraphWriter:
+        writer = GraphWriter(self.bolt, self.label, replace=replace, ensure_indexes=self._ensure_indexes)
+        await writer.start()
+        return writer
+
+
+class Neo4jBackend:
+    """Backend serving only the graph role."""
+
+    name = "neo4j"
+    roles = ROLES
+
+    def __init__(self, settings: Settings, workspace: str) -> None:
+        self.settings = settings
+        self.workspace = effective_workspace(settings, workspace)
+        self.label = neo4j_label(self.workspace)
+        self.bolt = Bolt(settings)
+
+    async def open(self) -> None:
+        await self.bolt.open()
+
+    async def close(self) -> None:
+        await self.bolt.close()
+
+    @property
+    def dialect(self) -> cypher.Dialect | None:
+        return self.bolt.dialect
+
+    def graph(self) -> Neo4jGraph:
+        return Neo4jGraph(self.bolt, self.label, self.ensure_indexes)
+
+    def kv(self):
+        raise UsageError("the neo4j backend serves only the graph role")
+
+    vectors = doc_status = kv
+
+    async def ensure_indexes(self) -> list[str]:
+        """Create the indexes LightRAG's Neo4JStorage creates; returns the statements now in effect.
+
+        Best effort, as in LightRAG: a server that refuses one (an edition without the CJK
+        analyzer) does not fail the caller. FalkorDB has no `IF NOT EXISTS`: its catalogue is read first.
+        """
+        statements = cypher.index_statements(self.bolt.dialect, self.label)
+        present: set[str] = set()
+        if self.bolt.dialect.falkordb:
+            rows = await self.bolt.run("CALL db.indexes() YIELD label, types RETURN label, types", read=True)
+            kinds = {k for r in rows if r["label"] == self.label for k in (r["types"] or {}).get("entity_id", [])}
+            present = {s for s, kind in zip(statements, ("RANGE", "FULLTEXT")) if kind in kinds}
+        done = []
+        for statement in statements:
+            if statement in present:
+                done.append(statement)
+                continue
+            try:
+                await self.bolt.run(statement)
+                done.append(statement)
+            except OperationFailed:
+                if "FULLTEXT" in statement:
+                    try:
+                        await self.bolt.run(cypher.fulltext_fallback(self.label))
+                        done.append(cypher.fulltext_fallback(self.label))
+                    except OperationFailed:
+                        pass
+        return done
+
+    async def create_workspace(self, *, embedding_model: str | None = None,
+                               embedding_dim: int | None = None) -> list[str]:
+        return await self.ensure_indexes()
+
+    async def list_workspaces(self) -> list[str]:
+        """Labels holding at least one node with entity_id; `base` is reported as "" (default)."""
+        labels = await self.bolt.run("CALL db.labels() YIELD label RETURN label", read=True)
+        found = []
+        for row in sorted(labels, key=lambda r: r["label"]):
+            label = row["label"]
+            if label.startswith(cypher.STAGE_PREFIX):
+                continue
+            try:
+                name = "" if label == NEO4J_DEFAULT else validate_workspace(label)
+            except UsageError:
+                continue  # a label ragstore refuses to address (see workspace.py)
+            probe = f"MATCH (n:{cypher.quote_label(label)}) WHERE n.entity_id IS NOT NULL RETURN 1 AS x LIMIT 1"
+            if await self.bolt.run(probe, read=True):
+                found.append(name)
+        return found
+
+    async def stats(self) -> list[NamespaceStats]:
+        nodes, edges = await self.graph().count()
+        if not nodes and not edges:
+            return []
+        return [NamespaceStats(GRAPH_NAMESPACE, Role.GRAPH, nodes + edges, location=f"label {self.label}")]
+
+    async def drop_workspace(self) -> dict[str, int]:
+        """DETACH DELETE the workspace's nodes in bounded batches; nodes + edges removed (as `stats`)."""
+        nodes, edges = await self.graph().count()
+        await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.label), {}, expected=nodes,
+                                          limit=DELETE_BATCH)
+        return {GRAPH_NAMESPACE: nodes + edges}

@@ -1,0 +1,271 @@
+"""Every Cypher statement the neo4j backend sends, built here as plain strings (tested as strings).
+
+Only the label is interpolated, always through `workspace.quote_label`; every id and value travels
+as a parameter. Two dialects: real Neo4j, and FalkorDB's Bolt endpoint (the test server), which
+has its own index syntax, no `elementId`, no `IF NOT EXISTS` and no backtick doubling.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ragstore_cli.errors import DataError
+from ragstore_cli.workspace import quote_label
+
+REL = "DIRECTED"
+TAG = "_ragstore_import"  # import id on items created by a merge-mode import (removed on commit)
+STAGE_PREFIX = "__ragstore_import_"  # label of nodes staged by a replace-mode import
+INT64 = (-(2**63), 2**63 - 1)
+# C0 controls except tab/LF/CR, lone surrogates, U+FFFE/U+FFFF: not XML-safe (reference §2.6).
+_NOT_XML_SAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the server at the other end of the Bolt connection can run (probed once per driver)."""
+
+    name: str  # "neo4j" or "falkordb"
+    agent: str = ""
+    # FalkorDB's Bolt endpoint crashes on a request larger than ~4 KB (measured: 4,000-char
+    # string parameter fine, 5,000 kills the server), so batches are cut by payload size.
+    max_payload: int = 8 * 1024 * 1024
+
+    @property
+    def falkordb(self) -> bool:
+        return self.name == "falkordb"
+
+
+NEO4J = Dialect("neo4j")
+FALKORDB = Dialect("falkordb", max_payload=3500)
+
+
+PROBE = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition"
+
+
+def dialect_for_probe(components: list[dict[str, Any]] | None) -> Dialect:
+    """The dialect from the answer to PROBE (None when the server refused it).
+
+    FalkorDB's Bolt endpoint announces itself as `Neo4j/5.13.0`, so the agent string cannot tell
+    them apart; `dbms.components()` exists on every Neo4j edition and fails on FalkorDB.
+    """
+    if components is None:
+        return FALKORDB
+    row = components[0] if components else {}
+    versions = row.get("versions") or [""]
+    return Dialect("neo4j", f"{row.get('name', 'Neo4j')} {versions[0]} {row.get('edition', '')}".strip())
+
+
+# --------------------------------------------------------------------------- values
+def _is_xml_safe(text: str) -> bool:
+    return _NOT_XML_SAFE.search(text) is None
+
+
+def _show(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "…")
+
+
+def check_value(owner: str, key: Any, value: Any) -> None:
+    """Raise DataError unless `value` is portable: bool, int64, finite float or XML-safe text."""
+    if not isinstance(key, str) or not key or not _is_xml_safe(key):
+        raise DataError(f"{owner}: property name {key!r} is not usable (empty, not text or has control characters)")
+    if key.startswith(TAG):
+        raise DataError(f"{owner}: property name {key!r} is reserved for ragstore's import bookkeeping")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise DataError(f"{owner}: property {key!r} = {value} does not fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DataError(f"{owner}: property {key!r} = {value} is not a finite number")
+        return
+    if isinstance(value, str):
+        if not _is_xml_safe(value):
+            raise DataError(f"{owner}: property {key!r} contains a control character, NUL or lone surrogate")
+        return
+    raise DataError(f"{owner}: property {key!r} has a {type(value).__name__} value; graph properties must be "
+                    "bool, int64, finite float or text")
+
+
+def check_id(kind: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise DataError(f"{kind} id {value!r} must be non-empty text")
+    if not _is_xml_safe(value):
+        raise DataError(f"{kind} id {_show(value)} contains a control character, NUL or lone surrogate")
+    return value
+
+
+def node_row(node_id: Any, properties: dict[str, Any]) -> dict[str, Any]:
+    """The UNWIND row for a node; `entity_id` is forced to the node id (LightRAG's rule)."""
+    node_id = check_id("node", node_id)
+    owner = f"node {_show(node_id)}"
+    if not isinstance(properties, dict):
+        raise DataError(f"{owner}: properties must be a mapping")
+    if properties.get("entity_id", node_id) != node_id:
+        raise DataError(f"{owner}: entity_id {properties['entity_id']!r} differs from the node id")
+    for key, value in properties.items():
+        check_value(owner, key, value)
+    return {"id": node_id, "props": {**properties, "entity_id": node_id}}
+
+
+def edge_row(source: Any, target: Any, properties: dict[str, Any]) -> dict[str, Any]:
+    source, target = check_id("edge source", source), check_id("edge target", target)
+    owner = f"edge {_show(source)} - {_show(target)}"
+    if not isinstance(properties, dict):
+        raise DataError(f"{owner}: properties must be a mapping")
+    for key, value in properties.items():
+        check_value(owner, key, value)
+    return {"src": source, "tgt": target, "props": dict(properties)}
+
+
+def strip_internal(properties: dict[str, Any]) -> dict[str, Any]:
+    """Properties as LightRAG sees them, without ragstore's import bookkeeping."""
+    return {k: v for k, v in properties.items() if not k.startswith(TAG)}
+
+
+# --------------------------------------------------------------------------- reads
+def count_nodes(label: str) -> str:
+    return f"MATCH (n:{quote_label(label)}) WHERE n.entity_id IS NOT NULL RETURN count(n) AS c"
+
+
+def count_edges(label: str) -> str:
+    q = quote_label(label)
+    return f"MATCH (:{q})-[r:{REL}]->(:{q}) RETURN count(r) AS c"
+
+
+def _key(var: str, dialect: Dialect) -> str:
+    """The keyset sort key. FalkorDB's range index compares strings wrongly (an upper bound is
+    ignored, and `> 'z'` misses non-ASCII ids; measured on 4.16), so there the comparison runs on
+    `toString(...)`, off the index; ORDER BY agrees with it on both servers."""
+    return f"toString({var}.entity_id)" if dialect.falkordb else f"{var}.entity_id"
+
+
+def node_page(label: str, dialect: Dialect = NEO4J) -> str:
+    """Keyset page of nodes by entity_id (index-backed on Neo4j)."""
+    return (f"MATCH (n:{quote_label(label)}) WHERE {_key('n', dialect)} > $after "
+            "RETURN n.entity_id AS id, properties(n) AS props ORDER BY n.entity_id LIMIT $limit")
+
+
+def node_id_page(label: str, dialect: Dialect = NEO4J) -> str:
+    return (f"MATCH (n:{quote_label(label)}) WHERE {_key('n', dialect)} > $after "
+            "RETURN n.entity_id AS id ORDER BY n.entity_id LIMIT $limit")
+
+
+def edges_from_range(label: str, dialect: Dialect = NEO4J) -> str:
+    """Edges whose stored start node lies in (after, upto]: every relationship is read exactly once,
+    in its stored direction, with only two short strings as parameters."""
+    q, key = quote_label(label), _key("a", dialect)
+    return (f"MATCH (a:{q})-[r:{REL}]->(b:{q}) WHERE {key} > $after AND {key} <= $upto "
+            "RETURN a.entity_id AS s, b.entity_id AS t, properties(r) AS props ORDER BY s, t")
+
+
+# --------------------------------------------------------------------------- writes
+def merge_nodes(label: str, *, tag: bool) -> str:
+    """LightRAG's node upsert (MERGE by entity_id, additive `+=`), as one UNWIND batch."""
+    on_create = f" ON CREATE SET n.{TAG} = $tag" if tag else ""
+    return (f"UNWIND $rows AS row MERGE (n:{quote_label(label)} {{entity_id: row.id}}){on_create} "
+            "SET n += row.props")
+
+
+def merge_edges(label: str, *, tag: bool) -> str:
+    """LightRAG's edge upsert: both endpoints must exist; undirected-pattern MERGE; `+=`."""
+    q = quote_label(label)
+    on_create = f" ON CREATE SET r.{TAG} = $tag" if tag else ""
+    return (f"UNWIND $rows AS row MATCH (s:{q} {{entity_id: row.src}}) WITH s, row "
+            f"MATCH (t:{q} {{entity_id: row.tgt}}) MERGE (s)-[r:{REL}]-(t){on_create} "
+            "SET r += row.props RETURN count(r) AS c")
+
+
+def missing_endpoints(label: str) -> str:
+    return (f"UNWIND $ids AS id OPTIONAL MATCH (n:{quote_label(label)} {{entity_id: id}}) "
+            "WITH id, n WHERE n IS NULL RETURN id LIMIT 5")
+
+
+def single_merge_node(label: str) -> str:
+    """One MERGE per record: LightRAG's `upsert_node` (the benchmark baseline)."""
+    return f"MERGE (n:{quote_label(label)} {{entity_id: $id}}) SET n += $props"
+
+
+def single_merge_edge(label: str) -> str:
+    q = quote_label(label)
+    return (f"MATCH (s:{q} {{entity_id: $src}}) WITH s MATCH (t:{q} {{entity_id: $tgt}}) "
+            f"MERGE (s)-[r:{REL}]-(t) SET r += $props")
+
+
+def delete_nodes_batch(label: str) -> str:
+    """DETACH DELETE at most $limit nodes of a label: bounded transactions on any server."""
+    return f"MATCH (n:{quote_label(label)}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS c"
+
+
+def relabel_batch(stage: str, label: str) -> str:
+    return (f"MATCH (n:{quote_label(stage)}) WITH n LIMIT $limit "
+            f"SET n:{quote_label(label)} REMOVE n:{quote_label(stage)} RETURN count(*) AS c")
+
+
+def untag_nodes_batch(label: str) -> str:
+    return (f"MATCH (n:{quote_label(label)}) WHERE n.{TAG} = $tag WITH n LIMIT $limit "
+            f"REMOVE n.{TAG} RETURN count(*) AS c")
+
+
+def untag_edges_batch(label: str) -> str:
+    q = quote_label(label)
+    return (f"MATCH (:{q})-[r:{REL}]->(:{q}) WHERE r.{TAG} = $tag WITH r LIMIT $limit "
+            f"REMOVE r.{TAG} RETURN count(*) AS c")
+
+
+def delete_tagged_edges_batch(label: str) -> str:
+    q = quote_label(label)
+    return (f"MATCH (:{q})-[r:{REL}]->(:{q}) WHERE r.{TAG} = $tag WITH r LIMIT $limit "
+            "DELETE r RETURN count(*) AS c")
+
+
+def delete_tagged_nodes_batch(label: str) -> str:
+    return (f"MATCH (n:{quote_label(label)}) WHERE n.{TAG} = $tag WITH n LIMIT $limit "
+            "DETACH DELETE n RETURN count(*) AS c")
+
+
+# --------------------------------------------------------------------------- indexes
+def fulltext_index_name(label: str) -> str:
+    """LightRAG's per-workspace full-text index name (lossy: `a-b` and `a_b` share it)."""
+    suffix = re.sub(r"[^A-Za-z0-9_]+", "_", label).strip("_") or "base"
+    if not re.match(r"[A-Za-z_]", suffix[0]):
+        suffix = f"ws_{suffix}"
+    return f"entity_id_fulltext_idx_{suffix}"
+
+
+def index_statements(dialect: Dialect, label: str) -> list[str]:
+    """The indexes LightRAG's Neo4JStorage creates for a workspace, in the server's dialect.
+
+    Neo4j: B-tree on entity_id plus the CJK full-text index (with the standard-analyzer form as
+    the caller's fallback). FalkorDB: its own range-index syntax and full-text procedure.
+    """
+    q = quote_label(label)
+    if dialect.falkordb:
+        literal = label.replace("\\", "\\\\").replace("'", "\\'")
+        return [f"CREATE INDEX FOR (n:{q}) ON (n.entity_id)",
+                f"CALL db.idx.fulltext.createNodeIndex('{literal}', 'entity_id')"]
+    name = fulltext_index_name(label)
+    return [
+        f"CREATE INDEX IF NOT EXISTS FOR (n:{q}) ON (n.entity_id)",
+        f"CREATE FULLTEXT INDEX {name} IF NOT EXISTS FOR (n:{q}) ON EACH [n.entity_id] "
+        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'cjk', `fulltext.eventually_consistent`: true}}",
+    ]
+
+
+def fulltext_fallback(label: str) -> str:
+    """The full-text index without the CJK analyzer (editions without it), as LightRAG falls back."""
+    return (f"CREATE FULLTEXT INDEX {fulltext_index_name(label)} IF NOT EXISTS "
+            f"FOR (n:{quote_label(label)}) ON EACH [n.entity_id]")
+
+
+def stage_index(dialect: Dialect, stage: str) -> tuple[str, str]:
+    """(create, drop) for the temporary entity_id index on a staging label (fast edge MATCHes)."""
+    q = quote_label(stage)
+    if dialect.falkordb:
+        return f"CREATE INDEX FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX FOR (n:{q}) ON (n.entity_id)"
+    name = "ragstore_stage_" + stage[len(STAGE_PREFIX):]
+    return (f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX {name} IF EXISTS")

@@ -1,0 +1,114 @@
+"""One driver per operation, its dialect probed once, and every query's errors as one-liners."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Iterable, Iterator
+
+import neo4j
+from neo4j.exceptions import Neo4jError, ServiceUnavailable
+
+from ragstore_cli.backends.neo4j.cypher import PROBE, Dialect, dialect_for_probe
+from ragstore_cli.config import Settings
+from ragstore_cli.connect.neo4j import create_driver, explain, resolve_database, verify
+from ragstore_cli.errors import DataError, OperationFailed, RagstoreError
+
+CONNECT_DEADLINE = 30.0
+
+
+class Bolt:
+    """A driver bound to the database LightRAG would use and to the server's dialect."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.driver: neo4j.AsyncDriver | None = None
+        self.database: str | None = None
+        self.dialect: Dialect | None = None
+
+    async def open(self) -> None:
+        if self.driver is not None:
+            return
+        driver = create_driver(self.settings)
+        try:
+            # FalkorDB stalls the first handshake after another client's GOODBYE: verify rides it out.
+            await verify(driver, deadline=asyncio.get_running_loop().time() + CONNECT_DEADLINE)
+            choice = await resolve_database(driver, self.settings)
+            try:
+                result = await driver.execute_query(PROBE, database_=choice.name)
+                components: list[dict[str, Any]] | None = [dict(r) for r in result.records]
+            except Neo4jError:
+                components = None
+            self.dialect = dialect_for_probe(components)
+        except RagstoreError:
+            await driver.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated to one line
+            await driver.close()
+            raise explain(exc, self.settings) from None
+        self.driver, self.database = driver, choice.name
+
+    async def close(self) -> None:
+        if self.driver is not None:
+            driver, self.driver = self.driver, None
+            await driver.close()
+
+    async def run(self, query: str, params: dict[str, Any] | None = None, *,
+                  read: bool = False) -> list[dict[str, Any]]:
+        """Run one statement in a managed (retried) transaction; records as dicts."""
+        if self.driver is None:
+            raise OperationFailed("neo4j: backend used before open()")
+        try:
+            result = await self.driver.execute_query(
+                query, params or {}, database_=self.database,
+                routing_=neo4j.RoutingControl.READ if read else neo4j.RoutingControl.WRITE)
+        except ServiceUnavailable as exc:
+            raise explain(exc, self.settings) from None
+        except Neo4jError as exc:
+            first = (exc.message or str(exc)).splitlines()[0] if (exc.message or str(exc)) else type(exc).__name__
+            raise OperationFailed(f"neo4j: {exc.code or type(exc).__name__}: {first[:300]}") from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise explain(exc, self.settings) from None
+        return [dict(record) for record in result.records]
+
+    async def scalar(self, query: str, params: dict[str, Any] | None = None, *, read: bool = False) -> Any:
+        rows = await self.run(query, params, read=read)
+        return next(iter(rows[0].values())) if rows else None
+
+    async def repeat_until_zero(self, query: str, params: dict[str, Any], *, expected: int,
+                                limit: int) -> int:
+        """Run a `... LIMIT $limit ... RETURN count(*) AS c` statement until it touches nothing.
+
+        Bounded: at most expected/limit + 10 rounds, so a server that keeps reporting work fails
+        loudly instead of looping forever.
+        """
+        total = 0
+        for _ in range(expected // max(limit, 1) + 10):
+            done = int(await self.scalar(query, {**params, "limit": limit}) or 0)
+            total += done
+            if done == 0:
+                return total
+        raise OperationFailed(f"neo4j: batched statement did not finish after {total} items: {query[:80]}")
+
+
+def payload_size(row: Any) -> int:
+    return len(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def by_payload(rows: Iterable[dict[str, Any]], *, max_rows: int, max_bytes: int,
+               describe: str = "record") -> Iterator[list[dict[str, Any]]]:
+    """Cut rows into UNWIND batches under both a row and a byte budget."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        n = payload_size(row)
+        if n > max_bytes:
+            raise DataError(f"{describe} of {n} bytes is larger than this server accepts in one request "
+                            f"({max_bytes} bytes)")
+        if batch and (len(batch) >= max_rows or size + n > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += n
+    if batch:
+        yield batch

@@ -1,0 +1,151 @@
+"""Bulk graph writes over Bolt: UNWIND batches of LightRAG's own MERGE statements.
+
+replace=True (the import default) stages everything under a private label
+`__ragstore_import_<id>`: nothing is visible under the workspace label until commit(), which then
+deletes the old workspace nodes and relabels the staged ones, both in bounded batches; abort()
+deletes the staged nodes and leaves the workspace untouched.
+
+replace=False merges straight into the workspace (LightRAG's upsert semantics: properties are
+added, never removed). Items this import creates carry `_ragstore_import = <id>`; commit() removes
+the tag, abort() deletes what the import created. Properties it added to pre-existing items stay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.backends.neo4j import cypher
+from ragstore_cli.backends.neo4j.session import Bolt, by_payload
+from ragstore_cli.errors import DataError, OperationFailed, UsageError
+
+MAX_ROWS = 1000
+DELETE_BATCH = 5000
+
+
+def coalesce_nodes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per node id, properties merged in order: what consecutive MERGE + `+=` produce on
+    Neo4j. FalkorDB's MERGE does not see rows created earlier in the same UNWIND, so without this
+    a repeated id in one batch would become two nodes there."""
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["id"] in merged:
+            merged[row["id"]]["props"].update(row["props"])
+        else:
+            merged[row["id"]] = {"id": row["id"], "props": dict(row["props"])}
+    return list(merged.values())
+
+
+def coalesce_edges(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per unordered pair (first orientation wins, properties merged in order), as the
+    undirected-pattern MERGE does row by row on Neo4j (FalkorDB would create both directions)."""
+    merged: dict[frozenset[str], dict[str, Any]] = {}
+    for row in rows:
+        key = frozenset((row["src"], row["tgt"]))
+        if key in merged:
+            merged[key]["props"].update(row["props"])
+        else:
+            merged[key] = {"src": row["src"], "tgt": row["tgt"], "props": dict(row["props"])}
+    return list(merged.values())
+
+
+class GraphWriter:
+    """Writer for one workspace label; batches of GraphNode / GraphEdge (nodes before their edges)."""
+
+    def __init__(self, bolt: Bolt, label: str, *, replace: bool, ensure_indexes: Any = None) -> None:
+        self.bolt, self.label, self.replace = bolt, label, replace
+        self.import_id = uuid.uuid4().hex[:16]
+        self.stage = cypher.STAGE_PREFIX + self.import_id
+        self.target = self.stage if replace else label
+        self.nodes = self.edges = 0
+        self._state = "new"
+        self._stage_index_drop: str | None = None
+        self._ensure_indexes = ensure_indexes
+
+    async def start(self) -> None:
+        """Prepare the staging label's entity_id index so edge MATCHes stay index lookups."""
+        self._state = "open"
+        if self.replace:
+            create, drop = cypher.stage_index(self.bolt.dialect, self.stage)
+            await self.bolt.run(create)
+            self._stage_index_drop = drop
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise UsageError(f"graph writer is {self._state}; no more writes")
+
+    async def write(self, batch: list[GraphNode | GraphEdge]) -> None:
+        self._check_open()
+        nodes = [cypher.node_row(n.id, n.properties) for n in batch if isinstance(n, GraphNode)]
+        edges = [cypher.edge_row(e.source, e.target, e.properties) for e in batch if isinstance(e, GraphEdge)]
+        if len(nodes) + len(edges) != len(batch):
+            odd = next(x for x in batch if not isinstance(x, (GraphNode, GraphEdge)))
+            raise DataError(f"graph writer takes GraphNode/GraphEdge, got {type(odd).__name__}")
+        nodes, edges = coalesce_nodes(nodes), coalesce_edges(edges)
+        tagged = not self.replace
+        extra = {"tag": self.import_id} if tagged else {}
+        limit = self.bolt.dialect.max_payload
+        for part in by_payload(nodes, max_rows=MAX_ROWS, max_bytes=limit, describe="a node"):
+            await self.bolt.run(cypher.merge_nodes(self.target, tag=tagged), {"rows": part, **extra})
+            self.nodes += len(part)
+        for part in by_payload(edges, max_rows=MAX_ROWS, max_bytes=limit, describe="an edge"):
+            written = await self.bolt.scalar(cypher.merge_edges(self.target, tag=tagged), {"rows": part, **extra})
+            if int(written or 0) != len(part):
+                await self._report_missing(part)
+            self.edges += len(part)
+
+    async def _report_missing(self, rows: list[dict[str, Any]]) -> None:
+        ids = sorted({r["src"] for r in rows} | {r["tgt"] for r in rows})
+        missing = await self.bolt.run(cypher.missing_endpoints(self.target), {"ids": ids}, read=True)
+        names = ", ".join(repr(m["id"])[:60] for m in missing) or "?"
+        raise DataError(f"graph import: edges refer to nodes that were not written first: {names}")
+
+    async def commit(self) -> None:
+        self._check_open()
+        self._state = "committing"
+        try:
+            if self.replace:
+                old = int(await self.bolt.scalar(cypher.count_nodes(self.label), read=True) or 0)
+                await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.label), {},
+                                                  expected=old, limit=DELETE_BATCH)
+                await self.bolt.repeat_until_zero(cypher.relabel_batch(self.stage, self.label), {},
+                                                  expected=self.nodes, limit=DELETE_BATCH)
+                await self._drop_stage_index()
+            else:
+                tag = {"tag": self.import_id}
+                await self.bolt.repeat_until_zero(cypher.untag_edges_batch(self.label), tag,
+                                                  expected=self.edges, limit=DELETE_BATCH)
+                await self.bolt.repeat_until_zero(cypher.untag_nodes_batch(self.label), tag,
+                                                  expected=self.nodes, limit=DELETE_BATCH)
+            if self._ensure_indexes is not None:
+                await self._ensure_indexes()
+        except BaseException:
+            self._state = "failed"
+            raise
+        self._state = "committed"
+
+    async def abort(self) -> None:
+        """Remove what this import wrote; the workspace is left as it was (see module docstring)."""
+        if self._state in ("committed", "aborted"):
+            return
+        self._state = "aborting"
+        if self.replace:
+            await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.stage), {},
+                                              expected=self.nodes, limit=DELETE_BATCH)
+            await self._drop_stage_index()
+        else:
+            tag = {"tag": self.import_id}
+            await self.bolt.repeat_until_zero(cypher.delete_tagged_edges_batch(self.label), tag,
+                                              expected=self.edges, limit=DELETE_BATCH)
+            await self.bolt.repeat_until_zero(cypher.delete_tagged_nodes_batch(self.label), tag,
+                                              expected=self.nodes, limit=DELETE_BATCH)
+        self._state = "aborted"
+
+    async def _drop_stage_index(self) -> None:
+        if self._stage_index_drop is not None:
+            drop, self._stage_index_drop = self._stage_index_drop, None
+            try:
+                await self.bolt.run(drop)
+            except OperationFailed:
+                pass  # an index on an empty, unused label costs nothing; never fail the import for it

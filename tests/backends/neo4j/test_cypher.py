@@ -1,0 +1,98 @@
+"""The generated Cypher and the value rules, checked as strings (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragstore_cli.backends.neo4j import cypher
+from ragstore_cli.backends.neo4j.session import by_payload
+from ragstore_cli.errors import DataError
+
+
+def test_label_is_quoted_and_backticks_doubled_everywhere():
+    hostile = "a`) DETACH DELETE n //"
+    for build in (cypher.count_nodes, cypher.count_edges, cypher.node_page, cypher.delete_nodes_batch,
+                  cypher.untag_nodes_batch, cypher.single_merge_node):
+        text = build(hostile)
+        assert "`a``) DETACH DELETE n //`" in text
+        assert text.count("`a``)") == text.count("DETACH DELETE n //`")
+    assert "`a``) DETACH DELETE n //`" in cypher.merge_nodes(hostile, tag=False)
+
+
+def test_merge_statements_match_lightrag_upserts():
+    assert cypher.merge_nodes("ws", tag=False) == (
+        "UNWIND $rows AS row MERGE (n:`ws` {entity_id: row.id}) SET n += row.props")
+    edge = cypher.merge_edges("ws", tag=True)
+    assert "MERGE (s)-[r:DIRECTED]-(t) ON CREATE SET r._ragstore_import = $tag SET r += row.props" in edge
+    assert "MATCH (s:`ws` {entity_id: row.src}) WITH s, row MATCH (t:`ws` {entity_id: row.tgt})" in edge
+
+
+def test_neo4j_index_statements_are_lightrags():
+    create_btree, create_fulltext = cypher.index_statements(cypher.NEO4J, "my-ws")
+    assert create_btree == "CREATE INDEX IF NOT EXISTS FOR (n:`my-ws`) ON (n.entity_id)"
+    assert create_fulltext.startswith(
+        "CREATE FULLTEXT INDEX entity_id_fulltext_idx_my_ws IF NOT EXISTS FOR (n:`my-ws`) ON EACH [n.entity_id]")
+    assert "`fulltext.analyzer`: 'cjk'" in create_fulltext
+    assert cypher.fulltext_fallback("my-ws").endswith("FOR (n:`my-ws`) ON EACH [n.entity_id]")
+    # LightRAG's lossy names: a-b and a_b share one full-text index; digits get a ws_ prefix
+    assert cypher.fulltext_index_name("a-b") == cypher.fulltext_index_name("a_b") == "entity_id_fulltext_idx_a_b"
+    assert cypher.fulltext_index_name("9x") == "entity_id_fulltext_idx_ws_9x"
+    assert cypher.fulltext_index_name("---") == "entity_id_fulltext_idx_base"
+
+
+def test_falkordb_index_statements_use_its_dialect():
+    btree, fulltext = cypher.index_statements(cypher.FALKORDB, "ws")
+    assert btree == "CREATE INDEX FOR (n:`ws`) ON (n.entity_id)"
+    assert fulltext == "CALL db.idx.fulltext.createNodeIndex('ws', 'entity_id')"
+    create, drop = cypher.stage_index(cypher.NEO4J, cypher.STAGE_PREFIX + "abc")
+    assert create == "CREATE INDEX ragstore_stage_abc IF NOT EXISTS FOR (n:`__ragstore_import_abc`) ON (n.entity_id)"
+    assert drop == "DROP INDEX ragstore_stage_abc IF EXISTS"
+
+
+def test_dialect_from_the_components_probe():
+    neo = cypher.dialect_for_probe([{"name": "Neo4j Kernel", "versions": ["5.26.1"], "edition": "community"}])
+    assert neo.name == "neo4j" and neo.agent == "Neo4j Kernel 5.26.1 community" and neo.max_payload > 1_000_000
+    assert cypher.dialect_for_probe(None).falkordb and cypher.dialect_for_probe(None).max_payload < 4096
+
+
+@pytest.mark.parametrize("value, words", [
+    (float("nan"), "finite"), (float("inf"), "finite"), (2**63, "64 bits"), (-(2**63) - 1, "64 bits"),
+    (None, "NoneType"), ([1, 2], "list"), ({"a": 1}, "dict"), ("a\x00b", "NUL"), ("x\ud800", "surrogate"),
+    ("bell\x07", "control"),
+])
+def test_non_portable_values_are_refused_naming_the_node(value, words):
+    with pytest.raises(DataError) as err:
+        cypher.node_row("Alice", {"entity_id": "Alice", "description": value})
+    assert "node 'Alice'" in str(err.value) and "'description'" in str(err.value) and words in str(err.value)
+
+
+def test_portable_values_pass_and_entity_id_is_forced():
+    props = {"weight": 1.5, "count": 2**63 - 1, "flag": True, "text": "tab\tnew\nline é 中 😀 <SEP>"}
+    row = cypher.node_row("Bob", props)
+    assert row == {"id": "Bob", "props": {**props, "entity_id": "Bob"}}
+    with pytest.raises(DataError, match="differs from the node id"):
+        cypher.node_row("Bob", {"entity_id": "Robert"})
+    with pytest.raises(DataError, match="reserved"):
+        cypher.node_row("Bob", {"_ragstore_import": "x"})
+    with pytest.raises(DataError, match="node id"):
+        cypher.node_row("", {})
+    with pytest.raises(DataError, match="edge target id"):
+        cypher.edge_row("a", "b\x00", {})
+
+
+def test_batches_respect_row_and_byte_budgets():
+    rows = [{"id": str(i), "props": {"d": "x" * 100}} for i in range(50)]
+    parts = list(by_payload(rows, max_rows=7, max_bytes=10_000))
+    assert [len(p) for p in parts] == [7] * 7 + [1]
+    parts = list(by_payload(rows, max_rows=1000, max_bytes=1000))
+    assert sum(len(p) for p in parts) == 50 and all(len(p) <= 7 for p in parts)
+    with pytest.raises(DataError, match="larger than this server accepts"):
+        list(by_payload([{"d": "x" * 2000}], max_rows=10, max_bytes=1000))
+
+
+def test_edge_range_avoids_falkordbs_broken_upper_bound():
+    assert "a.entity_id > $after AND a.entity_id <= $upto" in cypher.edges_from_range("ws", cypher.NEO4J)
+    assert ("toString(a.entity_id) > $after AND toString(a.entity_id) <= $upto"
+            in cypher.edges_from_range("ws", cypher.FALKORDB))
+    assert "WHERE n.entity_id > $after" in cypher.node_page("ws", cypher.NEO4J)
+    assert "WHERE toString(n.entity_id) > $after" in cypher.node_page("ws", cypher.FALKORDB)
