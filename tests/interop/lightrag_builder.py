@@ -108,6 +108,15 @@ class BuiltWorkspace:
         return self.working_dir / self.workspace if self.workspace else self.working_dir
 
 
+def fresh_shared_state() -> None:
+    """Forget LightRAG's process-wide namespace data: instances with the same workspace share it, so a
+    second build (or a read) would otherwise see the previous one's in-memory records, not the disk."""
+    from lightrag.kg.shared_storage import finalize_share_data, initialize_share_data
+
+    finalize_share_data()
+    initialize_share_data(workers=1)
+
+
 def make_embedding_func(dim: int = EMBEDDING_DIM, model_name: str = EMBEDDING_MODEL):
     from lightrag.utils import EmbeddingFunc
 
@@ -131,6 +140,7 @@ async def build_workspace(
     from lightrag.base import DocStatus
     from lightrag.utils import Tokenizer
 
+    fresh_shared_state()
     docs = DEFAULT_DOCS if docs is None else docs
     storages = dict(FILE_STORAGES if storages is None else storages)
     working_dir = Path(working_dir)
@@ -193,9 +203,7 @@ async def read_with_lightrag(working_dir: Path, workspace: str, ids: dict[str, l
     Returns {namespace: {id: record}}, vectors as {"vectors:<ns>": {id: list[float]}}, and the
     graph as {"nodes": {id: props}, "edges": {(a, b) sorted: props}}.
     """
-    from lightrag.kg.shared_storage import initialize_share_data
-
-    initialize_share_data(workers=1)
+    fresh_shared_state()
     storages = dict(FILE_STORAGES if storages is None else storages)
     config = {**global_config(Path(working_dir), dim), "vector_storage": storages["vector_storage"]}
     embed = make_embedding_func(dim, model)
