@@ -22,10 +22,6 @@ class OnErrorChoice(str, Enum):
     skip = "skip"
 
 
-class NanoCodec(str, Enum):
-    compact = "compact"
-
-
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
 ON_ERROR_HELP = "A record whose JSON or `vector` payload is corrupt: stop with its id, or skip it and report it."
 
@@ -102,26 +98,40 @@ def _with_samples(d: dict[str, Any]) -> str:
 @vectors_app.command("compress")
 def compress_cmd(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="A NanoVectorDB file."),
-    codec: NanoCodec = typer.Option(NanoCodec.compact, "--codec", help="compact: drop the per-record float16 copies."),
+    path: Path = typer.Argument(..., help="A NanoVectorDB file (vdb_<namespace>.json) or a .ragstore archive."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="NanoVectorDB: compact (default). "
+                                        "Archive: f16 (default) or f32."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of replacing PATH."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
     json_output: bool = JSON_OPT,
 ) -> None:
-    """Rewrite a NanoVectorDB file atomically without the per-record `vector` copies (about a third smaller).
+    """Shrink the vectors of a NanoVectorDB file or an archive, rewriting it atomically.
 
-    LightRAG loads the result (tested with lightrag-hku 1.5.7 and nano-vectordb 0.0.4.3; older releases
-    wrote this very shape): queries use the float32 matrix, which is kept bit for bit. Traded: 1.5.x's
-    get_vectors_by_ids skips records without `vector`, so KG_CHUNK_PICK_METHOD=VECTOR falls back to WEIGHT
-    for a compacted vdb_chunks.json. The raw norms are kept so `decompress` restores the vectors.
-    Stop LightRAG first: it never notices files changed under it.
+    NanoVectorDB (--codec compact): drops the per-record float16 `vector` copies, about a third of the
+    file. LightRAG loads the result (tested with lightrag-hku 1.5.7 / nano-vectordb 0.0.4.3; releases
+    from before the per-record field wrote this very shape) and queries the float32 matrix, kept bit
+    for bit. Traded: 1.5.x's get_vectors_by_ids skips records without `vector`, so
+    KG_CHUNK_PICK_METHOD=VECTOR falls back to WEIGHT for a compacted vdb_chunks.json. The raw norms are
+    kept so `decompress` restores the vectors. Stop LightRAG first: it never notices files changed under it.
+
+    Archive (--codec f16): stores every vector section as float16 (lossy: LightRAG's own precision).
 
     Example: ragstore vectors compress rag_storage/vdb_entities.json
     """
-    from ragstore_cli.vectors.ops import compact_nano
-
     cli = _cli(ctx, json_output)
+    if _is_archive(path):
+        from ragstore_cli.vectors.archive_recode import recode_archive
+
+        report = recode_archive(path, output, codec or "f16")
+        emit(cli, report, lambda console: console.print(
+            f"[green]re-encoded[/] vectors as {report['dtype']}: {report['bytes_before']:,} -> "
+            f"{report['bytes_after']:,} B ({report['target']})"))
+        return
+    from ragstore_cli.vectors.ops import NANO_CODECS, compact_nano
+
     _nano_only(path)
+    if (codec or "compact") not in NANO_CODECS:
+        raise UsageError(f"NanoVectorDB files take --codec {', '.join(NANO_CODECS)} (archives take f16/f32)")
     report = compact_nano(path, output, on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
         f"[green]compacted[/] {report['records']} records: {report['bytes_before']:,} -> {report['bytes_after']:,} B"
@@ -131,19 +141,27 @@ def compress_cmd(
 @vectors_app.command("decompress")
 def decompress_cmd(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="A compacted NanoVectorDB file."),
+    path: Path = typer.Argument(..., help="A compacted NanoVectorDB file or a .ragstore archive."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of replacing PATH."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
     json_output: bool = JSON_OPT,
 ) -> None:
-    """Give every record its LightRAG `vector` again (float16 of the matrix row times the kept norm; unit
-    length if the file changed since compaction). Existing `vector` fields are kept as they are.
+    """NanoVectorDB: give every record its LightRAG `vector` again (float16 of the matrix row times the kept
+    norm; unit length if the file changed since compaction); existing `vector` fields stay as they are.
+    Archive: store the vectors as float32 again (widening only: dropped precision does not come back).
 
     Example: ragstore vectors decompress rag_storage/vdb_chunks.json -o /tmp/vdb_chunks.json
     """
+    cli = _cli(ctx, json_output)
+    if _is_archive(path):
+        from ragstore_cli.vectors.archive_recode import recode_archive
+
+        report = recode_archive(path, output, "f32")
+        emit(cli, report, lambda console: console.print(
+            f"[green]re-encoded[/] vectors as float32 -> {report['target']}"))
+        return
     from ragstore_cli.vectors.ops import expand_nano
 
-    cli = _cli(ctx, json_output)
     _nano_only(path)
     report = expand_nano(path, output, on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
@@ -151,10 +169,11 @@ def decompress_cmd(
         f"{'restored' if report['norms_restored'] else 'unknown: unit length'}) -> {report['target']}"))
 
 
+def _is_archive(path: Path) -> bool:
+    return path.suffix == ".ragstore"
+
+
 def _nano_only(path: Path) -> None:
-    if path.suffix == ".ragstore":
-        raise UsageError("re-encoding vectors inside .ragstore archives is not available yet; "
-                         "use `ragstore export --vector-dtype` when writing the archive")
     if path.suffix != ".json":
         raise UsageError(f"{path}: expected a NanoVectorDB file (vdb_<namespace>.json)")
 

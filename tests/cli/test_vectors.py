@@ -101,9 +101,41 @@ def test_verify_fails_below_min_recall(cli, tmp_path: Path) -> None:
 def test_usage_errors(cli, tmp_path: Path) -> None:
     assert cli("vectors", "stats").exit_code == 2
     r = cli("vectors", "compress", str(tmp_path / "x.ragstore"))
-    assert r.exit_code == 2 and "archives" in r.stderr
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = cli("vectors", "compress", str(tmp_path / "x.txt"))
+    assert r.exit_code == 2 and "expected a NanoVectorDB file" in r.stderr
     nano(tmp_path / "v.json")
     r = cli("vectors", "export", str(tmp_path / "v.json"), "-o", str(tmp_path / "out.csv"))
     assert r.exit_code == 2 and ".npy" in r.stderr
     r = cli("vectors", "verify", str(tmp_path / "v.json"), str(tmp_path / "missing.json"))
     assert r.exit_code == 2 and "no such file" in r.stderr
+
+
+def test_compress_and_decompress_an_archive(cli, tmp_path: Path) -> None:
+    from ragstore_cli.archive import ArchiveReader
+    from tests.archive.helpers import write_sample
+
+    records = write_sample(tmp_path / "a.ragstore")
+    r = cli("--json", "vectors", "compress", str(tmp_path / "a.ragstore"), "-o", str(tmp_path / "h.ragstore"))
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["vector_sections"] == {"vectors/chunks": "float32", "vectors/entities": "float32"}
+    reader = ArchiveReader(tmp_path / "h.ragstore")
+    assert {s.key: s.dtype for s in reader.manifest.sections if s.kind == "vectors"} == {
+        "vectors/chunks": "float16", "vectors/entities": "float16"}
+    got = {}
+    for section in reader.sections():
+        for batch in section.batches():
+            if section.key == "vectors/chunks":
+                got.update(zip(batch.ids, batch.vectors))
+            elif section.key == "kv/full_docs":
+                got.update(batch)
+    chunks = records["chunks"]
+    assert np.array_equal(np.stack([got[i] for i in chunks.ids]), chunks.vectors.astype(np.float16).astype(np.float32))
+    assert all(got[k] == v for k, v in records["full_docs"])
+    assert reader.manifest.source["not_carried"] == {"vectors/entities": ["description", "entity_type"]}
+    r = cli("--json", "vectors", "decompress", str(tmp_path / "h.ragstore"))
+    assert r.exit_code == 0 and r.json()["dtype"] == "float32"
+    r = cli("vectors", "compress", str(tmp_path / "h.ragstore"), "--codec", "int8")
+    assert r.exit_code == 2 and "float32 or float16" in r.stderr
+    r = cli("vectors", "compress", str(tmp_path / "v.json"), "--codec", "f16")
+    assert r.exit_code == 2
