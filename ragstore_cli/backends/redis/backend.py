@@ -1,0 +1,144 @@
+"""The KV and doc-status roles in Redis, in LightRAG's RedisKVStorage/RedisDocStatusStorage layout."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from redis.exceptions import RedisError
+
+from ragstore_cli.backends.base import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord, NamespaceStats, Role
+from ragstore_cli.backends.redis import keys as K
+from ragstore_cli.backends.redis.store import Namespace, RedisWriter, check_kv_namespace
+from ragstore_cli.config import Settings
+from ragstore_cli.connect.redis import create_client, explain
+from ragstore_cli.errors import OperationFailed, UsageError
+from ragstore_cli.workspace import validate_workspace
+
+ROLES = frozenset({Role.KV, Role.DOC_STATUS})
+
+
+def effective_workspace(settings: Settings, workspace: str) -> str:
+    """REDIS_WORKSPACE overrides the workspace for every Redis storage, as in LightRAG."""
+    override = settings["REDIS_WORKSPACE"]
+    chosen = override.strip() if override and override.strip() else workspace
+    return validate_workspace(chosen)
+
+
+class RedisKV:
+    def __init__(self, backend: "RedisBackend") -> None:
+        self.backend = backend
+
+    def _ns(self, namespace: str) -> Namespace:
+        check_kv_namespace(namespace)
+        return Namespace(self.backend.client, K.prefix(self.backend.workspace, namespace), namespace)
+
+    async def count(self, namespace: str) -> int:
+        return await self._ns(namespace).count()
+
+    def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]:
+        return self._ns(namespace).read(batch_size)
+
+    async def writer(self, namespace: str, *, replace: bool = True) -> RedisWriter:
+        return await self._ns(namespace).writer(replace=replace)
+
+
+class RedisDocStatus:
+    def __init__(self, backend: "RedisBackend") -> None:
+        self.ns = Namespace(backend.client, K.prefix(backend.workspace, DOC_STATUS_NAMESPACE), DOC_STATUS_NAMESPACE)
+
+    async def count(self) -> int:
+        return await self.ns.count()
+
+    def read(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]:
+        return self.ns.read(batch_size)
+
+    async def writer(self, *, replace: bool = True) -> RedisWriter:
+        return await self.ns.writer(replace=replace)
+
+
+class RedisBackend:
+    """Backend serving the KV and doc-status roles of one workspace."""
+
+    name = "redis"
+    roles = ROLES
+
+    def __init__(self, settings: Settings, workspace: str) -> None:
+        self.settings = settings
+        self.workspace = effective_workspace(settings, workspace)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise OperationFailed("redis: backend used before open()")
+        return self._client
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = create_client(self.settings)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise explain(exc, self.settings) from None
+        self._client = client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def kv(self) -> RedisKV:
+        return RedisKV(self)
+
+    def doc_status(self) -> RedisDocStatus:
+        return RedisDocStatus(self)
+
+    def vectors(self) -> Any:
+        raise UsageError("the redis backend serves only the kv and doc_status roles")
+
+    graph = vectors
+
+    async def list_workspaces(self) -> list[str]:
+        """Workspaces with at least one LightRAG record key ("" = the default workspace)."""
+        found: set[str] = set()
+        async for page in K.scan(self.client, "*"):
+            for key in page:
+                head, sep, _ = key.partition(b":")
+                if not sep or head.startswith(K.STAGE.encode()):
+                    continue
+                try:
+                    workspace = K.workspace_of(head.decode("utf-8"))
+                    if workspace is not None:
+                        found.add(validate_workspace(workspace))
+                except (UnicodeDecodeError, UsageError):
+                    continue  # not LightRAG's, or a name ragstore refuses to address
+        return sorted(found)
+
+    async def stats(self) -> list[NamespaceStats]:
+        result = []
+        for namespace in K.NAMESPACES:
+            prefix = K.prefix(self.workspace, namespace)
+            count = await Namespace(self.client, prefix, namespace).count()
+            if count:
+                role = Role.DOC_STATUS if namespace == DOC_STATUS_NAMESPACE else Role.KV
+                result.append(NamespaceStats(namespace, role, count, location=f"{prefix}:*"))
+        return result
+
+    async def create_workspace(self, *, embedding_model: str | None = None,
+                               embedding_dim: int | None = None) -> list[str]:
+        return []  # Redis needs nothing before LightRAG's first write
+
+    async def drop_workspace(self) -> dict[str, int]:
+        """Delete every record key of the workspace (and the doc-status sidecar); rows per namespace."""
+        removed: dict[str, int] = {}
+        for namespace in (*KV_NAMESPACES, DOC_STATUS_NAMESPACE):
+            prefix = K.prefix(self.workspace, namespace)
+            count = await K.delete_matching(self.client, K.record_pattern(prefix))
+            if namespace == DOC_STATUS_NAMESPACE:
+                for pattern in K.sidecar_patterns(prefix):
+                    await K.delete_matching(self.client, pattern)
+            if count:
+                removed[namespace] = count
+        return removed
