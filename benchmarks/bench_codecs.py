@@ -92,32 +92,39 @@ def candidates(dim: int) -> dict[str, tuple[Callable, Callable, Callable]]:
     return out
 
 
-def timed(fn: Callable, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
-
-
 def bench_codecs(n: int, dim: int, repeat: int, queries: int) -> list[dict]:
+    """Every codec once per round, rounds repeated: load from other processes hits all codecs alike."""
     rows = []
     for kind in ("random", "realistic"):
         data = dataset(kind, n, dim)
         mb = data.nbytes / 1e6
         picks = np.random.default_rng(1).choice(n, size=min(queries, n - 1), replace=False)
         truth = knn(data, picks, 10)
-        for name, (enc, dec, size) in candidates(dim).items():
-            slow = "per-record" in name
-            t_enc, payload = timed(lambda: enc(data), 1 if slow else repeat)
-            t_dec, back = timed(lambda: dec(payload, n), 1 if slow else repeat)
-            rows.append({"data": kind, "codec": name, "bytes_per_vector": size(payload) / n,
-                         "encode_MBps": mb / t_enc, "decode_MBps": mb / t_dec,
-                         "recall@10": recall(data, np.asarray(back), picks, truth)})
-            print(f"  {kind:9s} {name:34s} {rows[-1]['bytes_per_vector']:8.0f} B/v  enc {rows[-1]['encode_MBps']:7.0f}"
-                  f"  dec {rows[-1]['decode_MBps']:7.0f} MB/s  recall@10 {rows[-1]['recall@10']:.4f}", flush=True)
-            del payload, back
+        times: dict[str, dict[str, list[float]]] = {}
+        sizes: dict[str, float] = {}
+        recalls: dict[str, float] = {}
+        for round_ in range(repeat):
+            for name, (enc, dec, size) in candidates(dim).items():
+                t0 = time.perf_counter()
+                payload = enc(data)
+                t1 = time.perf_counter()
+                back = dec(payload, n)
+                t2 = time.perf_counter()
+                times.setdefault(name, {"enc": [], "dec": []})
+                times[name]["enc"].append(t1 - t0)
+                times[name]["dec"].append(t2 - t1)
+                if round_ == 0:
+                    sizes[name] = size(payload) / n
+                    recalls[name] = recall(data, np.asarray(back), picks, truth)
+                del payload, back
+        for name in times:
+            row = {"data": kind, "codec": name, "bytes_per_vector": sizes[name],
+                   "encode_MBps": mb / statistics.median(times[name]["enc"]),
+                   "decode_MBps": mb / statistics.median(times[name]["dec"]), "recall@10": recalls[name]}
+            rows.append(row)
+            print(f"  {kind:9s} {name:34s} {row['bytes_per_vector']:8.0f} B/v  enc {row['encode_MBps']:7.0f}"
+                  f"  dec {row['decode_MBps']:7.0f} MB/s  recall@10 {row['recall@10']:.4f}", flush=True)
+        del data
     return rows
 
 
@@ -161,14 +168,15 @@ def bench_reads(n: int, dim: int, repeat: int) -> list[dict]:
         make_nano_file(path, n, dim)
         size = path.stat().st_size
         print(f"  file: {size / 1e6:.0f} MB ({size / n:.0f} B/vector)", flush=True)
-        for name, body in CHILD.items():
-            code = CHILD_PRELUDE + body.format(dim=dim, path=str(path)) + CHILD_EPILOGUE.format()
-            runs = []
-            for _ in range(repeat):
+        runs: dict[str, list[dict]] = {name: [] for name in CHILD}
+        for _ in range(repeat):  # interleaved rounds, as for the codecs
+            for name, body in CHILD.items():
+                code = CHILD_PRELUDE + body.format(dim=dim, path=str(path)) + CHILD_EPILOGUE.format()
                 out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            best = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "peak_mb", "delta_mb")}
-            rows.append({"reader": name, **best, "n": runs[0]["n"]})
+                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for name, got in runs.items():
+            best = {k: statistics.median(r[k] for r in got) for k in ("seconds", "peak_mb", "delta_mb")}
+            rows.append({"reader": name, **best, "n": got[0]["n"]})
             print(f"  {name:38s} {best['seconds']:6.2f} s  peak RSS {best['peak_mb']:7.0f} MB "
                   f"(+{best['delta_mb']:.0f} MB over imports)", flush=True)
     return rows
@@ -178,7 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=1024)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); per-record codecs run once")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds over every codec / reader (median)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-nano", action="store_true")
     ap.add_argument("--skip-codecs", action="store_true")
