@@ -107,6 +107,7 @@ def export_cmd(
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Workspace to export (default: WORKSPACE)."),
     source: Optional[str] = typer.Option(None, "--from", help="Source profile, e.g. files, postgres, kv=redis,graph=neo4j."),
     vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per read batch."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
@@ -121,7 +122,7 @@ def export_cmd(
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
     with progress_bars(cli) as bar:
         report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=source,
-                                      vector_dtype=dtype, progress=bar))
+                                      vector_dtype=dtype, progress=bar, batch_size=batch_size))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -143,6 +144,7 @@ def import_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Verify and check everything, write nothing."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per write batch."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
@@ -154,7 +156,8 @@ def import_cmd(
     cli = _local_json(ctx, json_output)
     with progress_bars(cli) as bar:
         report = run(import_archive(settings(ctx), file, workspace=workspace, profile=target, if_exists=if_exists,
-                                    dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar))
+                                    dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar,
+                                    batch_size=batch_size))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()

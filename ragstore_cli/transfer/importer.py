@@ -58,6 +58,15 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _fault_soon(point: str) -> None:
+    """Kill at the next event-loop turn, i.e. while the following write is waiting on the server
+    (inside a COPY for PostgreSQL)."""
+    if os.environ.get(FAULT_ENV) == point:
+        import asyncio
+
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGKILL)
+
+
 def target_embedding(settings: Settings, manifest: Manifest, relabel: str | None) -> tuple[str | None, int | None]:
     """The model name and dimension the target will record; refuses what would need re-embedding."""
     model, dim = manifest.embedding.get("model"), manifest.embedding.get("dim")
@@ -232,6 +241,7 @@ async def _pump(section: SectionReader, writer: Any, progress: Progress | None) 
     count = 0
     for number, batch in enumerate(section.batches()):
         _fault(f"batch:{section.key}:{number}")
+        _fault_soon(f"inside:{section.key}:{number}")
         await writer.write(batch)
         count += len(batch)
         if progress is not None:

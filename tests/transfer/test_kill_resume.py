@@ -1,0 +1,76 @@
+"""An import SIGKILLed at several points: the target is untouched, or `--resume` completes it with
+nothing lost and nothing doubled. The kill points are named fault-injection hooks (RAGSTORE_FAULT_KILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragstore_cli.config import load_settings
+from ragstore_cli.transfer import export_workspace
+from tests.transfer.conftest import SRC
+from tests.transfer.helpers import assert_same, snapshot_records
+
+
+def ragstore(args: list[str], env: dict[str, str], fault: str | None = None) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "WORKING_DIR", "RAGSTORE_FAULT"))}
+    full.update(env)
+    if fault:
+        full["RAGSTORE_FAULT_KILL"] = fault
+    return subprocess.run([sys.executable, "-m", "ragstore_cli", *args], env=full, capture_output=True, text=True,
+                          timeout=180)
+
+
+@pytest.fixture(scope="module")
+async def archive(built, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kill") / "src.ragstore"
+    files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
+    await export_workspace(files, out, workspace=SRC, profile="files", batch_size=2)
+    return out
+
+
+@pytest.mark.parametrize("fault", ["batch:kv/text_chunks:1", "commit:doc_status", "swap:during"])
+async def test_files_import_killed_then_resumed(built, archive: Path, tmp_path: Path, fault: str) -> None:
+    env = {"WORKING_DIR": str(tmp_path / "t"), "EMBEDDING_MODEL": "fake-embed"}
+    args = ["import", str(archive), "--to", "files", "--workspace", "w", "--batch-size", "2"]
+    killed = ragstore([*args, "--if-exists", "replace"], env, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    target = tmp_path / "t" / "w"
+    if not fault.startswith("swap:during"):
+        assert not target.exists() or not any(target.iterdir()), "the target must be untouched"
+    again = ragstore(args, env)  # without --resume: refused, naming the way out
+    assert again.returncode == 2 and "--resume" in again.stderr
+    done = ragstore([*args, "--resume"], env)
+    assert done.returncode == 0, done.stderr
+    assert not list((tmp_path / "t").glob(".ragstore-import*"))
+    src = load_settings(environ={"WORKING_DIR": str(built.working_dir)})
+    dst = load_settings(environ={"WORKING_DIR": str(tmp_path / "t")})
+    assert_same(await snapshot_records(src, "files", SRC), await snapshot_records(dst, "files", "w"))
+
+
+@pytest.mark.parametrize("fault", ["inside:vectors/chunks:1", "batch:graph/edges:1", "commit:kv/full_docs"])
+async def test_postgres_import_killed_then_resumed(built, archive: Path, pg_database, fault: str) -> None:
+    env = {**pg_database, "EMBEDDING_MODEL": "fake-embed"}
+    args = ["import", str(archive), "--to", "postgres", "--workspace", "w", "--batch-size", "2", "--if-exists", "replace"]
+    pg = load_settings(environ=env)
+    killed = ragstore(args, env, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    partial = await snapshot_records(pg, "postgres", "w")
+    section = fault.split(":")[1]
+    if fault.startswith(("inside", "batch")):  # the killed section's transaction never committed
+        assert partial[section] == {}
+    done = ragstore([*args, "--resume"], env)
+    assert done.returncode == 0, done.stderr
+    clean = ragstore([*args[:5], "ref", *args[6:]], env)  # the same import, never interrupted
+    assert clean.returncode == 0, clean.stderr
+    reference = await snapshot_records(pg, "postgres", "ref")
+    assert sum(len(v) for v in reference.values()) > 50
+    assert await snapshot_records(pg, "postgres", "w") == reference
+    again = ragstore([*args[:-2], "--if-exists", "merge"], env)  # re-import with merge: nothing doubles
+    assert again.returncode == 0, again.stderr
+    assert await snapshot_records(pg, "postgres", "w") == reference
