@@ -65,30 +65,39 @@ def guard_all(at_risk: list[tuple[str, str | None, str | None]]) -> None:
         guard_data_loss(table, column, default=default)
 
 
-def backfill(table: str, set_sql: str, where_sql: str, *, batch: int = BATCH_ROWS) -> int:
-    """UPDATE `table` SET … WHERE … in batches, each its own short transaction (autocommit block).
+def backfill(table: str, set_sql: str, where_sql: str, *, batch: int | None = None) -> int:
+    """UPDATE `table` SET … WHERE … in keyset batches, each its own short transaction (autocommit block).
 
-    The predicate must become false for updated rows, or the loop would not end; it is also bounded
-    by the row count seen at the start. Offline (`migrate sql`) this is one plain UPDATE.
+    Batches walk the `(workspace, id)` index every LightRAG table has, taking only rows that still
+    match (an updated row must stop matching, and may move to a later key, as flattening does), so
+    the cost stays linear and a writer waits at most for one batch's row locks. Offline: one UPDATE.
     """
+    batch = batch or BATCH_ROWS
     statement = f"UPDATE {table} SET {set_sql} WHERE {where_sql}"
     if _offline():
         op.execute(statement)
         return 0
     bind = op.get_bind()
-    total = bind.execute(text(f"SELECT count(*) FROM {table} WHERE {where_sql}")).scalar() or 0
-    if total == 0:
+    if not bind.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {where_sql})")).scalar():
         return 0
-    done, rounds, limit = 0, 0, total // batch + 2
+    rows = bind.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0
+    step = text(
+        f"WITH keys AS (SELECT workspace AS k_ws, id AS k_id FROM {table}"
+        f" WHERE (workspace, id) > (:ws, :id) AND ({where_sql}) ORDER BY workspace, id LIMIT {int(batch)}),"
+        f" changed AS (UPDATE {table} SET {set_sql} FROM keys"
+        f" WHERE workspace = k_ws AND id = k_id AND ({where_sql}) RETURNING 1)"
+        f" SELECT (SELECT count(*) FROM changed) AS n, last.k_ws, last.k_id"
+        f" FROM (SELECT k_ws, k_id FROM keys ORDER BY k_ws DESC, k_id DESC LIMIT 1) last")
+    done, position = 0, ("", "")
     with op.get_context().autocommit_block():
-        while rounds < limit:
-            rounds += 1
-            result = bind.execute(text(
-                f"UPDATE {table} SET {set_sql} WHERE ctid = ANY(ARRAY("
-                f"SELECT ctid FROM {table} WHERE {where_sql} LIMIT {int(batch)}))"))
-            if result.rowcount == 0:
+        # the first batch must include a row keyed ('', ''), which `>` would skip
+        done += bind.execute(text(f"UPDATE {table} SET {set_sql} WHERE workspace = '' AND id = '' AND ({where_sql})")).rowcount
+        for _ in range(rows // batch + 2):
+            row = bind.execute(step, {"ws": position[0], "id": position[1]}).first()
+            if row is None:
                 break
-            done += result.rowcount
+            done += row[0]
+            position = (row[1], row[2])
     return done
 
 

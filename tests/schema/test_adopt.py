@@ -102,3 +102,28 @@ async def test_adopt_refuses_a_database_already_managed(pg_database):
     await api.upgrade(settings, "0003")
     with pytest.raises(UsageError, match="already managed"):
         await api.adopt(settings)
+
+
+async def test_many_legacy_rows_flattened_across_many_small_batches(pg_database, monkeypatch):
+    from ragstore_cli.schema import ops
+
+    monkeypatch.setattr(ops, "BATCH_ROWS", 7)  # 1000+ rows → well over a hundred batches per backfill
+    await load(pg_database, "mode_keyed.sql")
+    conn = await pg(pg_database)
+    try:
+        await conn.execute("""INSERT INTO lightrag_llm_cache (workspace, id, mode, original_prompt, return_value)
+            SELECT CASE WHEN g % 3 = 0 THEN 'default' ELSE 'ws' || (g % 3) END, md5(g::text),
+                   (ARRAY['default','local','global','hybrid','naive','mix'])[1 + g % 6], 'p' || g, 'r' || g
+            FROM generate_series(1, 1000) g""")
+    finally:
+        await conn.close()
+    settings = settings_for(pg_database)
+    await api.adopt(settings)
+    await api.upgrade(settings)
+    rows = await cache_rows(pg_database)
+    assert len(rows) == 1007
+    modes = ["default", "local", "global", "hybrid", "naive", "mix"]
+    for g in range(1, 1001):
+        ws = "default" if g % 3 == 0 else f"ws{g % 3}"
+        mode = modes[g % 6]
+        assert rows[(ws, key(mode, f"p{g}"))] == (f"r{g}", "extract" if mode == "default" else "unknown")
