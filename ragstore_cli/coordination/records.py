@@ -24,9 +24,12 @@ def host_name() -> str:
 
 
 def process_start(pid: int) -> float | None:
-    """The kernel's start time of `pid` (seconds since the epoch), None when it is gone."""
+    """The kernel's start time of `pid` (seconds since the epoch), None when it is gone (or a zombie)."""
     try:
-        return round(psutil.Process(pid).create_time(), 2)
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None  # exited; only its parent has not reaped it yet
+        return round(proc.create_time(), 2)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
         return None
 

@@ -99,7 +99,7 @@ async def test_no_growth_with_distinct_keys(coordinator: Coordinator) -> None:
         assert await coordinator.holders() == []
         backend = coordinator.backend
         if isinstance(backend, FileBackend):
-            assert backend.file_count() == 0
+            assert backend.file_count() == 2  # keys.lock + holders.slots, whatever the number of keys
         elif isinstance(backend, MemoryBackend):
             assert backend.held_count() == 0
         elif coordinator.name == "postgres":
