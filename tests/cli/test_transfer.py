@@ -64,3 +64,88 @@ def test_verify_refuses_bad_archives(cli, archive: Path, tmp_path: Path) -> None
     _one_line_error(cli("archive", "verify", str(tmp_path / "missing.ragstore")), 2, "does not exist")
     json_err = cli("--json", "archive", "verify", str(truncated))
     assert json_err.exit_code == 1 and json_err.json()["ok"] is False
+
+
+# ------------------------------------------------------------------------------ export / import
+LOCK_HOLDER = """
+import asyncio, sys
+from ragstore_cli.config import load_settings
+from ragstore_cli.coordination import workspace_lock
+async def main():
+    s = load_settings(environ={"WORKING_DIR": sys.argv[1]})
+    async with workspace_lock(s, "src", command="test-holder", timeout=5):
+        print("ready", flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def files_ws(tmp_path: Path) -> Path:
+    """A small files workspace written through ragstore itself (import of the sample archive)."""
+    out = tmp_path / "sample.ragstore"
+    write_sample(out)
+    return out
+
+
+def test_export_import_files_cli(cli, tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.interop.lightrag_builder import build_workspace
+
+    asyncio.run(build_workspace(tmp_path / "rag", "cli_src"))
+    env = {"WORKING_DIR": str(tmp_path / "rag"), "EMBEDDING_MODEL": "fake-embed"}
+    out = tmp_path / "x.ragstore"
+    exported = cli("export", "--from", "files", "-w", "cli_src", "-o", str(out), "--json", env=env)
+    assert exported.exit_code == 0, exported.output
+    doc = exported.json()
+    assert doc["ok"] and doc["counts"]["kv/full_docs"] == 3 and doc["counts"]["vectors/chunks"] > 0
+    assert "not covered by ragstore's locks" in doc["warnings"][0]
+    target = {"WORKING_DIR": str(tmp_path / "dst")}
+    dry = cli("import", str(out), "--to", "files", "--dry-run", "--json", env=target)
+    assert dry.exit_code == 0 and dry.json()["dry_run"] is True
+    assert not (tmp_path / "dst").exists()
+    imported = cli("import", str(out), "--to", "files", env=target)
+    assert imported.exit_code == 0, imported.output
+    assert "imported" in imported.stdout and "'cli_src'" in imported.stdout
+    assert (tmp_path / "dst" / "cli_src" / "kv_store_full_docs.json").read_bytes() == \
+        (tmp_path / "rag" / "cli_src" / "kv_store_full_docs.json").read_bytes()
+    again = cli("import", str(out), "--to", "files", env=target)
+    _one_line_error(again, 2, "already holds")
+
+
+def test_import_bad_inputs_leave_target_unchanged(cli, files_ws: Path, tmp_path: Path) -> None:
+    target = {"WORKING_DIR": str(tmp_path / "dst")}
+    _one_line_error(cli("import", str(files_ws), "--to", "files", "-w", "a/b", env=target), 2, "not allowed")
+    _one_line_error(cli("import", str(files_ws), "--to", "files", "--if-exists", "maybe", env=target), 2, "--if-exists")
+    _one_line_error(cli("import", str(files_ws), "--to", "files", "--resume", env=target), 2, "no interrupted import")
+    cut = tmp_path / "cut.ragstore"
+    cut.write_bytes(files_ws.read_bytes()[:6000])
+    _one_line_error(cli("import", str(cut), "--to", "files", env=target), 1, "truncated")
+    damaged = tmp_path / "nan.ragstore"
+    rewrite(files_ws, damaged, raw=lambda n, d: b"\xff\xff\xc0\x7f" + d[4:] if n.endswith(".f32.zst") else None)
+    _one_line_error(cli("import", str(damaged), "--to", "files", env=target), 1, "NaN")
+    dst = tmp_path / "dst"  # only the lock's own state folder may exist, no data
+    assert not [p for p in dst.rglob("*") if p.is_file() and ".ragstore" not in p.relative_to(dst).parts[:1]]
+    unreachable = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "9", "POSTGRES_PASSWORD": "x",
+                   "POSTGRES_CONNECTION_RETRIES": "1"}
+    _one_line_error(cli("import", str(files_ws), "--to", "postgres", env=unreachable), 1, "")
+
+
+def test_export_exits_3_when_another_ragstore_holds_the_lock(cli, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "rag" / "src").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "rag")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        env = {"WORKING_DIR": str(tmp_path / "rag"), "RAGSTORE_LOCK_TIMEOUT": "0.2"}
+        result = cli("export", "--from", "files", "-w", "src", "-o", str(tmp_path / "x.ragstore"), env=env)
+        _one_line_error(result, 3, "")
+        assert "test-holder" in result.stderr
+        assert not (tmp_path / "x.ragstore").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
