@@ -88,6 +88,8 @@ async def ensure(conn, settings: Settings, model: str | None, dim: int) -> dict[
         if created:
             ddl = COLUMNS[base].format(vtype=spec["column_type"])
             await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl}, CONSTRAINT {table}_PK PRIMARY KEY (workspace, id))")
+        else:
+            await _upgrade_columns(conn, table, base)
         await conn.execute(f"CREATE INDEX IF NOT EXISTS {names.safe_index_name(table, 'id')} ON {table}(id)")
         await conn.execute(
             f"CREATE INDEX IF NOT EXISTS {names.safe_index_name(table, 'workspace_id')} ON {table}(workspace, id)")
@@ -105,6 +107,34 @@ async def ensure(conn, settings: Settings, model: str | None, dim: int) -> dict[
             changed = True
         done.append({**step, "created": created, "index_built": changed})
     return {"skipped": False, "tables": done}
+
+
+#: Column types older LightRAG versions gave the (legacy, bare) vector tables, and today's.
+WIDENED = {
+    names.VDB_ENTITY: {"entity_name": "VARCHAR(512)"},
+    names.VDB_RELATION: {"source_id": "VARCHAR(512)", "target_id": "VARCHAR(512)"},
+    names.VDB_CHUNKS: {"file_path": "TEXT"},
+}
+
+
+async def _upgrade_columns(conn, table: str, base: str) -> list[str]:  # noqa: ANN001
+    """Bring an existing (legacy) vector table's columns to 1.5.7's types, as LightRAG's start-up would.
+
+    Widening VARCHAR or VARCHAR → TEXT does not rewrite; timestamptz → TIMESTAMP(0) is read as UTC.
+    """
+    rows = await conn.fetch("SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute "
+                            "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped", table.lower())
+    current = {r["attname"]: r["t"] for r in rows}
+    changes = [f"ALTER COLUMN {c} TYPE {t}" for c, t in WIDENED[base].items()
+               if c in current and current[c] != t.lower().replace("varchar", "character varying")]
+    for column in ("create_time", "update_time"):
+        if current.get(column, "").endswith("with time zone"):
+            changes.append(f"ALTER COLUMN {column} TYPE TIMESTAMP(0), ALTER COLUMN {column} SET DEFAULT CURRENT_TIMESTAMP")
+    if changes:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL TIME ZONE 'UTC'")
+            await conn.execute(f"ALTER TABLE {table} {', '.join(changes)}")
+    return changes
 
 
 async def _check_dimension(conn, table: str, dim: int) -> None:  # noqa: ANN001
