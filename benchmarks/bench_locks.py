@@ -94,8 +94,9 @@ def run_config(kind: str, procs: int, seconds: float, env: dict[str, str]) -> di
         shared_storage.finalize_share_data()  # stops the Manager; the next run starts a fresh one
     latencies = [lat for _, _, lats in results for lat in lats]
     wall = max(end for _, end, _ in results) - min(start for start, _, _ in results)
+    counts = [len(lats) for _, _, lats in results]
     return {"per_s": len(latencies) / wall, "p50_ms": _percentile(latencies, 0.5) * 1e3,
-            "p99_ms": _percentile(latencies, 0.99) * 1e3}
+            "p99_ms": _percentile(latencies, 0.99) * 1e3, "fair": min(counts) / max(max(counts), 1)}
 
 
 async def _distinct_keys(env: dict[str, str], keys: int) -> dict[str, float]:
@@ -142,7 +143,7 @@ def main() -> None:
         if redis:
             envs["redis"] = {**base, "REDIS_URI": redis.uri, "RAGSTORE_LOCK_BACKEND": "redis"}
         print(f"# lock benchmark: {args.seconds:g} s per run, median of {args.repeat}, {os.cpu_count()} CPUs, one shared key")
-        print(f"{'backend':<10}{'procs':>6}{'acq/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+        print(f"{'backend':<10}{'procs':>6}{'acq/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'min/max share':>15}")
         medians: dict[tuple[str, int], dict[str, float]] = {}
         for procs in args.procs:
             runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in args.backends}
@@ -150,9 +151,9 @@ def main() -> None:
                 for kind in args.backends:
                     runs[kind].append(run_config(kind, procs, args.seconds, envs[kind]))
             for kind in args.backends:
-                med = {m: statistics.median(r[m] for r in runs[kind]) for m in ("per_s", "p50_ms", "p99_ms")}
+                med = {m: statistics.median(r[m] for r in runs[kind]) for m in ("per_s", "p50_ms", "p99_ms", "fair")}
                 medians[(kind, procs)] = med
-                print(f"{kind:<10}{procs:>6}{med['per_s']:>12,.0f}{med['p50_ms']:>10.3f}{med['p99_ms']:>10.3f}", flush=True)
+                print(f"{kind:<10}{procs:>6}{med['per_s']:>12,.0f}{med['p50_ms']:>10.3f}{med['p99_ms']:>10.3f}{med['fair']:>15.2f}", flush=True)
         if "lightrag" in args.backends and "file" in args.backends:
             for procs in args.procs:
                 ratio = medians[("file", procs)]["per_s"] / medians[("lightrag", procs)]["per_s"]

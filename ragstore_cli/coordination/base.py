@@ -50,6 +50,7 @@ class LockBackend(abc.ABC):
 
     name: str = ""
     lease: float | None = None  # seconds, for backends whose locks expire
+    release_is_instant = False  # True when release() never suspends (local syscalls only)
 
     @abc.abstractmethod
     async def try_acquire(self, key: str, record: HolderRecord) -> Lease | None:
@@ -122,10 +123,13 @@ class Coordinator:
             gate = self._gates[key] = [asyncio.Lock(), 0]
         gate[1] += 1
         try:
-            try:
-                await asyncio.wait_for(gate[0].acquire(), None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise await self._conflict(key, timeout) from None
+            if gate[0].locked():  # queue behind this process's other holder of the key
+                try:
+                    await asyncio.wait_for(gate[0].acquire(), None if deadline is None else max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    raise await self._conflict(key, timeout) from None
+            else:
+                await gate[0].acquire()  # free: returns at once, no task, no loop round-trip
             try:
                 return await self._acquire_backend(key, deadline, timeout, command)
             except BaseException:
@@ -185,6 +189,13 @@ class Coordinator:
         try:
             yield lease
         finally:
+            await self._release_protected(lease)
+
+    async def _release_protected(self, lease: Lease) -> None:
+        """Release even when the caller is being cancelled (a half-done release would strand the lock)."""
+        if self.backend.release_is_instant:
+            await self.release(lease)  # no await inside: cannot be interrupted, no task needed
+        else:
             await asyncio.shield(self.release(lease))
 
     @asynccontextmanager
@@ -201,7 +212,7 @@ class Coordinator:
             yield leases
         finally:
             for lease in reversed(leases):
-                await asyncio.shield(self.release(lease))
+                await self._release_protected(lease)
 
     # ----------------------------------------------------------------- inspection
     async def holder(self, key: str) -> HolderRecord | None:

@@ -108,6 +108,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 class FileBackend(LockBackend):
     name = "file"
+    release_is_instant = True
 
     def __init__(self, working_dir: Path) -> None:
         self.root = Path(working_dir) / STATE_DIR

@@ -16,6 +16,7 @@ from ragstore_cli.errors import LockConflict, UsageError
 
 class MemoryBackend(LockBackend):
     name = "memory"
+    release_is_instant = True
 
     def __init__(self) -> None:
         self._held: dict[str, HolderRecord] = {}

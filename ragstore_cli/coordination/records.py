@@ -19,8 +19,14 @@ import psutil
 _START_TIME: tuple[int, float | None] | None = None
 
 
+_HOST: str | None = None
+
+
 def host_name() -> str:
-    return socket.gethostname()
+    global _HOST
+    if _HOST is None:
+        _HOST = socket.gethostname()
+    return _HOST
 
 
 def process_start(pid: int) -> float | None:
