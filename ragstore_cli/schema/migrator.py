@@ -49,7 +49,7 @@ def head() -> str:
 
 def resolve(revision: str) -> str:
     """Validate a revision argument early (UsageError names the known ones)."""
-    if revision in ("head", "base", "heads") or revision.startswith(("+", "-")):
+    if revision in ("head", "base"):
         return revision
     try:
         found = script().get_revision(revision)

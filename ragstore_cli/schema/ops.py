@@ -6,8 +6,6 @@ no long writer-blocking locks), online and in offline `migrate sql` output.
 
 from __future__ import annotations
 
-import time
-
 from alembic import op
 from sqlalchemy import text
 
@@ -122,7 +120,3 @@ def kv_indexes(table: str) -> None:
     low = table.lower()
     op.execute(f"CREATE INDEX IF NOT EXISTS idx_{low}_id ON {table}(id)")
     op.execute(f"CREATE INDEX IF NOT EXISTS idx_{low}_workspace_id ON {table}(workspace, id)")
-
-
-def elapsed_since(start: float) -> float:
-    return round(time.perf_counter() - start, 3)

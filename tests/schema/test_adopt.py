@@ -127,3 +127,25 @@ async def test_many_legacy_rows_flattened_across_many_small_batches(pg_database,
         ws = "default" if g % 3 == 0 else f"ws{g % 3}"
         mode = modes[g % 6]
         assert rows[(ws, key(mode, f"p{g}"))] == (f"r{g}", "extract" if mode == "default" else "unknown")
+
+
+async def test_ids_repeated_across_modes_stop_the_rekey_with_a_clear_error(pg_database):
+    from ragstore_cli.errors import DataError
+
+    await load(pg_database, "cache_type_with_mode.sql")
+    conn = await pg(pg_database)
+    try:
+        await conn.execute("INSERT INTO lightrag_llm_cache (workspace, id, mode, original_prompt, return_value) VALUES "
+                           "('default', 'local:query:dup', 'local', 'a', '1'), ('default', 'local:query:dup', 'global', 'b', '2')")
+    finally:
+        await conn.close()
+    settings = settings_for(pg_database)
+    await api.adopt(settings)
+    with pytest.raises(DataError, match="repeated across modes .*default/local:query:dup"):
+        await api.upgrade(settings)
+    assert (await api.current(settings))["revision"] == "0005"  # stopped before 0006, nothing half-done
+    conn = await pg(pg_database)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM lightrag_llm_cache WHERE id = 'local:query:dup'") == 2
+    finally:
+        await conn.close()
