@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture
-def dev_dir(tmp_path, cli):
-    folder = tmp_path / "dev"
+def dev_dir(cli):
+    # Not under tmp_path: pytest keeps /tmp/pytest-of-<user> at 0700 (and a concurrent pytest resets it),
+    # which the unprivileged server user cannot traverse.
+    root = Path(tempfile.mkdtemp(prefix="ragstore-dev-test-"))
+    folder = root / "dev"
     yield folder
     cli("dev", "down", "--data-dir", str(folder))
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_up_status_check_down(cli, dev_dir, tmp_path):
