@@ -1,0 +1,338 @@
+"""Export/import throughput, files → PostgreSQL and back, with same-run baselines.
+
+    python benchmarks/bench_transfer.py --n 10000 --n 100000 [--dim 1024] [--lightrag-rows 2000]
+
+Workload per N: N chunks (text_chunks KV + 1024-dim chunk vectors), N/10 documents (full_docs, doc
+status), N/5 entities (graph nodes + entity vectors) and N/5 relations (graph edges). Every phase runs
+in its own process, so its peak RSS (ru_maxrss) is its own. Baselines, measured in the same run on
+the same embedded PostgreSQL + pgvector:
+- raw binary COPY of the same chunk rows into an unindexed copy of the vector table (load phase);
+- `COPY (SELECT …) TO STDOUT (FORMAT binary)` parsed into ids + a float32 matrix (export);
+- LightRAG 1.5.7 `PGVectorStorage.upsert` + `index_done_callback` into its own indexed table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MODEL = "bench-model"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------------------------------ phases
+async def phase_gen(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The source: a synthetic archive, imported into a files workspace (LightRAG's file formats)."""
+    from ragstore_cli.archive import ArchiveWriter
+    from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.transfer import import_archive
+
+    n, dim, rng = ctx["n"], ctx["dim"], np.random.default_rng(1)
+    src = Path(ctx["dir"]) / "gen.ragstore"
+    w = ArchiveWriter(src, workspace="bench", embedding_model=MODEL, embedding_dim=dim)
+    text = "lorem ipsum dolor sit amet " * 11
+    docs = max(1, n // 10)
+    with w.kv("full_docs") as s:
+        for i in range(0, docs, 1000):
+            s.write([(f"doc-{j:08d}", {"content": text * 5, "file_path": f"f{j}.txt"}) for j in range(i, min(docs, i + 1000))])
+    with w.kv("text_chunks") as s:
+        for i in range(0, n, 1000):
+            s.write([(f"chunk-{j:08d}", {"tokens": 300, "content": f"{j} {text}", "chunk_order_index": j % 10,
+                                         "full_doc_id": f"doc-{j // 10:08d}", "file_path": f"f{j // 10}.txt",
+                                         "llm_cache_list": []}) for j in range(i, min(n, i + 1000))])
+    with w.doc_status() as s:
+        s.write([(f"doc-{j:08d}", {"status": "processed", "content_summary": "x", "content_length": 1500,
+                                   "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "2025-01-01T00:00:00+00:00",
+                                   "file_path": f"f{j}.txt", "chunks_count": 10, "chunks_list": [], "metadata": {}})
+                 for j in range(docs)])
+    ents = max(2, n // 5)
+    with w.graph_nodes() as s:
+        for i in range(0, ents, 1000):
+            s.write([GraphNode(f"E{j}", {"entity_id": f"E{j}", "entity_type": "thing", "description": text,
+                                         "source_id": f"chunk-{j:08d}", "file_path": "f.txt", "created_at": 1})
+                     for j in range(i, min(ents, i + 1000))])
+    with w.graph_edges() as s:
+        for i in range(0, ents, 1000):
+            s.write([GraphEdge(f"E{j}", f"E{(j + 1) % ents}", {"weight": 1.0, "description": text, "keywords": "k",
+                                                               "source_id": f"chunk-{j:08d}", "file_path": "f.txt"})
+                     for j in range(i, min(ents, i + 1000))])
+    with w.vectors("chunks") as s:
+        for i in range(0, n, 1000):
+            m = min(n, i + 1000) - i
+            s.write(VectorBatch([f"chunk-{j:08d}" for j in range(i, i + m)],
+                                rng.standard_normal((m, dim), dtype=np.float32),
+                                [{"full_doc_id": f"doc-{j // 10:08d}", "content": f"{j} {text}", "file_path": "f.txt",
+                                  "__created_at__": 1} for j in range(i, i + m)]))
+    with w.vectors("entities") as s:
+        for i in range(0, ents, 1000):
+            m = min(ents, i + 1000) - i
+            s.write(VectorBatch([f"ent-{j:08d}" for j in range(i, i + m)], rng.standard_normal((m, dim), dtype=np.float32),
+                                [{"entity_name": f"E{j}", "content": text, "source_id": f"chunk-{j:08d}",
+                                  "file_path": "f.txt", "__created_at__": 1} for j in range(i, i + m)]))
+    w.vectors("relationships").close()
+    w.finish()
+    files = load_settings(environ={"WORKING_DIR": ctx["files_dir"], "EMBEDDING_MODEL": MODEL})
+    await import_archive(files, src, workspace="bench", profile="files", if_exists="replace")
+    src.unlink()
+    return {}
+
+
+def _timer() -> tuple[Any, dict[str, list[float]]]:
+    marks: dict[str, list[float]] = {}
+
+    def progress(key: str, records: int, nbytes: int) -> None:
+        if records and not key.startswith("verify"):
+            now = time.perf_counter()
+            marks.setdefault(key, [now, now, 0])
+            marks[key][1] = now
+            marks[key][2] += records
+    return progress, marks
+
+
+async def phase_export(ctx: dict[str, Any], profile: str, out: str) -> dict[str, Any]:
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.transfer import export_workspace
+
+    settings = load_settings(environ={**ctx["pg"], "WORKING_DIR": ctx["files_dir"], "EMBEDDING_MODEL": MODEL})
+    start = time.perf_counter()
+    report = await export_workspace(settings, Path(out), workspace="bench", profile=profile)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
+            "archive_mb": report.bytes / 1e6}
+
+
+async def phase_import_pg(ctx: dict[str, Any], archive: str) -> dict[str, Any]:
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.transfer import import_archive
+
+    settings = load_settings(environ={**ctx["pg"], "EMBEDDING_MODEL": MODEL})
+    progress, marks = _timer()
+    start = time.perf_counter()
+    report = await import_archive(settings, Path(archive), workspace="bench", profile="postgres",
+                                  if_exists="replace", progress=progress)
+    seconds = time.perf_counter() - start
+    first, last, rows = marks["vectors/chunks"]
+    return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
+            "chunk_load_rows_per_s": rows / max(last - first, 1e-9)}
+
+
+async def _vector_table(conn: Any) -> str:
+    return await conn.fetchval("SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
+                               "'lightrag_vdb_chunks_%' ORDER BY length(table_name) DESC LIMIT 1")
+
+
+async def phase_baseline_copy(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Raw binary COPY of the same chunk rows (pre-encoded pgvector binary) into an unindexed table."""
+    import asyncpg
+
+    from ragstore_cli.backends.postgres.copy import encode_vectors, register_raw_vector_codecs
+
+    n, dim = ctx["n"], ctx["dim"]
+    conn = await asyncpg.connect(**_pg_kwargs(ctx["pg"]))
+    await register_raw_vector_codecs(conn)
+    table = await _vector_table(conn)
+    await conn.execute("DROP TABLE IF EXISTS bench_copy")
+    await conn.execute(f"CREATE TABLE bench_copy (LIKE {table} INCLUDING DEFAULTS)")
+    cols = ["workspace", "id", "full_doc_id", "chunk_order_index", "tokens", "content", "content_vector", "file_path"]
+    rng = np.random.default_rng(2)
+    text = "lorem ipsum dolor sit amet " * 11
+    batches = []
+    for i in range(0, n, 1000):
+        m = min(n, i + 1000) - i
+        vec = encode_vectors(rng.standard_normal((m, dim), dtype=np.float32))
+        batches.append([("b", f"chunk-{j:08d}", f"doc-{j // 10:08d}", j % 10, 300, f"{j} {text}", vec[j - i], "f.txt")
+                        for j in range(i, i + m)])
+        if len(batches) * 1000 * dim * 4 > 200e6:
+            break  # keep the pre-built rows under ~200 MB; rates are per row
+    rows = sum(len(b) for b in batches)
+    start = time.perf_counter()
+    async with conn.transaction():
+        for b in batches:
+            await conn.copy_records_to_table("bench_copy", records=b, columns=cols)
+    seconds = time.perf_counter() - start
+    await conn.execute("DROP TABLE bench_copy")
+    await conn.close()
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds}
+
+
+async def phase_baseline_copy_out(ctx: dict[str, Any]) -> dict[str, Any]:
+    """COPY … TO STDOUT (FORMAT binary) of ids + vectors, parsed into a list and a float32 matrix."""
+    import asyncpg
+
+    dim = ctx["dim"]
+    conn = await asyncpg.connect(**_pg_kwargs(ctx["pg"]))
+    table = await _vector_table(conn)
+    out = Path(ctx["dir"]) / "copy_out.bin"
+    start = time.perf_counter()
+    await conn.copy_from_query(f"SELECT id, content_vector FROM {table} WHERE workspace = 'bench'", output=str(out),
+                               format="binary")
+    ids, rows = [], []
+    data = memoryview(out.read_bytes())
+    pos = 19  # header: signature (11) + flags (4) + extension length (4)
+    while True:
+        (fields,) = struct.unpack_from(">h", data, pos)
+        pos += 2
+        if fields == -1:
+            break
+        (ln,) = struct.unpack_from(">i", data, pos)
+        ids.append(bytes(data[pos + 4:pos + 4 + ln]).decode())
+        pos += 4 + ln
+        (ln,) = struct.unpack_from(">i", data, pos)
+        rows.append(data[pos + 8:pos + 4 + ln])
+        pos += 4 + ln
+    matrix = np.frombuffer(b"".join(rows), dtype=">f4").reshape(-1, dim).astype(np.float32)
+    seconds = time.perf_counter() - start
+    out.unlink()
+    await conn.close()
+    return {"seconds": seconds, "rows": len(ids), "rows_per_s": len(ids) / seconds, "check": int(matrix.shape[0])}
+
+
+async def phase_baseline_lightrag(ctx: dict[str, Any]) -> dict[str, Any]:
+    """LightRAG's own path: PGVectorStorage.upsert + index_done_callback into its indexed table."""
+    import os
+
+    os.environ.update(ctx["pg"])
+    from lightrag.kg.postgres_impl import PGVectorStorage
+    from lightrag.kg.shared_storage import initialize_share_data
+    from lightrag.utils import EmbeddingFunc
+
+    dim, m = ctx["dim"], ctx["lightrag_rows"]
+    rng = np.random.default_rng(3)
+
+    async def embed(texts: list[str], **_: Any) -> np.ndarray:
+        return rng.standard_normal((len(texts), dim), dtype=np.float32)
+
+    initialize_share_data(workers=1)
+    config = {"working_dir": ctx["dir"], "embedding_batch_num": 32, "vector_storage": "PGVectorStorage",
+              "vector_db_storage_cls_kwargs": {"cosine_better_than_threshold": 0.2}}
+    store = PGVectorStorage(namespace="chunks", workspace="lightrag_bench", global_config=config,
+                            embedding_func=EmbeddingFunc(embedding_dim=dim, func=embed, model_name=MODEL),
+                            meta_fields={"full_doc_id", "content", "file_path"})
+    await store.initialize()
+    text = "lorem ipsum dolor sit amet " * 11
+    data = {f"lr-{j:08d}": {"content": f"{j} {text}", "full_doc_id": "d", "file_path": "f.txt", "tokens": 300,
+                            "chunk_order_index": 0} for j in range(m)}
+    start = time.perf_counter()
+    await store.upsert(data)
+    await store.index_done_callback()
+    seconds = time.perf_counter() - start
+    await store.finalize()
+    return {"seconds": seconds, "rows": m, "rows_per_s": m / seconds}
+
+
+def _pg_kwargs(env: dict[str, str]) -> dict[str, Any]:
+    return {"host": env["POSTGRES_HOST"], "port": int(env["POSTGRES_PORT"]), "user": env["POSTGRES_USER"],
+            "password": env["POSTGRES_PASSWORD"], "database": env["POSTGRES_DATABASE"]}
+
+
+PHASES = {
+    "gen": lambda c: phase_gen(c),
+    "export_files": lambda c: phase_export(c, "files", str(Path(c["dir"]) / "a.ragstore")),
+    "import_pg": lambda c: phase_import_pg(c, str(Path(c["dir"]) / "a.ragstore")),
+    "export_pg": lambda c: phase_export(c, "postgres", str(Path(c["dir"]) / "b.ragstore")),
+    "baseline_copy": phase_baseline_copy,
+    "baseline_copy_out": phase_baseline_copy_out,
+    "baseline_lightrag": phase_baseline_lightrag,
+}
+
+
+# ------------------------------------------------------------------------------------------ driver
+def run_phase(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; returns its JSON result with its own peak RSS."""
+    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--ctx", json.dumps(ctx)],
+                          capture_output=True, text=True, timeout=7200)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"phase {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Path) -> dict[str, Any]:
+    folder = work / f"n{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    ctx = {"n": n, "dim": dim, "dir": str(folder), "files_dir": str(folder / "files"), "pg": pg_env,
+           "lightrag_rows": min(n, lightrag_rows)}
+    run_phase("gen", ctx)
+    res = {name: run_phase(name, ctx) for name in
+           ("export_files", "import_pg", "export_pg", "baseline_copy", "baseline_copy_out", "baseline_lightrag")}
+    vec_mb = n * dim * 4 / 1e6
+    summary = {
+        "n": n, "dim": dim,
+        "export_files": {"s": res["export_files"]["seconds"], "records_per_s": res["export_files"]["records"] / res["export_files"]["seconds"],
+                         "vector_MB_per_s": vec_mb / res["export_files"]["seconds"], "archive_MB": res["export_files"]["archive_mb"],
+                         "peak_rss_MB": res["export_files"]["rss_mb"]},
+        "import_pg": {"s": res["import_pg"]["seconds"], "records_per_s": res["import_pg"]["records"] / res["import_pg"]["seconds"],
+                      "chunks_end_to_end_rows_per_s": n / res["import_pg"]["seconds"],
+                      "chunk_load_rows_per_s": res["import_pg"]["chunk_load_rows_per_s"],
+                      "vector_MB_per_s": vec_mb / res["import_pg"]["seconds"], "peak_rss_MB": res["import_pg"]["rss_mb"]},
+        "export_pg": {"s": res["export_pg"]["seconds"], "records_per_s": res["export_pg"]["records"] / res["export_pg"]["seconds"],
+                      "chunk_rows_per_s_whole_export": n / res["export_pg"]["seconds"],
+                      "vector_MB_per_s": vec_mb / res["export_pg"]["seconds"], "peak_rss_MB": res["export_pg"]["rss_mb"]},
+        "baseline_raw_copy_rows_per_s": res["baseline_copy"]["rows_per_s"],
+        "baseline_copy_out_parse_rows_per_s": res["baseline_copy_out"]["rows_per_s"],
+        "baseline_lightrag_upsert_rows_per_s": res["baseline_lightrag"]["rows_per_s"],
+        "baseline_lightrag_rows": res["baseline_lightrag"]["rows"],
+    }
+    summary["ratios"] = {
+        "import_load_vs_raw_copy": summary["import_pg"]["chunk_load_rows_per_s"] / summary["baseline_raw_copy_rows_per_s"],
+        "import_end_to_end_vs_lightrag_upsert": summary["import_pg"]["chunks_end_to_end_rows_per_s"]
+        / summary["baseline_lightrag_upsert_rows_per_s"],
+        "export_pg_vs_copy_out_parse": summary["export_pg"]["chunk_rows_per_s_whole_export"]
+        / summary["baseline_copy_out_parse_rows_per_s"],
+    }
+    shutil.rmtree(folder, ignore_errors=True)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, action="append", help="chunks (repeatable); default 10000 and 100000")
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--lightrag-rows", type=int, default=2000, help="rows for LightRAG's (slow, indexed) upsert")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--ctx", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        result = asyncio.run(PHASES[args.phase](json.loads(args.ctx)))
+        print(json.dumps({**result, "rss_mb": rss_mb()}))
+        return
+    from ragstore_cli.embedded.postgres import EmbeddedPostgres
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-transfer-"))
+    server = EmbeddedPostgres(work / "pg")
+    server.start()
+    try:
+        server.psql("CREATE DATABASE bench")
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
+        for n in args.n or [10000, 100000]:
+            print(json.dumps(bench(n, args.dim, args.lightrag_rows, server.env(database="bench"), work), indent=1), flush=True)
+            server.psql("DROP DATABASE bench WITH (FORCE)")
+            server.psql("CREATE DATABASE bench")
+            server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
