@@ -10,7 +10,6 @@ step: a reader during commit() can see part of the old and part of the new names
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from enum import Enum
 from typing import Any, AsyncIterator
@@ -41,15 +40,16 @@ def _encode(owner: str, value: dict[str, Any]) -> bytes:
         raise DataError(f"{owner}: value cannot be stored as JSON ({exc})") from None
 
 
-def kv_value(namespace: str, record_id: str, value: Any, now: int) -> dict[str, Any]:
-    """LightRAG's KV envelope: `_id` = key; timestamps kept when given (an import preserves them,
-    reference §9.20), else stamped now; text_chunks always carry `llm_cache_list`."""
+def kv_value(namespace: str, record_id: str, value: Any) -> dict[str, Any]:
+    """LightRAG's KV envelope: `_id` = key; text_chunks always carry `llm_cache_list`.
+
+    `create_time`/`update_time` are copied, never invented: an import preserves them (reference
+    §9.20), and one LightRAG dropped on an update (JSON KV) must stay absent so it still reads as 0.
+    """
     if not isinstance(value, dict):
         raise DataError(f"{namespace} record {record_id[:60]!r}: value must be an object")
     out = dict(value)
     out["_id"] = record_id
-    out.setdefault("create_time", now)
-    out.setdefault("update_time", now)
     if namespace == "text_chunks":
         out.setdefault("llm_cache_list", [])
     return out
@@ -132,14 +132,13 @@ class RedisWriter:
     async def write(self, batch: list[KVRecord]) -> None:
         if self._state != "open":
             raise UsageError(f"redis writer is {self._state}; no more writes")
-        now = int(time.time())
         encoded = []
         for item in batch:  # validate the whole batch before anything is sent
             if not isinstance(item, tuple) or len(item) != 2:
                 raise DataError(f"{self.namespace}: expected (id, value) records, got {type(item).__name__}")
             record_id, value = item
             key = K.record_key(self.prefix, record_id)
-            row = doc_status_value(record_id, value) if self.doc_status else kv_value(self.namespace, record_id, value, now)
+            row = doc_status_value(record_id, value) if self.doc_status else kv_value(self.namespace, record_id, value)
             encoded.append((self.stage + key, _encode(f"{self.namespace} record {record_id[:60]!r}", row)))
         if not encoded:
             return
