@@ -139,3 +139,29 @@ def test_compress_and_decompress_an_archive(cli, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "float32 or float16" in r.stderr
     r = cli("vectors", "compress", str(tmp_path / "v.json"), "--codec", "f16")
     assert r.exit_code == 2
+
+
+def test_matrix_and_records_that_disagree(cli, tmp_path: Path) -> None:
+    path = tmp_path / "vdb_chunks.json"
+    nano(path, 30)
+    doc = json.loads(path.read_text())
+    doc["data"].pop()
+    path.write_text(json.dumps(doc))
+    r = cli("--json", "vectors", "stats", str(path), "--check")
+    assert r.exit_code == 1
+    assert r.json()["problems"][0].startswith("matrix has 30 rows but data has 29 records")
+    r = cli("vectors", "export", str(path), "-o", str(tmp_path / "x.npy"))
+    assert r.exit_code == 1 and "matrix has 30 rows but data has 29 records" in r.stderr
+    assert not list(tmp_path.glob("*x*"))
+
+
+def test_corrupt_matrix_is_one_line(cli, tmp_path: Path) -> None:
+    path = tmp_path / "vdb_chunks.json"
+    nano(path, 30)
+    doc = json.loads(path.read_text())
+    doc["matrix"] = doc["matrix"][:100] + "!" + doc["matrix"][101:]
+    path.write_text(json.dumps(doc))
+    r = cli("vectors", "compress", str(path))
+    assert r.exit_code == 1 and "corrupt base64 in matrix rows 0-29" in r.stderr
+    assert json.loads(path.read_text()) == doc  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vdb_chunks.json"]
