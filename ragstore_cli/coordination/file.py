@@ -24,6 +24,7 @@ import os
 import signal
 import struct
 import time
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,17 @@ _FLOCK = "hhqqi"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_p
 
 if not hasattr(fcntl, "F_OFD_SETLK"):  # pragma: no cover - non-Linux
     raise ImportError("the file lock backend needs Linux open-file-description locks (F_OFD_SETLK)")
+
+_OPEN: "weakref.WeakSet[FileBackend]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not keep its parent's locks alive: drop its copies of the lock files."""
+    for backend in list(_OPEN):
+        backend._forget_inherited()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _key_hash(key: str) -> int:
@@ -130,7 +142,17 @@ class FileBackend(LockBackend):
             if os.fstat(slots).st_size < SLOTS * SLOT:
                 os.ftruncate(slots, SLOTS * SLOT)  # sparse; blocks get allocated once, then reused
             self._fds, self._pid, self._mine = (keys, slots), os.getpid(), set()
+            _OPEN.add(self)
         return self._fds
+
+    def _forget_inherited(self) -> None:
+        if self._fds is not None and self._pid != os.getpid():
+            for fd in self._fds:
+                try:
+                    os.close(fd)  # the parent's copy keeps its locks; ours must not outlive it
+                except OSError:
+                    pass
+            self._fds, self._mine = None, set()
 
     # ----------------------------------------------------------------- locks
     async def try_acquire(self, key: str, record: HolderRecord) -> Lease | None:

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 
 from ragstore_cli.config import Settings
-from ragstore_cli.connect.postgres import connect
+from ragstore_cli.connect.postgres import connect, explain
 from ragstore_cli.coordination.base import BreakResult, Lease, LockBackend
 from ragstore_cli.coordination.records import HolderRecord, advisory_id
-from ragstore_cli.errors import LockConflict, OperationFailed, UsageError
+from ragstore_cli.errors import ConnectionFailed, LockConflict, OperationFailed, UsageError
 
 SCHEMA_LOCK_ID = advisory_id("ragstore-schema")
 SCHEMA = """
@@ -113,7 +113,14 @@ class PostgresBackend(LockBackend):
     async def _run(self, method: str, query: str, *args: Any) -> Any:
         async with self._use:
             conn = await self._connection()
-            return await getattr(conn, method)(query, *args)
+            try:
+                return await getattr(conn, method)(query, *args)
+            except (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.InterfaceError,
+                    ConnectionError, OSError) as exc:
+                # the session is gone, and every advisory lock it held went with it; reconnect next time
+                self._conn = None
+                conn.terminate()
+                raise explain(exc, self.settings) from None
 
     async def try_acquire(self, key: str, record: HolderRecord) -> Lease | None:
         lock_id = advisory_id(key)
@@ -127,7 +134,7 @@ class PostgresBackend(LockBackend):
     async def release(self, lease: Lease) -> None:
         try:
             await self._run("fetchval", RELEASE, lease.key, lease.record.owner, lease.handle)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError):
+        except ConnectionFailed:
             lease.lost = True  # session gone (e.g. broken with --force): the lock went with it
 
     async def holder(self, key: str) -> HolderRecord | None:

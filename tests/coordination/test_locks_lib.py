@@ -175,3 +175,42 @@ async def test_postgres_lists_other_tools_advisory_locks(pg_database, make_setti
         assert all(f["application_name"] == "age-writer" and f["granted"] for f in foreign)
     finally:
         await other.close()
+
+
+async def test_postgres_holder_whose_session_was_ended_learns_it_and_reconnects(pg_database, make_settings) -> None:
+    settings = make_settings(pg_database)
+    async with open_coordinator(settings, "postgres", command="a") as a, open_coordinator(settings, "postgres") as b:
+        lease = await a.acquire("victim")
+        result = await b.break_lock("victim", force=True)  # ends a's session
+        assert result.broken.owner == lease.record.owner
+        await a.release(lease)
+        assert lease.lost
+        assert a.gate_count() == 0
+        async with a.lock("victim", timeout=5) as again:  # a new session
+            assert (await b.holder("victim")).owner == again.record.owner
+
+
+def test_forked_child_does_not_keep_its_parents_file_locks(tmp_path: Path, make_settings) -> None:
+    import multiprocessing
+
+    settings = make_settings()
+
+    async def take() -> tuple[Coordinator, object]:
+        coord = open_coordinator(settings, "file")
+        return coord, await coord.acquire("inherited")
+
+    loop = asyncio.new_event_loop()
+    try:
+        coord, lease = loop.run_until_complete(take())
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+        child.start()
+        try:
+            loop.run_until_complete(coord.close())  # the parent lets go (as if it died)
+            other = open_coordinator(settings, "file")
+            loop.run_until_complete(other.acquire("inherited", timeout=2))  # not held by the sleeping child
+            loop.run_until_complete(other.close())
+        finally:
+            child.kill()
+            child.join(10)
+    finally:
+        loop.close()
