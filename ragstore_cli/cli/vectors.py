@@ -37,7 +37,7 @@ def stats_cmd(
     ctx: typer.Context,
     path: Optional[Path] = typer.Argument(None, help="A NanoVectorDB file (vdb_<namespace>.json)."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w",
-                                            help="Every vdb_*.json of this workspace under WORKING_DIR ('' = root)."),
+                                            help="Every vdb_*.json of this workspace under WORKING_DIR ('' = root; default: WORKSPACE)."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.skip, "--on-error", help=ON_ERROR_HELP),
     embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim", help="Fail if the file's dimension differs."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when anything is wrong (for CI)."),
@@ -51,13 +51,15 @@ def stats_cmd(
     from ragstore_cli.vectors.stats import nano_stats, workspace_files
 
     cli = _cli(ctx, json_output)
-    if (path is None) == (workspace is None):
-        raise UsageError("give either a PATH or --workspace")
+    if path is not None and workspace is not None:
+        raise UsageError("give either a PATH or --workspace, not both")
     if path is not None:
         reports = [nano_stats(path, on_error=on_error.value, expected_dim=embedding_dim)]
         document: Any = reports[0]
     else:
-        folder = files_dir(settings(ctx).working_dir, workspace or "")
+        resolved = settings(ctx)
+        workspace = (resolved["WORKSPACE"] or "") if workspace is None else workspace
+        folder = files_dir(resolved.working_dir, workspace)
         files = workspace_files(folder)
         if not files:
             raise UsageError(f"no vdb_*.json files in {folder}")

@@ -38,6 +38,11 @@ def test_stats_workspace_reads_every_vdb_file(cli, tmp_path: Path, monkeypatch) 
                                                                                ("vdb_entities.json", 10)]
     r = cli("vectors", "stats", "--workspace", "nope")
     assert r.exit_code == 2 and "no vdb_*.json files" in r.stderr
+    monkeypatch.setenv("WORKSPACE", "ws1")
+    r = cli("--json", "vectors", "stats")  # the configured workspace
+    assert r.exit_code == 0 and len(r.json()["files"]) == 2
+    r = cli("vectors", "stats", "x.json", "--workspace", "ws1")
+    assert r.exit_code == 2 and "not both" in r.stderr
 
 
 def test_stats_check_flags_a_corrupt_record(cli, tmp_path: Path) -> None:
@@ -99,7 +104,8 @@ def test_verify_fails_below_min_recall(cli, tmp_path: Path) -> None:
 
 
 def test_usage_errors(cli, tmp_path: Path) -> None:
-    assert cli("vectors", "stats").exit_code == 2
+    r = cli("vectors", "stats")  # ./rag_storage holds nothing here
+    assert r.exit_code == 2 and "no vdb_*.json files" in r.stderr
     r = cli("vectors", "compress", str(tmp_path / "x.ragstore"))
     assert r.exit_code == 2 and "does not exist" in r.stderr
     r = cli("vectors", "compress", str(tmp_path / "x.txt"))
