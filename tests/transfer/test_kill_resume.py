@@ -74,3 +74,32 @@ async def test_postgres_import_killed_then_resumed(built, archive: Path, pg_data
     again = ragstore([*args[:-2], "--if-exists", "merge"], env)  # re-import with merge: nothing doubles
     assert again.returncode == 0, again.stderr
     assert await snapshot_records(pg, "postgres", "w") == reference
+
+
+async def test_postgres_target_goes_away_mid_import(built, archive: Path, pg_server, pg_database) -> None:
+    """The server drops the importer's connections inside the chunk vectors: one-line error, resumable."""
+    from ragstore_cli.errors import RagstoreError
+    from ragstore_cli.transfer import import_archive
+
+    env = {**pg_database, "EMBEDDING_MODEL": "fake-embed"}
+    pg = load_settings(environ=env)
+    database = pg_database["POSTGRES_DATABASE"]
+    fired = []
+
+    def cut(key: str, records: int, nbytes: int) -> None:
+        if key == "vectors/chunks" and records and not fired:
+            fired.append(key)
+            pg_server.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' "
+                           "AND pid <> pg_backend_pid()")
+
+    with pytest.raises(RagstoreError) as info:
+        await import_archive(pg, archive, workspace="w", profile="postgres", if_exists="replace", batch_size=2,
+                             progress=cut)
+    assert fired and "\n" not in str(info.value)
+    partial = await snapshot_records(pg, "postgres", "w")
+    assert partial["vectors/chunks"] == {}  # its transaction died with the connection
+    assert partial["kv/full_docs"]  # committed before: the ledger says so
+    report = await import_archive(pg, archive, workspace="w", profile="postgres", resume=True, batch_size=2)
+    assert "kv/full_docs" in report.skipped and report.counts["vectors/chunks"] > 0
+    await import_archive(pg, archive, workspace="ref", profile="postgres", batch_size=2)
+    assert await snapshot_records(pg, "postgres", "w") == await snapshot_records(pg, "postgres", "ref")
