@@ -56,21 +56,20 @@ def decode_records(
     False in the mask, so one bad record never stops the batch; the caller decides what to do.
     """
     n = len(encoded)
-    out = np.zeros((n, dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
     problems: dict[int, str] = {}
     if n == 0:
-        return out, ok, problems
+        return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool), problems
     rowlen = dim * 2
     a2b, decompress = binascii.a2b_base64, zlib.decompress
     try:  # fast path: every record present and well formed
         raw = [decompress(a2b(s)) for s in encoded]  # type: ignore[arg-type]
         if all(len(r) == rowlen for r in raw):
-            out[:] = np.frombuffer(b"".join(raw), dtype="<f2").reshape(n, dim)
-            ok[:] = True
-            return out, ok, problems
+            out = np.frombuffer(b"".join(raw), dtype="<f2").reshape(n, dim).astype(np.float32)
+            return out, np.ones(n, dtype=bool), problems
     except Exception:  # noqa: BLE001 - fall through to the per-record path that names the culprit
         pass
+    out = np.zeros((n, dim), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
     half = np.zeros((n, dim), dtype="<f2")
     for i, s in enumerate(encoded):
         if s is None:
