@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 VERSION_TABLE = "ragstore_alembic_version"
+#: A DDL statement waiting for its table lock makes every writer queue behind it, so DDL gives up
+#: quickly (the run retries it, see schema.api) instead of blocking writers while it waits.
+DDL_LOCK_TIMEOUT = "300ms"
 
 
 def configure_kwargs() -> dict[str, Any]:
@@ -43,6 +46,8 @@ def make_engine(settings: Any, *, application_name: str = "ragstore migrate") ->
 
 
 def _run_with(connection: Connection) -> None:
+    connection.exec_driver_sql(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+    connection.commit()
     context.configure(connection=connection, **configure_kwargs())
     with context.begin_transaction():
         context.run_migrations()

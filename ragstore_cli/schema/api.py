@@ -107,10 +107,11 @@ async def upgrade(
     async with migrator.migrator_lock(settings, _lock_timeout(settings, lock_timeout)) as lock:
         before = (await current(settings))["revision"]
         _refuse_backwards(before, to)
-        await migrator.run_command(settings, lambda cfg: command.upgrade(cfg, to))
+        retries = await migrator.run_with_lock_retries(settings, lambda cfg: command.upgrade(cfg, to),
+                                                       budget=_retry_budget(settings, lock_timeout))
         after = (await current(settings))["revision"]
         result: dict[str, Any] = {"dry_run": False, "target": describe_target(settings), "from": before, "to": after,
-                                  "applied": _between(before, after), **lock}
+                                  "applied": _between(before, after), "ddl_lock_retries": retries, **lock}
         result["vector_tables"] = []
         if with_vectors:
             conn = await connect(settings, retries=1)
@@ -124,6 +125,11 @@ async def upgrade(
                 result["vector_tables"] = done["tables"]
     result["notes"] = notes
     return result
+
+
+def _retry_budget(settings: Settings, lock_timeout: float | None) -> float:
+    """How long DDL may keep retrying for its table lock: at least a minute."""
+    return max(_lock_timeout(settings, lock_timeout), 60.0)
 
 
 def _refuse_backwards(before: str | None, to: str) -> None:
@@ -164,7 +170,8 @@ async def downgrade(
                 dropped = await vectors.drop(conn, settings, model, dim, force=force)
             finally:
                 await conn.close()
-        await migrator.run_command(settings, lambda cfg: command.downgrade(cfg, target), force=force)
+        await migrator.run_with_lock_retries(settings, lambda cfg: command.downgrade(cfg, target),
+                                             budget=_retry_budget(settings, lock_timeout), force=force)
         after = (await current(settings))["revision"]
     return {"target": describe_target(settings), "from": before, "to": after, "reverted": _between(after, before)[::-1]
             if before else [], "vector_tables_dropped": dropped, **lock}

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.postgres import connect
-from ragstore_cli.errors import LockConflict, UsageError
+from ragstore_cli.errors import LockConflict, OperationFailed, UsageError
 from ragstore_cli.schema.alembic_env import VERSION_TABLE, make_engine
 
 SCRIPT_DIR = Path(__file__).with_name("alembic")
@@ -72,6 +72,38 @@ async def run_command(settings: Settings, fn: Callable[[Config], Any], **attribu
             return await conn.run_sync(call)
     finally:
         await engine.dispose()
+
+
+def lock_not_available(exc: BaseException) -> bool:
+    """True when a statement gave up waiting for a table lock (SQLSTATE 55P03), however it was wrapped."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if getattr(exc, "sqlstate", None) == "55P03" or type(exc).__name__ == "LockNotAvailableError":
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return False
+
+
+async def run_with_lock_retries(settings: Settings, fn: Callable[[Config], Any], *, budget: float,
+                                **attributes: Any) -> int:
+    """run_command, re-run while DDL times out on a busy table (revisions are idempotent); returns retries."""
+    deadline = time.monotonic() + budget
+    retries = 0
+    while True:
+        try:
+            await run_command(settings, fn, **attributes)
+            return retries
+        except Exception as exc:  # noqa: BLE001 - only lock timeouts are retried
+            if not lock_not_available(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise OperationFailed(
+                    f"a schema change could not get its table lock within {budget:g} s (each wait is capped so "
+                    "writers are never held up): a long transaction or vacuum holds the table",
+                    hint="retry when the database is quieter, or raise --lock-timeout") from None
+            retries += 1
+            await asyncio.sleep(min(0.2 * retries, 2.0))
 
 
 def offline_sql(revision_range: str, *, downgrade: bool = False) -> str:

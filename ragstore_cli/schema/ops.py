@@ -10,6 +10,7 @@ from alembic import op
 from sqlalchemy import text
 
 from ragstore_cli.errors import UsageError
+from ragstore_cli.schema.alembic_env import DDL_LOCK_TIMEOUT
 
 BATCH_ROWS = 5000
 
@@ -103,16 +104,24 @@ def create_index_concurrently(name: str, table: str, definition: str, *, unique:
     """CREATE INDEX CONCURRENTLY IF NOT EXISTS outside any transaction; rebuilds a leftover invalid one."""
     with op.get_context().autocommit_block():
         if not _offline():
+            # CONCURRENTLY never blocks writers, but waits for older transactions: let it wait
+            op.execute("SET lock_timeout = 0")
             invalid = op.get_bind().execute(text(
                 "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:n)"), {"n": name}).scalar()
             if invalid:  # an interrupted earlier run left an unusable index behind
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} {definition}")
+        if not _offline():
+            op.execute(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'")
 
 
 def drop_index_concurrently(name: str) -> None:
     with op.get_context().autocommit_block():
+        if not _offline():
+            op.execute("SET lock_timeout = 0")
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        if not _offline():
+            op.execute(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'")
 
 
 def kv_indexes(table: str) -> None:

@@ -43,7 +43,7 @@ def lightrag_env(env: dict[str, str], **extra: str) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def lightrag_storages(env: dict[str, str], workdir: Path, model: str, dim: int,
+async def lightrag_storages(env: dict[str, str], workdir: Path, model: str | None, dim: int,
                             **extra: str) -> AsyncIterator[dict[str, Any]]:
     """Initialise every PG storage class LightRAG has for KV, doc status and vectors; yield them.
 

@@ -92,3 +92,39 @@ async def test_lock_timeout_exits_3_naming_the_holder(pg_database):
         assert await conn.fetchval("SELECT to_regclass('ragstore_alembic_version')") is None
     finally:
         await conn.close()
+
+
+async def test_ddl_on_a_busy_table_retries_instead_of_blocking_writers(pg_database):
+    """A reader's open transaction holds the table: ALTER must not queue writers behind it for long."""
+    from ragstore_cli.schema import api
+    from tests.schema.conftest import settings_for
+
+    settings = settings_for(pg_database)
+    await api.upgrade(settings, "0001")
+    reader, writer = await pg(pg_database), await pg(pg_database)
+    waits: list[float] = []
+    try:
+        await reader.execute("BEGIN")
+        await reader.fetch("SELECT * FROM lightrag_llm_cache")  # ACCESS SHARE until COMMIT
+
+        async def write_for(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < end:
+                started = time.monotonic()
+                await writer.execute("INSERT INTO lightrag_llm_cache (workspace, id, mode, original_prompt) "
+                                     "VALUES ('w', $1, 'default', 'p')", f"default:extract:{n}")
+                waits.append(time.monotonic() - started)
+                n += 1
+                await asyncio.sleep(0.02)
+
+        upgrade = asyncio.create_task(api.upgrade(settings, "0002"))
+        await write_for(2.0)
+        assert not upgrade.done()  # still waiting for the reader, by retrying
+        await reader.execute("COMMIT")
+        result = await asyncio.wait_for(upgrade, 60)
+    finally:
+        await reader.close()
+        await writer.close()
+    assert result["to"] == "0002" and result["ddl_lock_retries"] >= 1
+    assert len(waits) > 20 and max(waits) < 1.0, max(waits)

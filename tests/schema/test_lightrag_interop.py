@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ragstore_cli.schema import api
 from tests.schema.conftest import pg, settings_for, snapshot
 from tests.schema.lightrag_pg import lightrag_storages
@@ -14,11 +16,21 @@ def _problems(records) -> list[str]:
     return [r.getMessage() for r in records if r.levelname in ("ERROR", "CRITICAL")]
 
 
-async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_database, tmp_path):
-    settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))
-    await api.upgrade(settings)
+@pytest.mark.parametrize("model,index_type,table", [
+    (MODEL, "HNSW", "lightrag_vdb_chunks_baai_bge_m3_8d"),
+    (MODEL, "HNSW_HALFVEC", "lightrag_vdb_chunks_baai_bge_m3_8d"),
+    (MODEL, "IVFFLAT", "lightrag_vdb_chunks_baai_bge_m3_8d"),
+    (None, "HNSW", "lightrag_vdb_chunks"),  # no model name: LightRAG uses the bare legacy tables
+])
+async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_database, tmp_path, model, index_type,
+                                                                         table):
+    extra = {"POSTGRES_VECTOR_INDEX_TYPE": index_type, "EMBEDDING_DIM": str(DIM)}
+    if model:
+        extra["EMBEDDING_MODEL"] = model
+    await api.upgrade(settings_for(pg_database, **extra))
     before = await snapshot(pg_database)
-    async with lightrag_storages(pg_database, tmp_path, MODEL, DIM) as lr:
+    assert table in {row[0] for row in before["columns"]}
+    async with lightrag_storages(pg_database, tmp_path, model, DIM, POSTGRES_VECTOR_INDEX_TYPE=index_type) as lr:
         assert _problems(lr["log"]) == []
         cache = lr["stores"]["llm_response_cache"]
         await cache.upsert({"default:extract:abc": {"return": "r", "original_prompt": "p", "cache_type": "extract"}})
@@ -33,7 +45,7 @@ async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_data
     assert after == before
     conn = await pg(pg_database)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM lightrag_vdb_chunks_baai_bge_m3_8d") == 1
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
     finally:
         await conn.close()
 

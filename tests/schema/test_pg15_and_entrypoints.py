@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -46,6 +47,21 @@ def test_alembic_upgrade_head_from_the_repository_root(pg_database):
     current = subprocess.run([str(alembic), "current"], cwd=ROOT, env=_clean_env(pg_database),
                              capture_output=True, text=True, timeout=60)
     assert "0011 (head)" in current.stdout, current.stderr
+    # the revisions guard themselves too (plain alembic has no preflight): data is never dropped silently
+    asyncio.run(_execute(pg_database, "INSERT INTO lightrag_full_entities (id, workspace, entity_names, count) "
+                                      "VALUES ('d', 'default', '[]', 0)"))
+    down = subprocess.run([str(alembic), "downgrade", "0009"], cwd=ROOT, env=_clean_env(pg_database),
+                          capture_output=True, text=True, timeout=120)
+    assert down.returncode != 0 and "pass --force" in down.stderr
+    assert asyncio.run(_execute(pg_database, "SELECT count(*) FROM lightrag_full_entities")) == 1
+
+
+async def _execute(env: dict[str, str], sql: str):
+    conn = await pg(env)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
 
 
 @pytest.mark.slow
