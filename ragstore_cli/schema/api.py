@@ -11,7 +11,7 @@ from alembic import command
 
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.postgres import connect, describe_target
-from ragstore_cli.errors import UsageError
+from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.schema import catalog, migrator, names, vectors
 from ragstore_cli.schema.status import current_revision
 
@@ -24,6 +24,10 @@ def _chain() -> list[str]:
 def _between(start: str | None, end: str | None) -> list[str]:
     """Revisions strictly after `start` up to and including `end` (None = base), oldest first."""
     chain = _chain()
+    for revision in (start, end):
+        if revision is not None and revision not in chain:
+            raise DataError(f"the database is stamped with revision {revision!r}, which this ragstore does not "
+                            "know (made by a newer ragstore?)")
     lo = chain.index(start) + 1 if start else 0
     hi = chain.index(end) + 1 if end else 0
     return chain[lo:hi] if hi >= lo else list(reversed(chain[hi:lo]))
@@ -134,6 +138,8 @@ def _retry_budget(settings: Settings, lock_timeout: float | None) -> float:
 
 def _refuse_backwards(before: str | None, to: str) -> None:
     chain = _chain()
+    if before is not None and before not in chain:
+        _between(before, None)  # raises the "unknown revision" DataError
     if before and before in chain and to in chain and chain.index(to) < chain.index(before):
         raise UsageError(f"the database is at {before}, past {to}: use `ragstore migrate downgrade {to}`")
 

@@ -137,3 +137,13 @@ def test_unreachable_server_is_one_line(cli):
     result = cli("migrate", "current", env={"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1",
                                             "POSTGRES_CONNECTION_RETRIES": "1"})
     assert result.exit_code == 1 and result.stderr.startswith("error: postgres:") and "Traceback" not in result.output
+
+
+def test_a_revision_from_a_newer_ragstore_is_reported(cli, pg_database):
+    assert cli("migrate", "upgrade", "0002", env=pg_database).exit_code == 0
+    scalar(pg_database, "UPDATE ragstore_alembic_version SET version_num = '0099' RETURNING 1")
+    result = cli("migrate", "check", env=pg_database)
+    assert result.exit_code == 1 and "'0099'" in result.stderr and "newer ragstore" in result.stderr
+    up = cli("migrate", "upgrade", env=pg_database)
+    assert up.exit_code == 1 and "newer ragstore" in up.stderr
+    assert scalar(pg_database, "SELECT version_num FROM ragstore_alembic_version") == "0099"
