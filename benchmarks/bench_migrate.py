@@ -1,6 +1,6 @@
 """`migrate upgrade` across the LLM-cache revisions (0001 → 0006) with 10k and 1M cache rows.
 
-    python -m benchmarks.bench_migrate                      # 10k and 1M rows, embedded PostgreSQL 18
+    python -m benchmarks.bench_migrate                      # 10k (median of 3) and 1M rows, embedded PG 18
     python -m benchmarks.bench_migrate --rows 10000,100000  # quicker
     python -m benchmarks.bench_migrate --no-baseline        # skip LightRAG's own start-up migration
 
@@ -146,10 +146,12 @@ async def lightrag_run(env: dict[str, str]) -> dict[str, Any]:
             "legacy_rows_left": legacy, "note": "whole check_tables run (all tables), not only the LLM cache"}
 
 
-async def measure(base_env: dict[str, str], rows: int, baseline: bool) -> dict[str, Any]:
+async def measure(base_env: dict[str, str], rows: int, baseline: bool, repeat: int) -> dict[str, Any]:
+    """Each tool `repeat` times on a fresh identical database, interleaved; the median run by time is kept."""
     out: dict[str, Any] = {"rows": rows}
     runs = [("ragstore", ragstore_run)] + ([("lightrag_1_5_7", lightrag_run)] if baseline else [])
-    for label, runner in runs:
+    samples: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in runs}
+    for label, runner in [r for _ in range(repeat) for r in runs]:
         name = f"bench_{label}_{rows}"
         await admin(base_env, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin(base_env, f"CREATE DATABASE {name}")
@@ -159,15 +161,20 @@ async def measure(base_env: dict[str, str], rows: int, baseline: bool) -> dict[s
         load_s = time.perf_counter() - started
         result = await runner(env)
         result["load_s"] = round(load_s, 1)
-        out[label] = result
+        samples[label].append(result)
         await admin(base_env, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         print(json.dumps({"rows": rows, label: result}), flush=True)
+    for label, results in samples.items():
+        ordered = sorted(results, key=lambda r: r["seconds"])
+        out[label] = {**ordered[len(ordered) // 2], "runs": len(ordered),
+                      "max_writer_wait_all_runs_s": max(r["max_writer_wait_s"] for r in ordered)}
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="10000,1000000", help="comma-separated cache sizes")
+    parser.add_argument("--repeat", default="3,1", help="runs per size (comma-separated, last value repeats)")
     parser.add_argument("--no-baseline", action="store_true", help="skip LightRAG's start-up migration")
     parser.add_argument("--use-env", action="store_true", help="use POSTGRES_* from the environment instead of "
                         "starting an embedded server (needs CREATEDB)")
@@ -184,7 +191,9 @@ def main() -> None:
         server.start()
         env = server.env()
     try:
-        results = [asyncio.run(measure(env, n, not args.no_baseline)) for n in sizes]
+        repeats = [int(x) for x in args.repeat.split(",")]
+        results = [asyncio.run(measure(env, n, not args.no_baseline, repeats[min(i, len(repeats) - 1)]))
+                   for i, n in enumerate(sizes)]
     finally:
         if server is not None:
             server.stop()
@@ -195,11 +204,14 @@ def main() -> None:
               f"{big['rows']:,} rows {big['ragstore']['seconds']} s, ratio {ratio:.1f}x for "
               f"{big['rows'] / small['rows']:.0f}x rows")
     for r in results:
-        line = f"{r['rows']:>9,} rows: ragstore {r['ragstore']['seconds']} s, longest writer wait " \
-               f"{r['ragstore']['max_writer_wait_s']} s, legacy rows left {r['ragstore']['legacy_rows_left']}"
+        print(f"{r['rows']:>9,} rows per revision (s): {r['ragstore']['per_revision_s']}")
+    for r in results:
+        line = f"{r['rows']:>9,} rows: ragstore {r['ragstore']['seconds']} s (median of {r['ragstore']['runs']}), " \
+               f"longest writer wait {r['ragstore']['max_writer_wait_all_runs_s']} s, " \
+               f"legacy rows left {r['ragstore']['legacy_rows_left']}"
         if "lightrag_1_5_7" in r:
             lr = r["lightrag_1_5_7"]
-            line += f" | LightRAG {lr['seconds']} s, longest writer wait {lr['max_writer_wait_s']} s, " \
+            line += f" | LightRAG {lr['seconds']} s, longest writer wait {lr['max_writer_wait_all_runs_s']} s, " \
                     f"legacy rows left {lr['legacy_rows_left']}"
         print(line)
 
