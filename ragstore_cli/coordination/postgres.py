@@ -96,6 +96,7 @@ class PostgresBackend(LockBackend):
         self.connect_timeout = connect_timeout
         self._conn: asyncpg.Connection | None = None
         self._use = asyncio.Lock()  # one asyncpg connection runs one query at a time
+        self._session = 0  # bumped per new connection: a lease belongs to the session that took it
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -108,6 +109,7 @@ class PostgresBackend(LockBackend):
                 await conn.close()
                 raise OperationFailed(f"postgres: cannot create the lock tables: {exc}") from None
             self._conn = conn
+            self._session += 1
         return self._conn
 
     async def _run(self, method: str, query: str, *args: Any) -> Any:
@@ -129,12 +131,18 @@ class PostgresBackend(LockBackend):
         if session is None:
             return None
         record.session_pid = session
-        return Lease(record, handle=lock_id)
+        return Lease(record, handle=(lock_id, self._session))
 
     async def release(self, lease: Lease) -> None:
+        lock_id, session = lease.handle
+        if self._conn is None or self._conn.is_closed() or session != self._session:
+            lease.lost = True  # its session ended (e.g. broken with --force): the lock went with it
+            return
         try:
-            await self._run("fetchval", RELEASE, lease.key, lease.record.owner, lease.handle)
+            still_ours = await self._run("fetchval", RELEASE, lease.key, lease.record.owner, lock_id)
         except ConnectionFailed:
+            still_ours = False
+        if not still_ours:
             lease.lost = True  # session gone (e.g. broken with --force): the lock went with it
 
     async def holder(self, key: str) -> HolderRecord | None:
