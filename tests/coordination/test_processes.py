@@ -55,7 +55,7 @@ async def test_file_holder_killed_is_stale_and_free_at_once(tmp_path: Path) -> N
     env = {"WORKING_DIR": str(tmp_path / "rag"), "RAGSTORE_LOCK_BACKEND": "file"}
     recovered, seen = await _holder_after_kill(env, tmp_path, None)
     assert seen is not None and seen.stale and "dead" in seen.stale_reason
-    assert recovered < 0.5
+    assert recovered < 1.0  # no lease, no session: only our own polling and a loaded machine
 
 
 async def test_postgres_holder_killed_is_recovered_when_its_session_ends(tmp_path: Path, pg_database) -> None:
@@ -78,7 +78,8 @@ def test_update_flag_rule_loses_no_write(backend_env: dict[str, str], tmp_path: 
     go = tmp_path / "go"
     procs = [spawn(["save", "--file", str(target), "--namespace", "kv", "--id", name, "-n", "25", "--lease", "5",
                     "--go", str(go), "--pause", "0.01"], backend_env, tmp_path) for name in ("a", "b")]
-    time.sleep(0.5)
+    for name in ("a", "b"):  # both have loaded: whoever saves second must find its flag set
+        wait_for_file(tmp_path / f"go.{name}.ready", procs[0] if name == "a" else procs[1], timeout=60)
     go.write_text("go")
     reloads = [json.loads(finish(proc))["reloads"] for proc in procs]
     data = json.loads(target.read_text())

@@ -70,6 +70,8 @@ async def save(args: argparse.Namespace) -> None:
         shared = SharedNamespace(coord, args.namespace, load=load, write=write, timeout=60)
         await shared.before_read()
         initial = shared.reloads
+        if args.go:
+            Path(f"{args.go}.{args.id}.ready").write_text("loaded")  # we loaded before anyone saves
         await _wait_for(args.go)
         for i in range(args.n):
             key = f"{args.id}-{i}"
