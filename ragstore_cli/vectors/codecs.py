@@ -204,13 +204,48 @@ def _planes_decode(payload: bytes, count: int, width: int, high: int, name: str)
     return words.reshape(-1)
 
 
+_BLOCK_VALUES = 1 << 17  # values per block: keeps the float16 temporaries in cache
+
+
 def _f16z_encode(mat: np.ndarray) -> bytes:
-    return _planes_encode(mat.astype("<f2"), 2, 1, 1)
+    """Same layout as `_planes_encode(f16, 2, 1, 1)`, built a block of rows at a time."""
+    n, dim = mat.shape
+    step = max(1, _BLOCK_VALUES // max(dim, 1))
+    cobj = zstandard.ZstdCompressor(level=1).compressobj(size=n * dim)
+    lo = np.empty(n * dim, dtype=np.uint8)
+    parts = []
+    for s in range(0, n, step):
+        e = min(s + step, n)
+        planes = mat[s:e].astype("<f2").view(np.uint8).reshape(-1, 2)
+        lo[s * dim:e * dim] = planes[:, 0]
+        parts.append(cobj.compress(planes[:, 1].tobytes()))
+    parts.append(cobj.flush())
+    frame = b"".join(parts)
+    return _HEADER.pack(len(frame)) + frame + lo.tobytes()
 
 
 def _f16z_decode(payload: bytes, n: int, dim: int) -> np.ndarray:
-    words = _planes_decode(payload, n * dim, 2, 1, "f16z")
-    return words.view("<f2").reshape(n, dim).astype(np.float32)
+    if len(payload) < _HEADER.size:
+        raise DataError("f16z: payload too short")
+    (flen,) = _HEADER.unpack_from(payload)
+    _expect(payload, _HEADER.size + flen + n * dim, "f16z")
+    lo = np.frombuffer(payload, dtype=np.uint8, offset=_HEADER.size + flen)
+    out = np.empty((n, dim), dtype=np.float32)
+    step = max(1, _BLOCK_VALUES // max(dim, 1))
+    words = np.empty((step * dim, 2), dtype=np.uint8)
+    with zstandard.ZstdDecompressor().stream_reader(memoryview(payload)[_HEADER.size:_HEADER.size + flen]) as hi:
+        for s in range(0, n, step):
+            e = min(s + step, n)
+            k = (e - s) * dim
+            block = hi.read(k)
+            if len(block) != k:
+                raise DataError(f"f16z: high byte plane ends after {s * dim + len(block)} of {n * dim} values")
+            words[:k, 1] = np.frombuffer(block, dtype=np.uint8)
+            words[:k, 0] = lo[s * dim:e * dim]
+            out[s:e] = words[:k].reshape(-1).view("<f2").reshape(e - s, dim)
+        if hi.read(1):
+            raise DataError("f16z: high byte plane holds more values than expected")
+    return out
 
 
 def _f32z_encode(mat: np.ndarray) -> bytes:

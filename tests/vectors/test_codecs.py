@@ -123,3 +123,15 @@ def test_normalise_keeps_norms(mat: np.ndarray) -> None:
     rows, norms = normalise(mat)
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-6)
     assert np.allclose(rows * norms[:, None], mat, atol=1e-5)
+
+
+def test_f16z_blocks_keep_the_plane_layout() -> None:
+    """The blocked f16z writer must produce exactly [zstd(high bytes) | low bytes] over the whole batch."""
+    from ragstore_cli.vectors import codecs
+
+    m = np.random.default_rng(5).standard_normal((5000, 64)).astype(np.float32)  # several blocks
+    payload = get_codec("f16z").encode(m)
+    assert payload == codecs._planes_encode(m.astype("<f2"), 2, 1, 1)
+    assert np.array_equal(get_codec("f16z").decode(payload, 5000, 64), m.astype(np.float16).astype(np.float32))
+    with pytest.raises(DataError, match="f16z"):
+        get_codec("f16z").decode(payload, 4999, 64)
