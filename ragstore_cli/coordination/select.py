@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ragstore_cli.config import LOCK_BACKENDS, Settings
 from ragstore_cli.coordination.base import Coordinator, LockBackend
-from ragstore_cli.errors import UsageError
+from ragstore_cli.errors import OperationFailed, UsageError
 
 
 def resolve_backend(settings: Settings, backend: str | None = None) -> str:
@@ -38,8 +38,10 @@ def make_backend(settings: Settings, backend: str | None = None, *, lease: float
 
         return _MEMORY.setdefault(0, MemoryBackend())  # one per process: that is what "in-process" means
     if name == "file":
-        from ragstore_cli.coordination.file import FileBackend
-
+        try:
+            from ragstore_cli.coordination.file import FileBackend
+        except ImportError as exc:  # not Linux: no OFD locks
+            raise OperationFailed(f"{exc}; use RAGSTORE_LOCK_BACKEND=postgres or redis here") from None
         return FileBackend(settings.working_dir)
     if name == "postgres":
         from ragstore_cli.coordination.postgres import PostgresBackend

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.coordination.conftest import finish, spawn, wait_for_file
 
