@@ -55,18 +55,21 @@ SELECT l.*, a.pid IS NOT NULL AS session_alive,
                  AND k.objid::bigint = (l.lock_id & 4294967295)) AS lock_held
 FROM ragstore_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.session_pid
 """
-FOREIGN = """
+_FOREIGN_OURS = """
+  AND NOT (k.objsubid = 1 AND EXISTS (SELECT 1 FROM ragstore_locks l WHERE l.session_pid = k.pid
+            AND k.classid::bigint = ((l.lock_id >> 32) & 4294967295) AND k.objid::bigint = (l.lock_id & 4294967295)))"""
+_FOREIGN = """
 SELECT k.pid, k.classid::bigint AS classid, k.objid::bigint AS objid, k.objsubid, k.mode, k.granted,
        a.application_name, a.usename::text AS usename, a.client_addr::text AS client_addr,
        a.backend_start, a.xact_start, a.state, left(a.query, 200) AS query
 FROM pg_locks k LEFT JOIN pg_stat_activity a ON a.pid = k.pid
 WHERE k.locktype = 'advisory' AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND NOT (k.objsubid = 1 AND EXISTS (SELECT 1 FROM ragstore_locks l WHERE l.session_pid = k.pid
-            AND k.classid::bigint = ((l.lock_id >> 32) & 4294967295) AND k.objid::bigint = (l.lock_id & 4294967295)))
   AND NOT (k.objsubid = 1 AND k.classid::bigint = ((($1::bigint) >> 32) & 4294967295)
-           AND k.objid::bigint = (($1::bigint) & 4294967295))
+           AND k.objid::bigint = (($1::bigint) & 4294967295)){ours}
 ORDER BY k.pid
 """
+FOREIGN = _FOREIGN.format(ours=_FOREIGN_OURS)
+FOREIGN_NO_TABLE = _FOREIGN.format(ours="")  # before the first ragstore lock: every advisory lock is foreign
 BUMP = """
 INSERT INTO ragstore_namespaces (namespace, version, data) VALUES ($1, 1, coalesce($2::jsonb, '{}'::jsonb))
 ON CONFLICT (namespace) DO UPDATE SET version = ragstore_namespaces.version + 1,
@@ -97,24 +100,38 @@ class PostgresBackend(LockBackend):
         self._conn: asyncpg.Connection | None = None
         self._use = asyncio.Lock()  # one asyncpg connection runs one query at a time
         self._session = 0  # bumped per new connection: a lease belongs to the session that took it
+        self._schema_ready = False
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            conn = await connect(self.settings, timeout=self.connect_timeout)
-            try:
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_ID)
-                    await conn.execute(SCHEMA)
-            except asyncpg.PostgresError as exc:
-                await conn.close()
-                raise OperationFailed(f"postgres: cannot create the lock tables: {exc}") from None
-            self._conn = conn
+            self._conn = await connect(self.settings, timeout=self.connect_timeout)
             self._session += 1
         return self._conn
 
-    async def _run(self, method: str, query: str, *args: Any) -> Any:
+    async def _ensure_schema(self, conn: asyncpg.Connection) -> None:
+        """Create the tables on first write only: looking (`locks list`) never changes a database."""
+        if self._schema_ready:
+            return
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_ID)  # concurrent creators
+                await conn.execute(SCHEMA)
+        except asyncpg.PostgresError as exc:
+            raise OperationFailed(f"postgres: cannot create the lock tables: {exc}") from None
+        self._schema_ready = True
+
+    async def _has_schema(self) -> bool:
+        if not self._schema_ready:
+            self._schema_ready = bool(await self._run(
+                "fetchval", "SELECT to_regclass('ragstore_locks') IS NOT NULL AND to_regclass('ragstore_lock_breaks') "
+                "IS NOT NULL AND to_regclass('ragstore_namespaces') IS NOT NULL"))
+        return self._schema_ready
+
+    async def _run(self, method: str, query: str, *args: Any, write: bool = False) -> Any:
         async with self._use:
             conn = await self._connection()
+            if write:
+                await self._ensure_schema(conn)
             try:
                 return await getattr(conn, method)(query, *args)
             except (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.InterfaceError,
@@ -127,7 +144,7 @@ class PostgresBackend(LockBackend):
     async def try_acquire(self, key: str, record: HolderRecord) -> Lease | None:
         lock_id = advisory_id(key)
         session = await self._run("fetchval", ACQUIRE, lock_id, key, record.owner, record.pid, record.host,
-                                  record.command, record.acquired_at, record.pid_start)
+                                  record.command, record.acquired_at, record.pid_start, write=True)
         if session is None:
             return None
         record.session_pid = session
@@ -146,16 +163,21 @@ class PostgresBackend(LockBackend):
             lease.lost = True  # session gone (e.g. broken with --force): the lock went with it
 
     async def holder(self, key: str) -> HolderRecord | None:
+        if not await self._has_schema():
+            return None
         row = await self._run("fetchrow", HOLDERS + " WHERE l.key = $1", key)
         return _row_record(row) if row else None
 
     async def holders(self) -> list[HolderRecord]:
+        if not await self._has_schema():
+            return []
         rows = await self._run("fetch", HOLDERS + " ORDER BY l.acquired_at")
         return [_row_record(row) for row in rows]
 
     async def foreign_locks(self) -> list[dict[str, Any]]:
         """Advisory locks in this database held by anything but ragstore's lock table (other tools)."""
-        rows = await self._run("fetch", FOREIGN, SCHEMA_LOCK_ID)
+        query = FOREIGN if await self._has_schema() else FOREIGN_NO_TABLE
+        rows = await self._run("fetch", query, SCHEMA_LOCK_ID)
         found = []
         for row in rows:
             item = dict(row)
@@ -167,7 +189,7 @@ class PostgresBackend(LockBackend):
         return found
 
     async def break_lock(self, key: str, by: dict[str, Any], *, force: bool) -> BreakResult:
-        record = await self.holder(key)
+        record = await self.holder(key)  # None when the tables do not exist either
         if record is None:
             raise UsageError(f"lock {key!r} is not held")
         live = not record.stale
@@ -184,6 +206,8 @@ class PostgresBackend(LockBackend):
         return BreakResult(key, record, by)
 
     async def break_log(self) -> list[dict[str, Any]]:
+        if not await self._has_schema():
+            return []
         rows = await self._run("fetch", "SELECT key, broken, by_whom, live, at FROM ragstore_lock_breaks ORDER BY id")
         return [{"key": r["key"], "broken": json.loads(r["broken"]) if r["broken"] else None,
                  "by": json.loads(r["by_whom"]), "live": r["live"], "at": r["at"].timestamp()} for r in rows]
@@ -192,13 +216,17 @@ class PostgresBackend(LockBackend):
         return await self._run("fetchval", "SELECT count(*) FROM ragstore_locks")
 
     async def get_version(self, namespace: str) -> int:
+        if not await self._has_schema():
+            return 0
         value = await self._run("fetchval", "SELECT version FROM ragstore_namespaces WHERE namespace = $1", namespace)
         return int(value or 0)
 
     async def bump_version(self, namespace: str, data: dict[str, Any] | None = None) -> int:
-        return int(await self._run("fetchval", BUMP, namespace, None if data is None else json.dumps(data)))
+        return int(await self._run("fetchval", BUMP, namespace, None if data is None else json.dumps(data), write=True))
 
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
+        if not await self._has_schema():
+            return 0, {}
         row = await self._run("fetchrow", "SELECT version, data FROM ragstore_namespaces WHERE namespace = $1", namespace)
         return (int(row["version"]), json.loads(row["data"])) if row else (0, {})
 

@@ -142,3 +142,27 @@ def test_redis_lease_and_token_are_shown(cli, tmp_path: Path, redis_env) -> None
         assert cli("locks", "wait", "cli-redis", "--timeout", "5", env=env).exit_code == 0
     finally:
         _kill(holder)
+
+
+def test_looking_at_postgres_locks_changes_nothing(cli, pg_database) -> None:
+    import asyncio
+
+    import asyncpg
+
+    env = {"RAGSTORE_LOCK_BACKEND": "postgres", **pg_database}
+    assert cli("--json", "locks", "list", env=env).json()["locks"] == []
+    assert cli("--json", "locks", "show", "workspace:x", env=env).json()["held"] is False
+    assert cli("locks", "break", "workspace:x", env=env).exit_code == 2
+
+    async def tables() -> list[str]:
+        conn = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
+                                     user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
+                                     database=pg_database["POSTGRES_DATABASE"])
+        try:
+            return [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE tablename LIKE 'ragstore_%'")]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(tables()) == []
+    assert cli("locks", "wait", "workspace:x", "--timeout", "1", env=env).exit_code == 0  # a write: creates them
+    assert sorted(asyncio.run(tables())) == ["ragstore_lock_breaks", "ragstore_locks", "ragstore_namespaces"]
