@@ -43,8 +43,10 @@ def stats_cmd(
     check: bool = typer.Option(False, "--check", help="Exit 1 when anything is wrong (for CI)."),
     json_output: bool = JSON_OPT,
 ) -> None:
-    """Count, dimension, dtype, norms, NaN/Inf/zero vectors, duplicate ids, matrix rows that disagree with
-    their record's `vector`, and the bytes per vector of each part of the file. Streams; never writes.
+    """What a NanoVectorDB file holds and what is wrong with it; streams, never writes.
+
+    Count, dimension, dtype, norms, NaN/Inf/zero vectors, duplicate ids, records without `vector`, matrix
+    rows that disagree with their record's `vector`, corrupt records, bytes per vector of each part.
 
     Example: ragstore vectors stats rag_storage/vdb_chunks.json
     """
@@ -148,7 +150,9 @@ def decompress_cmd(
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
     json_output: bool = JSON_OPT,
 ) -> None:
-    """NanoVectorDB: give every record its LightRAG `vector` again (float16 of the matrix row times the kept
+    """Undo `compress`: per-record vectors back into a NanoVectorDB file, float32 back into an archive.
+
+    NanoVectorDB: every record without `vector` gets one again (float16 of the matrix row times the kept
     norm; unit length if the file changed since compaction); existing `vector` fields stay as they are.
     Archive: store the vectors as float32 again (widening only: dropped precision does not come back).
 
@@ -193,8 +197,10 @@ def verify_cmd(
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
     json_output: bool = JSON_OPT,
 ) -> None:
-    """Same ids and vectors? Bit-identical passes; otherwise report max abs error and recall@k of cosine kNN
-    on sampled queries and fail (exit 1) below --min-recall.
+    """Compare two vector sets: exact equality, or error and recall@k against --min-recall.
+
+    Bit-identical (same ids, same vectors) passes. Otherwise report max abs error and recall@k of cosine
+    kNN on queries sampled from A, and fail (exit 1) below --min-recall, or at once with --exact.
 
     Example: ragstore vectors verify before/vdb_chunks.json after/vdb_chunks.json --min-recall 0.995
     """
