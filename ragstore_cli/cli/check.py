@@ -6,7 +6,6 @@ from typing import List, Optional
 
 import typer
 
-from ragstore_cli.checks import run_checks
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, table
 from ragstore_cli.errors import EXIT_FAILED
@@ -21,6 +20,8 @@ def check_connections(
 
     Example: ragstore --json check-connections --backend postgres --timeout 5
     """
+    from ragstore_cli.checks import run_checks  # drivers load only when a check runs (fast --help)
+
     results = run(run_checks(settings(ctx), backend or None, timeout))
     document = [r.to_dict() for r in results]
 

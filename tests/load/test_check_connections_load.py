@@ -30,7 +30,7 @@ def test_20_concurrent_check_processes(pg_env, tmp_path):
                               text=True) for _ in range(20)]
     codes, outputs = [], []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
         codes.append(proc.returncode)
         outputs.append(out + err)
     assert codes == [0] * 20, outputs[codes.index(next(c for c in codes if c))] if any(codes) else ""
