@@ -96,3 +96,25 @@ def test_edge_range_avoids_falkordbs_broken_upper_bound():
             in cypher.edges_from_range("ws", cypher.FALKORDB))
     assert "WHERE n.entity_id > $after" in cypher.node_page("ws", cypher.NEO4J)
     assert "WHERE toString(n.entity_id) > $after" in cypher.node_page("ws", cypher.FALKORDB)
+
+
+def test_positional_statements_set_the_same_properties_as_the_map_form():
+    assert cypher.merge_nodes_positional("ws", ("entity_type", "description"), tag=False) == (
+        "UNWIND $rows AS row MERGE (n:`ws` {entity_id: row[0]}) "
+        "SET n.`entity_type` = row[1], n.`description` = row[2]")
+    edge = cypher.merge_edges_positional("ws", ("weight",), tag=True)
+    assert "MATCH (s:`ws` {entity_id: row[0]})" in edge and "MATCH (t:`ws` {entity_id: row[1]})" in edge
+    assert "ON CREATE SET r._ragstore_import = $tag SET r.`weight` = row[2] RETURN count(r) AS c" in edge
+    assert cypher.merge_nodes_positional("ws", (), tag=False).endswith("{entity_id: row[0]})")
+    assert not cypher.positional_ok(("a`b",)) and cypher.positional_ok(("a b", "é"))
+
+
+def test_inlined_size_counts_falkordbs_text_rendering():
+    from ragstore_cli.backends.neo4j.session import inlined_size
+
+    assert inlined_size(1.0) == len("1.000000") and inlined_size(1e300) > 300
+    assert inlined_size("it's") == 4 + 2 + 1 and inlined_size("é") == 2 + 2
+    assert inlined_size(["a", 1]) == 2 + (3 + 2) + (1 + 2)
+    parts = list(by_payload([[f"n{i:04d}", f"n{i:04d}", 1e10] for i in range(200)], max_rows=1000,
+                            max_bytes=3000, measure=inlined_size))
+    assert all(sum(inlined_size(r) + 2 for r in p) <= 3000 for p in parts) and sum(map(len, parts)) == 200
