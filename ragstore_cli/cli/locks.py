@@ -65,7 +65,7 @@ def list_locks(
         async with open_coordinator(resolved, name, command="locks list") as coord:
             document: dict[str, Any] = {"backend": name, "locks": [r.to_dict() for r in await coord.holders()]}
             if name == "postgres":
-                document["other_advisory_locks"] = await coord.backend.foreign_locks()
+                document["other_advisory_locks"] = await coord.foreign_locks()
             if name == "file":
                 document["lightrag"] = probe_lightrag(resolved.working_dir).to_dict()
             return document

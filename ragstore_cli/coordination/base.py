@@ -18,10 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterable
 
 from ragstore_cli.coordination.records import HolderRecord
-from ragstore_cli.errors import LockConflict
+from ragstore_cli.errors import LockConflict, UsageError
 
 POLL_FIRST = 0.0005
 POLL_MAX = 0.05
+MAX_KEY = 1024
+
+
+def validate_key(key: str) -> str:
+    """Keys are non-empty text without NUL, at most MAX_KEY characters."""
+    if not isinstance(key, str) or not key:
+        raise UsageError("a lock key must be a non-empty string")
+    if "\x00" in key:
+        raise UsageError("a lock key cannot contain NUL")
+    if len(key) > MAX_KEY:
+        raise UsageError(f"a lock key is at most {MAX_KEY} characters (got {len(key)})")
+    return key
 
 
 @dataclass
@@ -85,6 +97,10 @@ class LockBackend(abc.ABC):
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         """The namespace's shared data and the version it belongs to."""
 
+    async def foreign_locks(self) -> list[dict[str, Any]]:
+        """Locks held by other tools that this backend can see (PostgreSQL advisory locks); none elsewhere."""
+        return []
+
     async def close(self) -> None:
         """Free connections and files."""
 
@@ -117,6 +133,7 @@ class Coordinator:
     # ----------------------------------------------------------------- single key
     async def acquire(self, key: str, *, timeout: float | None = None, command: str | None = None) -> Lease:
         """Wait up to `timeout` seconds (None: forever) for `key`; raise LockConflict naming the holder."""
+        validate_key(key)
         deadline = None if timeout is None else time.monotonic() + timeout
         gate = self._gates.get(key)
         if gate is None:
@@ -216,12 +233,15 @@ class Coordinator:
 
     # ----------------------------------------------------------------- inspection
     async def holder(self, key: str) -> HolderRecord | None:
-        return await self.backend.holder(key)
+        return await self.backend.holder(validate_key(key))
 
     async def holders(self) -> list[HolderRecord]:
         return await self.backend.holders()
 
+    async def foreign_locks(self) -> list[dict[str, Any]]:
+        return await self.backend.foreign_locks()
+
     async def break_lock(self, key: str, *, force: bool = False, by_command: str = "locks break") -> BreakResult:
-        me = HolderRecord.mine(key, by_command, self.backend.name)
+        me = HolderRecord.mine(validate_key(key), by_command, self.backend.name)
         by = {"owner": me.owner, "pid": me.pid, "host": me.host, "command": by_command, "at": me.acquired_at}
         return await self.backend.break_lock(key, by, force=force)

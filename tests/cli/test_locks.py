@@ -82,7 +82,8 @@ def test_wait_returns_when_the_holder_finishes(cli, tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line(cli, tmp_path: Path) -> None:
     for args, code in ((["locks", "list", "--backend", "zookeeper"], 2), (["locks", "break", "nothing"], 2),
-                       (["locks", "wait", "k", "--timeout", "-1"], 2)):
+                       (["locks", "wait", "k", "--timeout", "-1"], 2), (["locks", "show", ""], 2),
+                       (["locks", "wait", "x" * 2000], 2)):
         result = cli(*args, env={"WORKING_DIR": str(tmp_path / "rag")})
         assert result.exit_code == code, (args, result.output)
         assert "Traceback" not in result.output
