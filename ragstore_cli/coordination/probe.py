@@ -7,6 +7,7 @@ fresh atomic-write temp files. Absence of evidence is never reported as "stopped
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,12 @@ class LightRAGPresence:
 
 
 def _mentions_lightrag(cmdline: list[str]) -> bool:
-    return any("lightrag" in part.lower() and "ragstore" not in part.lower() for part in cmdline[:4])
+    """lightrag-server / lightrag-gunicorn / lightrag_server.py / `python -m lightrag.…` (not test files)."""
+    for part in cmdline[:4]:
+        low = part.lower()
+        if os.path.basename(low).startswith("lightrag") or low.startswith("lightrag."):
+            return True
+    return False
 
 
 def _uses(proc: psutil.Process, cmdline: list[str], folder: Path) -> bool | None:
