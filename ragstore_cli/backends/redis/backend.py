@@ -12,6 +12,7 @@ from ragstore_cli.backends.redis.store import Namespace, RedisWriter, check_kv_n
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.redis import create_client, explain
 from ragstore_cli.errors import OperationFailed, UsageError
+from ragstore_cli.redact import mask_uri
 from ragstore_cli.workspace import validate_workspace
 
 ROLES = frozenset({Role.KV, Role.DOC_STATUS})
@@ -30,7 +31,8 @@ class RedisKV:
 
     def _ns(self, namespace: str) -> Namespace:
         check_kv_namespace(namespace)
-        return Namespace(self.backend.client, K.prefix(self.backend.workspace, namespace), namespace)
+        return Namespace(self.backend.client, K.prefix(self.backend.workspace, namespace), namespace,
+                         self.backend.target)
 
     async def count(self, namespace: str) -> int:
         return await self._ns(namespace).count()
@@ -44,7 +46,8 @@ class RedisKV:
 
 class RedisDocStatus:
     def __init__(self, backend: "RedisBackend") -> None:
-        self.ns = Namespace(backend.client, K.prefix(backend.workspace, DOC_STATUS_NAMESPACE), DOC_STATUS_NAMESPACE)
+        self.ns = Namespace(backend.client, K.prefix(backend.workspace, DOC_STATUS_NAMESPACE), DOC_STATUS_NAMESPACE,
+                            backend.target)
 
     async def count(self) -> int:
         return await self.ns.count()
@@ -65,6 +68,7 @@ class RedisBackend:
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
         self.workspace = effective_workspace(settings, workspace)
+        self.target = mask_uri(settings["REDIS_URI"]) or "redis"
         self._client: Any = None
 
     @property
@@ -103,7 +107,7 @@ class RedisBackend:
     async def list_workspaces(self) -> list[str]:
         """Workspaces with at least one LightRAG record key ("" = the default workspace)."""
         found: set[str] = set()
-        async for page in K.scan(self.client, "*"):
+        async for page in self._all_keys():
             for key in page:
                 head, sep, _ = key.partition(b":")
                 if not sep or head.startswith(K.STAGE.encode()):
@@ -116,11 +120,16 @@ class RedisBackend:
                     continue  # not LightRAG's, or a name ragstore refuses to address
         return sorted(found)
 
+    async def _all_keys(self) -> AsyncIterator[list[bytes]]:
+        with K.translated(self.target):
+            async for page in K.scan(self.client, "*"):
+                yield page
+
     async def stats(self) -> list[NamespaceStats]:
         result = []
         for namespace in K.NAMESPACES:
             prefix = K.prefix(self.workspace, namespace)
-            count = await Namespace(self.client, prefix, namespace).count()
+            count = await Namespace(self.client, prefix, namespace, self.target).count()
             if count:
                 role = Role.DOC_STATUS if namespace == DOC_STATUS_NAMESPACE else Role.KV
                 result.append(NamespaceStats(namespace, role, count, location=f"{prefix}:*"))
@@ -133,12 +142,13 @@ class RedisBackend:
     async def drop_workspace(self) -> dict[str, int]:
         """Delete every record key of the workspace (and the doc-status sidecar); rows per namespace."""
         removed: dict[str, int] = {}
-        for namespace in (*KV_NAMESPACES, DOC_STATUS_NAMESPACE):
-            prefix = K.prefix(self.workspace, namespace)
-            count = await K.delete_matching(self.client, K.record_pattern(prefix))
-            if namespace == DOC_STATUS_NAMESPACE:
-                for pattern in K.sidecar_patterns(prefix):
-                    await K.delete_matching(self.client, pattern)
-            if count:
-                removed[namespace] = count
+        with K.translated(self.target):
+            for namespace in (*KV_NAMESPACES, DOC_STATUS_NAMESPACE):
+                prefix = K.prefix(self.workspace, namespace)
+                count = await K.delete_matching(self.client, K.record_pattern(prefix))
+                if namespace == DOC_STATUS_NAMESPACE:
+                    for pattern in K.sidecar_patterns(prefix):
+                        await K.delete_matching(self.client, pattern)
+                if count:
+                    removed[namespace] = count
         return removed

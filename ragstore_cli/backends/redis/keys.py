@@ -7,10 +7,14 @@ built from a glob-escaped prefix, so no workspace or id character acts as a wild
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+import contextlib
+from typing import Any, AsyncIterator, Iterator
+
+from redis.exceptions import RedisError
 
 from ragstore_cli.backends.base import DOC_STATUS_NAMESPACE, KV_NAMESPACES
-from ragstore_cli.errors import DataError
+from ragstore_cli.errors import ConnectionFailed, DataError
+from ragstore_cli.redact import redact
 from ragstore_cli.workspace import redis_glob_escape, redis_prefix
 
 NAMESPACES = (*KV_NAMESPACES, DOC_STATUS_NAMESPACE)
@@ -81,3 +85,13 @@ def workspace_of(key_prefix: str) -> str | None:
         if key_prefix.endswith("_" + namespace) and len(key_prefix) > len(namespace) + 1:
             return key_prefix[: -len(namespace) - 1]
     return None
+
+
+@contextlib.contextmanager
+def translated(target: str) -> Iterator[None]:
+    """Redis client errors as one-line ConnectionFailed naming the (masked) server."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        text = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConnectionFailed("redis", redact(f"{target}: {text[:200]}")) from None

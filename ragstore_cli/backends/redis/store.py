@@ -72,30 +72,32 @@ def doc_status_value(record_id: str, value: Any) -> dict[str, Any]:
 class Namespace:
     """Reads and counts one prefix."""
 
-    def __init__(self, client: Any, prefix: str, namespace: str) -> None:
-        self.client, self.prefix, self.namespace = client, prefix, namespace
+    def __init__(self, client: Any, prefix: str, namespace: str, target: str = "redis") -> None:
+        self.client, self.prefix, self.namespace, self.target = client, prefix, namespace, target
 
     async def count(self) -> int:
         seen: set[bytes] = set()
-        async for page in K.scan(self.client, K.record_pattern(self.prefix)):
-            seen.update(page)
+        with K.translated(self.target):
+            async for page in K.scan(self.client, K.record_pattern(self.prefix)):
+                seen.update(page)
         return len(seen)
 
     async def read(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[KVRecord]]:
         """SCAN pages, MGET per batch. Keys SCAN repeats (it may, during a rehash) are skipped."""
         seen: set[bytes] = set()
         pending: list[bytes] = []
-        async for page in K.scan(self.client, K.record_pattern(self.prefix), count=max(batch_size, 10)):
-            for key in page:
-                if key not in seen:
-                    seen.add(key)
-                    pending.append(key)
-            while len(pending) >= batch_size:
-                batch, pending = pending[:batch_size], pending[batch_size:]
-                if records := await self._fetch(batch):
-                    yield records
-        if pending and (records := await self._fetch(pending)):
-            yield records
+        with K.translated(self.target):
+            async for page in K.scan(self.client, K.record_pattern(self.prefix), count=max(batch_size, 10)):
+                for key in page:
+                    if key not in seen:
+                        seen.add(key)
+                        pending.append(key)
+                while len(pending) >= batch_size:
+                    batch, pending = pending[:batch_size], pending[batch_size:]
+                    if records := await self._fetch(batch):
+                        yield records
+            if pending and (records := await self._fetch(pending)):
+                yield records
 
     async def _fetch(self, batch: list[bytes]) -> list[KVRecord]:
         values = await self.client.mget(batch)
@@ -111,14 +113,15 @@ class Namespace:
         return out
 
     async def writer(self, *, replace: bool) -> "RedisWriter":
-        return RedisWriter(self.client, self.prefix, self.namespace, replace=replace)
+        return RedisWriter(self.client, self.prefix, self.namespace, replace=replace, target=self.target)
 
 
 class RedisWriter:
     """Staged writer for one prefix (see module docstring)."""
 
-    def __init__(self, client: Any, prefix: str, namespace: str, *, replace: bool) -> None:
+    def __init__(self, client: Any, prefix: str, namespace: str, *, replace: bool, target: str = "redis") -> None:
         self.client, self.prefix, self.namespace, self.replace = client, prefix, namespace, replace
+        self.target = target
         self.doc_status = namespace == DOC_STATUS_NAMESPACE
         self.import_id = uuid.uuid4().hex[:16]
         self.stage = K.stage_prefix(self.import_id)
@@ -142,10 +145,11 @@ class RedisWriter:
             encoded.append((self.stage + key, _encode(f"{self.namespace} record {record_id[:60]!r}", row)))
         if not encoded:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
-            for key, raw in encoded:
-                pipe.set(key, raw)
-            await pipe.execute()
+        with K.translated(self.target):
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key, raw in encoded:
+                    pipe.set(key, raw)
+                await pipe.execute()
         self.written += len(encoded)
 
     async def commit(self) -> None:
@@ -153,20 +157,21 @@ class RedisWriter:
             raise UsageError(f"redis writer is {self._state}; cannot commit")
         self._state = "committing"
         try:
-            keep_sidecar = await self._sidecar_wanted()
-            if self.replace:
-                await K.delete_matching(self.client, K.record_pattern(self.prefix))
-                if self.doc_status:
-                    for pattern in K.sidecar_patterns(self.prefix):
-                        await K.delete_matching(self.client, pattern)
-            for _ in range(MAX_COMMIT_PASSES):  # SCAN while renaming away: repeat until none is left
-                moved = 0
-                async for page in K.scan(self.client, self._stage_pattern):
-                    moved += await self._publish(page, keep_sidecar)
-                if moved == 0:
-                    break
-            else:
-                raise OperationFailed(f"redis: staged keys of import {self.import_id} did not drain")
+            with K.translated(self.target):
+                keep_sidecar = await self._sidecar_wanted()
+                if self.replace:
+                    await K.delete_matching(self.client, K.record_pattern(self.prefix))
+                    if self.doc_status:
+                        for pattern in K.sidecar_patterns(self.prefix):
+                            await K.delete_matching(self.client, pattern)
+                for _ in range(MAX_COMMIT_PASSES):  # SCAN while renaming away: repeat until none is left
+                    moved = 0
+                    async for page in K.scan(self.client, self._stage_pattern):
+                        moved += await self._publish(page, keep_sidecar)
+                    if moved == 0:
+                        break
+                else:
+                    raise OperationFailed(f"redis: staged keys of import {self.import_id} did not drain")
         except BaseException:
             self._state = "failed"
             raise
@@ -204,7 +209,8 @@ class RedisWriter:
     async def abort(self) -> None:
         if self._state in ("committed", "aborted"):
             return
-        await K.delete_matching(self.client, self._stage_pattern)
+        with K.translated(self.target):
+            await K.delete_matching(self.client, self._stage_pattern)
         self._state = "aborted"
 
 

@@ -201,3 +201,16 @@ async def test_repeats_in_one_batch_behave_like_consecutive_merges(open_backend)
     assert set(got_nodes) == {"A", "B"} and got_nodes["A"]["extra"] == "second"
     assert list(got_edges) == [("A", "B")]
     assert got_edges[("A", "B")]["weight"] == 2.0 and got_edges[("A", "B")]["note"] == "reverse"
+
+
+@pytest.mark.parametrize("name", ["a`b", "a'b", "../x", "a\x00b", "a*", " lead"])
+def test_hostile_workspace_names_are_refused(neo4j_settings, name):
+    from ragstore_cli.backends.neo4j import create
+
+    with pytest.raises(UsageError):
+        create(neo4j_settings(), name)
+    if name.strip() == name:  # LightRAG strips the override (and the label): " lead" is "lead" there
+        with pytest.raises(UsageError):
+            create(neo4j_settings(NEO4J_WORKSPACE=name), "fine")
+    else:
+        assert create(neo4j_settings(NEO4J_WORKSPACE=name), "fine").label == name.strip()

@@ -185,3 +185,27 @@ async def test_hostile_ids_and_values_round_trip(open_redis):
     got = await read_all(backend.kv().read("full_docs", 3), 3)
     assert set(got) == set(HOSTILE)
     assert all(got[t]["content"] == t and got[t]["nested"] == {"k": t} for t in HOSTILE)
+
+
+async def test_lost_server_is_a_one_line_connection_error(redis_env, tmp_path):
+    from ragstore_cli.backends.redis import create
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.errors import ConnectionFailed
+    from tests.servers import SilentListener
+
+    listener = SilentListener()
+    try:
+        settings = load_settings(environ={"REDIS_URI": f"redis://127.0.0.1:{listener.port}/0",
+                                          "REDIS_CONNECT_TIMEOUT": "0.5", "REDIS_SOCKET_TIMEOUT": "0.5"}, cwd=tmp_path)
+        backend = create(settings, "t-silent")
+        with pytest.raises(ConnectionFailed) as err:
+            await backend.open()
+        assert str(err.value).startswith("redis: redis://127.0.0.1:") and "\n" not in str(err.value)
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("name", ["a`b", "a'b", "../x", "a\x00b", "a:b", " lead"])
+async def test_hostile_workspace_names_are_refused(open_redis, name):
+    with pytest.raises(UsageError):
+        await open_redis(name)
