@@ -1,7 +1,7 @@
 """KV and doc-status namespaces in Redis: SCAN + MGET reads, staged MULTI writes, swap on commit.
 
-Writes go to staged keys `__ragstore_import:<id>:<final key>` (one MULTI per batch), so nothing is
-visible before commit(). commit() (replace mode: after deleting the namespace's keys and sidecar)
+Writes go to staged keys `__ragstore_import:<id>:<final key>` (one MULTI per batch, which also adds
+the final key to the SET `__ragstore_import:<id>`), so nothing is visible before commit(). commit() (replace mode: after deleting the namespace's keys and sidecar)
 RENAMEs staged keys over the final ones, one MULTI per SCAN page, maintaining the doc-status
 sidecar in the same MULTI; abort() deletes the staged keys. The swap itself is not one atomic
 step: a reader during commit() can see part of the old and part of the new namespace.
@@ -19,9 +19,6 @@ from ragstore_cli.backends.redis import keys as K
 from ragstore_cli.backends.redis import sidecar
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 from ragstore_cli.workspace import redis_glob_escape
-
-MAX_COMMIT_PASSES = 20
-
 
 def _decode(key: bytes, raw: bytes) -> dict[str, Any]:
     try:
@@ -129,8 +126,19 @@ class RedisWriter:
         self._state = "open"
 
     @property
-    def _stage_pattern(self) -> str:
-        return redis_glob_escape(self.stage.decode()) + "*"
+    def _index(self) -> bytes:
+        """A SET of the final keys this import staged: commit/abort walk it (SSCAN) instead of
+        SCANning the whole keyspace for staged keys."""
+        return self.stage[:-1]
+
+    async def _staged_pages(self) -> AsyncIterator[list[bytes]]:
+        cursor = 0
+        while True:
+            cursor, finals = await self.client.sscan(self._index, cursor, count=K.SCAN_COUNT)
+            if finals:
+                yield [self.stage + final for final in finals]
+            if int(cursor) == 0:
+                return
 
     async def write(self, batch: list[KVRecord]) -> None:
         if self._state != "open":
@@ -149,6 +157,7 @@ class RedisWriter:
             async with self.client.pipeline(transaction=True) as pipe:
                 for key, raw in encoded:
                     pipe.set(key, raw)
+                pipe.sadd(self._index, *(key[len(self.stage):] for key, _ in encoded))
                 await pipe.execute()
         self.written += len(encoded)
 
@@ -164,14 +173,9 @@ class RedisWriter:
                     if self.doc_status:
                         for pattern in K.sidecar_patterns(self.prefix):
                             await K.delete_matching(self.client, pattern)
-                for _ in range(MAX_COMMIT_PASSES):  # SCAN while renaming away: repeat until none is left
-                    moved = 0
-                    async for page in K.scan(self.client, self._stage_pattern):
-                        moved += await self._publish(page, keep_sidecar)
-                    if moved == 0:
-                        break
-                else:
-                    raise OperationFailed(f"redis: staged keys of import {self.import_id} did not drain")
+                async for page in self._staged_pages():
+                    await self._publish(page, keep_sidecar)
+                await self.client.delete(self._index)
         except BaseException:
             self._state = "failed"
             raise
@@ -203,14 +207,19 @@ class RedisWriter:
                     doc_id = K.id_of(self.prefix, final)
                     old = _decode(final, old_rows[i]) if old_rows[i] is not None else None
                     sidecar.queue(pipe, self.prefix, doc_id, old, _decode(key, new_rows[i]))
-            await pipe.execute()
+            results = await pipe.execute(raise_on_error=False)
+        for result in results:  # a key SSCAN returned twice was already renamed: nothing to do
+            if isinstance(result, Exception) and "no such key" not in str(result).lower():
+                raise OperationFailed(f"redis: committing import {self.import_id}: {str(result)[:200]}")
         return len(staged)
 
     async def abort(self) -> None:
         if self._state in ("committed", "aborted"):
             return
         with K.translated(self.target):
-            await K.delete_matching(self.client, self._stage_pattern)
+            async for page in self._staged_pages():
+                await self.client.delete(*page)
+            await self.client.delete(self._index)
         self._state = "aborted"
 
 

@@ -65,7 +65,7 @@ async def test_replace_is_staged_until_commit_and_abort_leaves_old_data(open_red
     writer = await write(backend.kv(), [("new", {"v": 2})], "full_docs", commit=False)
     assert set(await read_all(backend.kv().read("full_docs"))) == {"old"}
     await writer.abort()
-    assert [k async for page in K.scan(raw, "__ragstore_import:*") for k in page] == []
+    assert [k async for page in K.scan(raw, "__ragstore_import*") for k in page] == []
     assert set(await read_all(backend.kv().read("full_docs"))) == {"old"}
     writer = await write(backend.kv(), [("new", {"v": 2})], "full_docs", commit=False)
     await writer.commit()
@@ -73,6 +73,7 @@ async def test_replace_is_staged_until_commit_and_abort_leaves_old_data(open_red
     await write(backend.kv(), [("more", {"v": 3}), ("new", {"v": 4})], "full_docs", replace=False)
     got = await read_all(backend.kv().read("full_docs"))
     assert {k: v["v"] for k, v in got.items()} == {"new": 4, "more": 3}
+    assert [k async for page in K.scan(raw, "__ragstore_import*") for k in page] == []  # nothing left behind
 
 
 async def test_bad_records_fail_before_anything_is_written(open_redis):
