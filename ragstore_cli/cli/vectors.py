@@ -152,8 +152,8 @@ def decompress_cmd(
 ) -> None:
     """Undo `compress`: per-record vectors back into a NanoVectorDB file, float32 back into an archive.
 
-    NanoVectorDB: every record without `vector` gets one again (float16 of the matrix row times the kept
-    norm; unit length if the file changed since compaction); existing `vector` fields stay as they are.
+    NanoVectorDB: every record without `vector` gets one again: float16 of the matrix row times the norm
+    `compress` kept for its id (unit length when none was kept); existing `vector` fields stay as they are.
     Archive: store the vectors as float32 again (widening only: dropped precision does not come back).
 
     Example: ragstore vectors decompress rag_storage/vdb_chunks.json -o /tmp/vdb_chunks.json
@@ -171,8 +171,8 @@ def decompress_cmd(
     _nano_only(path)
     report = expand_nano(path, output, on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
-        f"[green]expanded[/] {report['records']} records ({report['vector_fields_added']} vectors added, norms "
-        f"{'restored' if report['norms_restored'] else 'unknown: unit length'}) -> {report['target']}"))
+        f"[green]expanded[/] {report['records']} records: {report['vector_fields_added']} vectors added "
+        f"({report['norms_restored']} with their norm, {report['unit_length']} unit length) -> {report['target']}"))
 
 
 def _is_archive(path: Path) -> bool:

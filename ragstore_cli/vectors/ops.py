@@ -11,7 +11,6 @@ compact `vdb_chunks.json` only if you accept that, or `expand` it before serving
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -36,101 +35,77 @@ def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: On
     target = Path(dst) if dst else nf.path
     extra = nf.additional_data
     stash_ok = extra is None or isinstance(extra, dict)
-    norms = np.full(nf.count, np.nan, dtype="<f4")
-    digest = hashlib.sha256()
-    skipped = dropped = 0
+    kept_ids: list[str] = []
+    kept_norms: list[np.ndarray] = []
+    skipped = 0
     problems: list[str] = []
     with NanoVectorWriter(target, nf.embedding_dim) as w:
         for batch in nf.batches(batch_size, vectors="raw", with_matrix=True, on_error=on_error):
             skipped += len(batch.problems)
             problems += [str(p) for p in batch.problems[:5]]
             known = ~batch.from_matrix
-            pos = np.arange(w.count, w.count + len(batch))
-            norms[pos[known]] = np.linalg.norm(batch.vectors[known], axis=1)
-            dropped += int(known.sum())
-            for rid in batch.ids:
-                digest.update(rid.encode("utf-8", "surrogatepass") + b"\n")
+            kept_ids += [rid for rid, k in zip(batch.ids, known) if k]
+            kept_norms.append(np.linalg.norm(batch.vectors[known], axis=1).astype("<f4"))
             w.add(batch.ids, batch.matrix, batch.meta, None)  # type: ignore[arg-type]
-        norms = norms[: w.count]
         if stash_ok:
-            w.additional_data = {**(extra or {}), STASH_KEY: {
-                "count": w.count, "ids_sha256": digest.hexdigest(),
-                "norms": binascii.b2a_base64(norms.tobytes(), newline=False).decode("ascii")}}
+            # keyed by id, so that records LightRAG adds, replaces or deletes later do not shift them
+            norms = np.concatenate(kept_norms) if kept_norms else np.zeros(0, "<f4")
+            previous = _stash(extra)
+            previous.update(zip(kept_ids, norms.tolist()))
+            w.additional_data = {**(extra or {}), STASH_KEY: _pack(previous)}
         else:
             w.additional_data = extra
         written = w.count
     return {"source": str(nf.path), "target": str(target), "codec": "compact", "records": written,
-            "vector_fields_dropped": dropped, "skipped_records": skipped, "problems": problems,
+            "vector_fields_dropped": len(kept_ids), "skipped_records": skipped, "problems": problems,
             "norms_kept": stash_ok, "bytes_before": nf.size, "bytes_after": target.stat().st_size}
 
 
 def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
                 batch_size: int = 2000) -> dict[str, Any]:
-    """Give every record a LightRAG `vector` again (from the matrix and the stashed norms)."""
+    """Give every record a LightRAG `vector` again (matrix row times the norm kept by `compact_nano`)."""
     nf = NanoVectorFile(src)
     nf.check_alignment()
     target = Path(dst) if dst else nf.path
     extra = nf.additional_data
-    stash = extra.get(STASH_KEY) if isinstance(extra, dict) else None
-    norms = _stashed_norms(stash, nf.count)
-    result = _expand(nf, target, norms, extra, on_error, batch_size)
-    if norms is not None and not result.pop("ids_match"):
-        # LightRAG changed the file since it was compacted: the norms no longer line up
-        result = _expand(nf, target, None, extra, on_error, batch_size)
-        result.pop("ids_match")
-        result["norms_restored"] = False
-        result["note"] = "records changed since compaction: restored vectors are unit length"
-    return result
-
-
-def _expand(nf: NanoVectorFile, target: Path, norms: np.ndarray | None, extra: Any, on_error: OnError,
-            batch_size: int) -> dict[str, Any]:
+    norms = _stash(extra)
     rest = {k: v for k, v in extra.items() if k != STASH_KEY} if isinstance(extra, dict) else extra
-    digest = hashlib.sha256()
-    added = skipped = 0
-    w = NanoVectorWriter(target, nf.embedding_dim, additional_data=None if rest == {} else rest)
-    try:
+    added = unit = skipped = 0
+    with NanoVectorWriter(target, nf.embedding_dim, additional_data=None if rest == {} else rest) as w:
         for batch in nf.batches(batch_size, vectors="none", with_matrix=True, on_error=on_error):
             skipped += len(batch.problems)
             strings = list(batch.vector_strings)
             missing = [i for i, s in enumerate(strings) if s is None]
             if missing:
-                rows = batch.matrix[missing].copy()  # type: ignore[index]
-                if norms is not None:
-                    scale = norms[w.count + np.asarray(missing)]
-                    rows *= np.where(np.isfinite(scale), scale, 1.0)[:, None]
+                scale = np.array([norms.get(batch.ids[i], np.nan) for i in missing], dtype=np.float32)
+                unit += int((~np.isfinite(scale)).sum())
+                rows = batch.matrix[missing] * np.where(np.isfinite(scale), scale, 1.0)[:, None]  # type: ignore[index]
                 for i, enc in zip(missing, encode_records(rows)):
                     strings[i] = enc
                 added += len(missing)
-            for rid in batch.ids:
-                digest.update(rid.encode("utf-8", "surrogatepass") + b"\n")
             w.add(batch.ids, batch.matrix, batch.meta, strings)  # type: ignore[arg-type]
-        ids_match = norms is None or (norms.size == w.count and digest.hexdigest() == _stash_digest(extra))
-        if not ids_match:
-            w.abort()
-        else:
-            w.commit()
-    except BaseException:
-        w.abort()
-        raise
     return {"source": str(nf.path), "target": str(target), "codec": "none", "records": w.count,
-            "vector_fields_added": added, "skipped_records": skipped, "norms_restored": norms is not None,
-            "bytes_before": nf.size, "bytes_after": target.stat().st_size if ids_match else None,
-            "ids_match": ids_match}
+            "vector_fields_added": added, "unit_length": unit, "norms_restored": added - unit,
+            "skipped_records": skipped, "bytes_before": nf.size, "bytes_after": target.stat().st_size}
 
 
-def _stash_digest(extra: Any) -> str | None:
-    return extra.get(STASH_KEY, {}).get("ids_sha256") if isinstance(extra, dict) else None
+def _pack(norms: dict[str, float]) -> dict[str, Any]:
+    values = np.asarray(list(norms.values()), dtype="<f4")
+    return {"version": 1, "ids": list(norms), "norms": binascii.b2a_base64(values.tobytes(), newline=False).decode()}
 
 
-def _stashed_norms(stash: Any, count: int) -> np.ndarray | None:
-    if not isinstance(stash, dict) or stash.get("count") != count:
-        return None
+def _stash(extra: Any) -> dict[str, float]:
+    """id -> raw norm from an earlier compaction; {} when absent or unusable."""
+    stash = extra.get(STASH_KEY) if isinstance(extra, dict) else None
+    if not isinstance(stash, dict) or not isinstance(stash.get("ids"), list):
+        return {}
     try:
-        raw = binascii.a2b_base64(stash["norms"], strict_mode=True)
+        values = np.frombuffer(binascii.a2b_base64(stash["norms"], strict_mode=True), dtype="<f4")
     except (KeyError, TypeError, binascii.Error, ValueError):
-        return None
-    return np.frombuffer(raw, dtype="<f4") if len(raw) == 4 * count else None
+        return {}
+    if len(values) != len(stash["ids"]):
+        return {}
+    return dict(zip(stash["ids"], values.tolist()))
 
 
 # --------------------------------------------------------------------------- export
