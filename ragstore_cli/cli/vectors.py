@@ -107,6 +107,7 @@ def compress_cmd(
                                         "Archive: f16 (default) or f32."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of replacing PATH."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
+    allow_chunks: bool = typer.Option(False, "--allow-chunks", help="Compact vdb_chunks.json too (see above)."),
     json_output: bool = JSON_OPT,
 ) -> None:
     """Shrink the vectors of a NanoVectorDB file or an archive, rewriting it atomically.
@@ -114,9 +115,10 @@ def compress_cmd(
     NanoVectorDB (--codec compact): drops the per-record float16 `vector` copies, about a third of the
     file. LightRAG loads the result (tested with lightrag-hku 1.5.7 / nano-vectordb 0.0.4.3; releases
     from before the per-record field wrote this very shape) and queries the float32 matrix, kept bit
-    for bit. Traded: 1.5.x's get_vectors_by_ids skips records without `vector`, so
-    KG_CHUNK_PICK_METHOD=VECTOR falls back to WEIGHT for a compacted vdb_chunks.json. The raw norms are
-    kept so `decompress` restores the vectors. Stop LightRAG first: it never notices files changed under it.
+    for bit. Traded: 1.5.x's get_vectors_by_ids skips records without `vector`, so the default chunk
+    picker (KG_CHUNK_PICK_METHOD=VECTOR) falls back to WEIGHT with a compacted vdb_chunks.json: that file
+    needs --allow-chunks. The raw norms are kept so `decompress` restores the vectors. Stop LightRAG first:
+    it never notices files changed under it.
 
     Archive (--codec f16): stores every vector section as float16 (lossy: LightRAG's own precision).
 
@@ -136,6 +138,9 @@ def compress_cmd(
     _nano_only(path)
     if (codec or "compact") not in NANO_CODECS:
         raise UsageError(f"NanoVectorDB files take --codec {', '.join(NANO_CODECS)} (archives take f16/f32)")
+    if path.name == "vdb_chunks.json" and not allow_chunks:
+        raise UsageError("a compacted vdb_chunks.json makes LightRAG's default chunk picker "
+                         "(KG_CHUNK_PICK_METHOD=VECTOR) fall back to WEIGHT; pass --allow-chunks to compact it anyway")
     report = compact_nano(path, output, on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
         f"[green]compacted[/] {report['records']} records: {report['bytes_before']:,} -> {report['bytes_after']:,} B"

@@ -4,8 +4,8 @@
 keeps the float32 `matrix` LightRAG queries; the raw norms go into `additional_data`, which
 nano-vectordb carries through its own saves, so `expand` can put the per-record vectors back with
 their magnitude. Trade-off, LightRAG 1.5.7: `get_vectors_by_ids` skips records without `vector`,
-which only the chunk picker with KG_CHUNK_PICK_METHOD=VECTOR uses (it falls back to WEIGHT), so
-compact `vdb_chunks.json` only if you accept that, or `expand` it before serving.
+which only the chunk picker with KG_CHUNK_PICK_METHOD=VECTOR (the default) uses: it falls back to
+WEIGHT, so the CLI compacts `vdb_chunks.json` only when asked explicitly.
 """
 
 from __future__ import annotations

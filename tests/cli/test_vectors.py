@@ -171,3 +171,14 @@ def test_corrupt_matrix_is_one_line(cli, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "corrupt base64 in matrix rows 0-29" in r.stderr
     assert json.loads(path.read_text()) == doc  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vdb_chunks.json"]
+
+
+def test_compacting_chunks_needs_allow_chunks(cli, tmp_path: Path) -> None:
+    path = tmp_path / "vdb_chunks.json"
+    nano(path, 10)
+    before = path.read_bytes()
+    r = cli("vectors", "compress", str(path))
+    assert r.exit_code == 2 and "--allow-chunks" in r.stderr and path.read_bytes() == before
+    r = cli("--json", "vectors", "compress", str(path), "--allow-chunks")
+    assert r.exit_code == 0 and r.json()["vector_fields_dropped"] == 10
+    assert '"vector"' not in path.read_text()
