@@ -162,7 +162,7 @@ def test_matrix_and_records_that_disagree(cli, tmp_path: Path) -> None:
 
 
 def test_corrupt_matrix_is_one_line(cli, tmp_path: Path) -> None:
-    path = tmp_path / "vdb_chunks.json"
+    path = tmp_path / "vdb_entities.json"
     nano(path, 30)
     doc = json.loads(path.read_text())
     doc["matrix"] = doc["matrix"][:100] + "!" + doc["matrix"][101:]
@@ -170,7 +170,7 @@ def test_corrupt_matrix_is_one_line(cli, tmp_path: Path) -> None:
     r = cli("vectors", "compress", str(path))
     assert r.exit_code == 1 and "corrupt base64 in matrix rows 0-29" in r.stderr
     assert json.loads(path.read_text()) == doc  # untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vdb_chunks.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vdb_entities.json"]
 
 
 def test_compacting_chunks_needs_allow_chunks(cli, tmp_path: Path) -> None:
