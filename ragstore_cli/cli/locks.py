@@ -6,6 +6,7 @@ import time
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, info, table
@@ -37,7 +38,7 @@ def _age(seconds: float) -> str:
 
 def _row(record: HolderRecord) -> list[Any]:
     now = time.time()
-    status = f"[red]STALE[/] {record.stale_reason}" if record.stale else "[green]held[/]"
+    status = f"[red]STALE[/] {escape(record.stale_reason or '')}" if record.stale else "[green]held[/]"
     extra = []
     if record.lease_expires:
         extra.append(f"lease {record.lease_expires - now:.1f} s left")
@@ -45,8 +46,8 @@ def _row(record: HolderRecord) -> list[Any]:
         extra.append(f"token {record.token}")
     if record.session_pid:
         extra.append(f"pg session {record.session_pid}")
-    return [record.key, status, record.command, f"{record.pid}@{record.host}", _age(now - record.acquired_at),
-            record.owner, ", ".join(extra)]
+    return [escape(record.key), status, escape(record.command), escape(f"{record.pid}@{record.host}"),
+            _age(now - record.acquired_at), record.owner, ", ".join(extra)]
 
 
 COLUMNS = ["key", "state", "command", "pid@host", "age", "owner", "details"]
@@ -79,10 +80,10 @@ def list_locks(
         if foreign:
             console.print(table("PostgreSQL advisory locks held by other tools", ["lock id", "pid", "application", "user",
                                 "granted", "state", "query"],
-                                [[f["lock_id"], f["pid"], f["application_name"], f["usename"], f["granted"], f["state"],
-                                  f["query"]] for f in foreign]))
+                                [[escape(str(f[c])) for c in ("lock_id", "pid", "application_name", "usename", "granted",
+                                                              "state", "query")] for f in foreign]))
         if "lightrag" in document:
-            console.print(f"LightRAG: {document['lightrag']['message']}")
+            console.print(escape(f"LightRAG: {document['lightrag']['message']}"))
 
     emit(state(ctx), document, render)
 
@@ -110,7 +111,7 @@ def show(
 
     def render(console) -> None:
         if record is None:
-            console.print(f"{key}: not held ({name})")
+            console.print(escape(f"{key}: not held ({name})"))
         else:
             console.print(table(None, COLUMNS, [_row(record)]))
 
@@ -134,7 +135,7 @@ def break_lock(
 
     def render(console) -> None:
         who = result.broken.describe() if result.broken else "no holder record"
-        console.print(f"broke {key} ({name}): it was {who}")
+        console.print(escape(f"broke {key} ({name}): it was {who}"))
 
     emit(state(ctx), document, render)
 
@@ -149,7 +150,7 @@ def wait(
     limit = resolved["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
     if limit < 0:
         raise UsageError("--timeout must not be negative")
-    info(state(ctx), f"waiting up to {limit:g} s for {key} ({name})")
+    info(state(ctx), escape(f"waiting up to {limit:g} s for {key} ({name})"))
 
     async def wait_free() -> float:
         started = time.monotonic()
@@ -159,7 +160,7 @@ def wait(
 
     waited = run(wait_free())
     emit(state(ctx), {"backend": name, "key": key, "free": True, "waited_s": round(waited, 3)},
-         lambda console: console.print(f"{key} is free (waited {waited:.2f} s)"))
+         lambda console: console.print(escape(f"{key} is free (waited {waited:.2f} s)")))
 
 
 def register(root: typer.Typer) -> None:

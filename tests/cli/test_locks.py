@@ -167,3 +167,19 @@ def test_looking_at_postgres_locks_changes_nothing(cli, pg_database) -> None:
     assert asyncio.run(tables()) == []
     assert cli("locks", "wait", "workspace:x", "--timeout", "1", env=env).exit_code == 0  # a write: creates them
     assert sorted(asyncio.run(tables())) == ["ragstore_lock_breaks", "ragstore_locks", "ragstore_namespaces"]
+
+
+def test_human_output_keeps_brackets_in_keys_and_reasons(cli, tmp_path: Path) -> None:
+    env = {"WORKING_DIR": str(tmp_path / "rag"), "RAGSTORE_LOCK_BACKEND": "file"}
+    holder = spawn(["hold", "--key", "g:[A]", "--command", "m [b]"], env, tmp_path)  # short: no column folding
+    try:
+        wait_for_file(tmp_path / "ready", holder)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        listed = cli("locks", "list", env=env).stdout.replace("\n", " ")
+        assert "g:[A]" in listed and "m [b]" in listed
+        broken = cli("locks", "break", "g:[A]", env=env)
+        assert broken.exit_code == 0, broken.output
+        assert "g:[A]" in broken.stdout and "[stale:" in broken.stdout
+    finally:
+        _kill(holder)
