@@ -262,6 +262,10 @@ async def adopt(settings: Settings, *, dry_run: bool = False, lock_timeout: floa
         result["notes"].append(
             f"{legacy_rows} LLM cache rows still have legacy keys but `mode` is gone (LightRAG dropped it before "
             "flattening): they cannot be re-keyed by mode and stay unreachable to LightRAG")
+    cache = found.get(names.LLM_CACHE)
+    if cache and not cache["pk"] and "mode" not in cache["columns"]:
+        result["notes"].append("the LLM cache has no primary key: LightRAG dropped `mode` and could not re-key it "
+                               "because some ids repeat within a workspace; remove the duplicates, then adopt again")
     if len(result.get("same_catalog", [])) > 1:
         result["notes"].append(f"revisions {', '.join(result['same_catalog'])} share this catalog; stamping the "
                                "earliest, so the next upgrade re-runs the data-only step (it is idempotent)")

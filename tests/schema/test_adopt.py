@@ -149,3 +149,46 @@ async def test_ids_repeated_across_modes_stop_the_rekey_with_a_clear_error(pg_da
         assert await conn.fetchval("SELECT count(*) FROM lightrag_llm_cache WHERE id = 'local:query:dup'") == 2
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("revision", ["0002", "0003", "0006", "0007", "0008", "0009", "0010"])
+async def test_every_intermediate_layout_is_recognised(pg_database, revision):
+    """A database left at each layout (version table removed, as LightRAG would have left it) is recognised."""
+    settings = settings_for(pg_database)
+    await api.upgrade(settings, revision)
+    conn = await pg(pg_database)
+    try:
+        await conn.execute("DROP TABLE ragstore_alembic_version")
+    finally:
+        await conn.close()
+    adopted = await api.adopt(settings)
+    assert adopted["matched"] and adopted["revision"] == revision and adopted["stamped"] == revision
+    assert (await api.upgrade(settings))["applied"][0] == f"{int(revision) + 1:04d}"
+
+
+async def test_a_database_lightrag_already_migrated_is_adopted_with_its_lost_rows_reported(pg_database, tmp_path):
+    """LightRAG 1.5.7 starting on an older layout drops `mode` and strands the legacy rows (its bug)."""
+    from tests.schema.lightrag_pg import lightrag_storages
+
+    await load(pg_database, "cache_type_with_mode.sql")
+    async with lightrag_storages(pg_database, tmp_path, "m", 4):
+        pass
+    adopted = await api.adopt(settings_for(pg_database), dry_run=True)
+    assert adopted["matched"], adopted["differences"]
+    assert adopted["revision"] == "0011" and adopted["legacy_cache_rows"] == 3
+    assert any("cannot be re-keyed by mode" in note for note in adopted["notes"])
+
+
+async def test_lightrag_leaves_the_cache_without_a_primary_key_when_legacy_ids_repeat_across_modes(pg_database,
+                                                                                                  tmp_path):
+    """mode_keyed.sql has hash 'a1b2' in two modes: after LightRAG drops `mode` its PK cannot come back."""
+    from tests.schema.lightrag_pg import lightrag_storages
+
+    await load(pg_database, "mode_keyed.sql")
+    async with lightrag_storages(pg_database, tmp_path, "m", 4):
+        pass
+    result = await api.adopt(settings_for(pg_database))
+    assert not result["matched"] and result["stamped"] is None
+    assert result["differences"] == ["lightrag_llm_cache: primary key (none), expected (workspace, id)"]
+    assert result["legacy_cache_rows"] == 7
+    assert any("no primary key" in note for note in result["notes"])
