@@ -20,9 +20,11 @@ from ragstore_cli.coordination.base import BreakResult, Lease, LockBackend
 from ragstore_cli.coordination.records import HolderRecord
 from ragstore_cli.errors import LockConflict, UsageError
 
-PREFIX = "ragstore:lock:"
-FENCE = "ragstore:lock-fence"
-BREAKS = "ragstore:lock-breaks"
+# One hash tag for every lock key and the fence counter: the Lua scripts touch both, and Redis
+# Cluster runs a multi-key script only when all its keys live in one slot.
+PREFIX = "ragstore:{locks}:"
+FENCE = "ragstore:{locks}-fence"
+BREAKS = "ragstore:{locks}-breaks"
 NS_PREFIX = "ragstore:ns:"
 BREAK_LOG_MAX = 1000
 DEFAULT_LEASE = 30.0

@@ -106,7 +106,7 @@ async def test_no_growth_with_distinct_keys(coordinator: Coordinator) -> None:
         elif coordinator.name == "postgres":
             assert await backend.row_count() == 0
         else:
-            assert [k async for k in backend.client.scan_iter(match=f"ragstore:lock:{prefix}*")] == []
+            assert [k async for k in backend.client.scan_iter(match=f"ragstore:{{locks}}:{prefix}*")] == []
     finally:
         await coordinator.close()
 
