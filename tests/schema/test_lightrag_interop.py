@@ -64,3 +64,29 @@ async def test_adopt_a_database_lightrag_created_then_upgrade_changes_nothing(pg
     version = [row for row in after["columns"] if row[0] == "ragstore_alembic_version"]
     assert {k: [r for r in v if r[0] != "ragstore_alembic_version"] for k, v in after.items()} == created
     assert version
+
+
+async def test_lightrag_reads_flattened_legacy_rows_after_an_upgrade_from_an_old_layout(pg_database, tmp_path):
+    """Old layout → adopt → upgrade: LightRAG finds each legacy row under its key and changes nothing."""
+    import hashlib
+    from pathlib import Path
+
+    conn = await pg(pg_database)
+    try:
+        await conn.execute((Path(__file__).with_name("fixtures") / "mode_keyed.sql").read_text())
+    finally:
+        await conn.close()
+    settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))
+    await api.adopt(settings)
+    await api.upgrade(settings)
+    before = await snapshot(pg_database)
+    async with lightrag_storages(pg_database, tmp_path, MODEL, DIM) as lr:
+        assert _problems(lr["log"]) == []
+        cache = lr["stores"]["llm_response_cache"]
+        local = await cache.get_by_id("local:unknown:" + hashlib.md5(b"what is local?").hexdigest())
+        extract = await cache.get_by_id("default:extract:" + hashlib.md5(b"extract entities from chunk one").hexdigest())
+        status = await lr["stores"]["doc_status"].get_by_id("doc-1")
+    assert local["return"] == "L1" and local["cache_type"] == "unknown"
+    assert extract["return"] == "E1" and extract["cache_type"] == "extract"
+    assert status["status"] == "processed" and status["created_at"].startswith("2024-05-01T10:00:00")
+    assert await snapshot(pg_database) == before
