@@ -93,3 +93,16 @@ def test_installed_wheel_migrates_from_another_directory(pg_database, tmp_path):
                           env=_clean_env(pg_database), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"to": "0011"' in done.stdout
+
+
+async def test_pg15_adopts_the_mode_keyed_layout_and_flattens_every_legacy_row(pg15_database):
+    from tests.schema.test_adopt import cache_rows, key, load
+
+    await load(pg15_database, "mode_keyed.sql")
+    settings = settings_for(pg15_database)
+    assert (await api.adopt(settings))["stamped"] == "0001"
+    await api.upgrade(settings)
+    rows = await cache_rows(pg15_database)
+    assert len(rows) == 7
+    assert rows[("default", key("hybrid", "what is hybrid?"))] == ("H1", "unknown")
+    assert rows[("other_ws", key("default", "extract entities from chunk one"))] == ("E2", "extract")
