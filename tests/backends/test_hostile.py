@@ -93,8 +93,9 @@ async def test_hostile_values_postgres(tmp_path, pg_database, pg_server):
     await _nul_refused(settings, "postgres")
     async with await open_backends(settings, "postgres", "hostile") as stores:
         writer = await stores.kv.writer("full_entities")
-        with pytest.raises(DataError, match="too long"):
+        with pytest.raises(DataError, match="too long"):  # surfaces at write or at commit (pipelined COPY)
             await writer.write(_kv(["x" * 10_000]))
+            await writer.commit()
         assert len([r async for b in stores.kv.read("full_entities") for r in b]) == len(short)
     tables = pg_server.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'lightrag_doc_full'",
                             database=pg_database["POSTGRES_DATABASE"])

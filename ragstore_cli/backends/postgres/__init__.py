@@ -8,6 +8,7 @@ The explicit workspace given to ragstore wins over POSTGRES_WORKSPACE.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -51,7 +52,10 @@ class PostgresBackend:
     async def close(self) -> None:
         if self.pool is not None:
             pool, self.pool = self.pool, None  # type: ignore[assignment]
-            await pool.close()
+            try:  # a writer abandoned without commit/abort would make close() wait forever
+                await asyncio.wait_for(pool.close(), self.settings["POSTGRES_POOL_CLOSE_TIMEOUT"] or 5.0)
+            except asyncio.TimeoutError:
+                pool.terminate()
 
     def kv(self) -> PgKV:
         return PgKV(self)

@@ -5,11 +5,13 @@ A writer holds one connection and one transaction from its first batch to `commi
   table (invisible to others until commit, so the swap is atomic);
 - merge: COPY into a temp table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` on commit.
 Vectors travel as pre-encoded pgvector binary (`>HH` header + big-endian floats): no per-value
-Python objects on the hot path.
+Python objects on the hot path. All batches of a writer feed ONE `COPY` through a bounded queue (two
+batches), so preparing batch n+1 overlaps the server's work on batch n and memory stays flat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -78,6 +80,36 @@ class CopyWriter:
         self.target = self.table
         self.count = 0
         self.dropped: set[str] = set()
+        self.queue: asyncio.Queue[list[tuple] | None] | None = None
+        self.copying: asyncio.Task[Any] | None = None
+
+    async def _records(self) -> AsyncIterator[tuple]:
+        assert self.queue is not None
+        while (rows := await self.queue.get()) is not None:
+            for row in rows:
+                yield row
+
+    async def _feed(self, rows: list[tuple] | None) -> None:
+        """Hand rows to the running COPY; surfaces its failure instead of blocking on a dead consumer."""
+        conn = await self._start()
+        if self.copying is None:
+            self.queue = asyncio.Queue(maxsize=2)
+            self.copying = asyncio.ensure_future(
+                conn.copy_records_to_table(self.target, records=self._records(), columns=list(self.columns)))
+        assert self.queue is not None
+        put = asyncio.ensure_future(self.queue.put(rows))
+        await asyncio.wait({put, self.copying}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+        if self.copying.done():
+            self.copying.result()  # raises the COPY's error, if any
+            if rows is not None:
+                raise DataError(f"{self.table}: the COPY stream ended early")
+
+    async def _finish_copy(self) -> None:
+        if self.copying is not None:
+            await self._feed(None)
+            await self.copying
 
     async def _start(self) -> asyncpg.Connection:
         if self.conn is not None:
@@ -96,9 +128,8 @@ class CopyWriter:
 
     async def write_rows(self, rows: list[tuple]) -> None:
         try:
-            conn = await self._start()
             if rows:
-                await conn.copy_records_to_table(self.target, records=rows, columns=list(self.columns))
+                await self._feed(rows)
                 self.count += len(rows)
         except DataError:
             await self.abort()
@@ -113,6 +144,7 @@ class CopyWriter:
     async def commit(self) -> None:
         try:
             conn = await self._start()
+            await self._finish_copy()
             if not self.replace:
                 cols = ", ".join(self.columns)
                 updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in self.conflict and c not in self.keep)
@@ -134,6 +166,13 @@ class CopyWriter:
         await self._release()
 
     async def abort(self) -> None:
+        if self.copying is not None and not self.copying.done():
+            self.copying.cancel()
+            try:
+                await self.copying
+            except BaseException:  # noqa: BLE001 - cancelled or failed: the rollback below undoes it
+                pass
+        self.copying = None
         if self.tx is not None:
             try:
                 await self.tx.rollback()
@@ -149,14 +188,28 @@ class CopyWriter:
 
 
 async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
-    """Batches of rows from a server-side cursor (one transaction, memory = one batch)."""
+    """Batches of rows from a server-side cursor (one transaction, memory = two batches).
+
+    The next batch is fetched while the caller works on the current one.
+    """
     async with pool.acquire() as conn:
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
             cursor = await conn.cursor(sql, *args)
-            while True:
-                rows = await cursor.fetch(batch_size)
-                if not rows:
-                    break
-                yield rows
-                if len(rows) < batch_size:
-                    break
+            pending = asyncio.ensure_future(cursor.fetch(batch_size))
+            try:
+                while True:
+                    rows = await pending
+                    if not rows:
+                        break
+                    more = len(rows) == batch_size
+                    if more:
+                        pending = asyncio.ensure_future(cursor.fetch(batch_size))
+                    yield rows
+                    if not more:
+                        break
+            finally:
+                if not pending.done():  # early exit: let the prefetch finish so the connection stays clean
+                    try:
+                        await pending
+                    except Exception:  # noqa: BLE001 - the transaction is being left anyway
+                        pass
