@@ -18,7 +18,9 @@ from typing import AsyncIterator
 
 from ragstore_cli.config import Settings
 from ragstore_cli.coordination.base import BreakResult, Coordinator, Lease, LockBackend
-from ragstore_cli.coordination.flags import SharedNamespace, UpdateFlag, get_namespace_data, set_namespace_data
+from ragstore_cli.coordination.flags import (
+    SharedNamespace, UpdateFlag, get_namespace_data, set_namespace_data, update_namespace_data,
+)
 from ragstore_cli.coordination.probe import LightRAGPresence, probe_lightrag
 from ragstore_cli.coordination.records import HolderRecord
 from ragstore_cli.coordination.select import make_backend, open_coordinator, resolve_backend
@@ -27,7 +29,7 @@ from ragstore_cli.workspace import validate_workspace
 __all__ = [
     "BreakResult", "Coordinator", "HolderRecord", "Lease", "LightRAGPresence", "LockBackend", "SharedNamespace",
     "UpdateFlag", "get_namespace_data", "make_backend", "open_coordinator", "probe_lightrag", "resolve_backend",
-    "set_namespace_data", "workspace_key", "workspace_lock",
+    "set_namespace_data", "update_namespace_data", "workspace_key", "workspace_lock",
 ]
 
 

@@ -84,3 +84,12 @@ async def get_namespace_data(coordinator: Coordinator, namespace: str) -> tuple[
 async def set_namespace_data(coordinator: Coordinator, namespace: str, data: dict[str, Any]) -> int:
     """Replace the shared data and raise every other process's update flag; returns the new version."""
     return await coordinator.backend.bump_version(namespace, data)
+
+
+async def update_namespace_data(coordinator: Coordinator, namespace: str, change: Callable[[dict[str, Any]], None],
+                                *, timeout: float | None = None) -> tuple[int, dict[str, Any]]:
+    """Read-modify-write of the shared data under the namespace lock (no update lost between processes)."""
+    async with coordinator.lock(NAMESPACE_LOCK_PREFIX + namespace, timeout=timeout):
+        _, data = await coordinator.backend.get_data(namespace)
+        change(data)
+        return await coordinator.backend.bump_version(namespace, data), data

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ragstore_cli.config import load_settings
-from ragstore_cli.coordination import open_coordinator
+from ragstore_cli.coordination import get_namespace_data, open_coordinator
 from ragstore_cli.errors import LockConflict
 from tests.coordination.conftest import finish, spawn, wait_for_file
 
@@ -85,3 +85,16 @@ def test_update_flag_rule_loses_no_write(backend_env: dict[str, str], tmp_path: 
     data = json.loads(target.read_text())
     assert sorted(data) == sorted([f"a-{i}" for i in range(25)] + [f"b-{i}" for i in range(25)])
     assert sum(reloads) >= 1  # the saves overlapped: some save found its flag set and reloaded
+
+
+async def test_shared_namespace_data_counts_every_update(backend_env: dict[str, str], tmp_path: Path) -> None:
+    namespace = f"status-{tmp_path.name}"  # the redis server is shared by the session
+    procs = [spawn(["nsdata", "--namespace", namespace, "--id", f"p{i}", "-n", "20", "--lease", "5"], backend_env, tmp_path)
+             for i in range(3)]
+    for proc in procs:
+        finish(proc, timeout=180)
+    settings = load_settings(environ=backend_env, cwd=tmp_path)
+    async with open_coordinator(settings) as coord:
+        version, data = await get_namespace_data(coord, namespace)
+    assert data == {"count": 60, "by": {"p0": 20, "p1": 20, "p2": 20}}
+    assert version == 60

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ragstore_cli.config import load_settings
-from ragstore_cli.coordination import SharedNamespace, open_coordinator, workspace_lock
+from ragstore_cli.coordination import SharedNamespace, open_coordinator, update_namespace_data, workspace_lock
 
 
 async def hold(args: argparse.Namespace) -> None:
@@ -91,9 +91,22 @@ async def _wait_for(path: str | None, limit: float = 30.0) -> None:
     raise SystemExit("start barrier never opened")
 
 
+async def nsdata(args: argparse.Namespace) -> None:
+    """N increments of a field of the shared namespace data (LightRAG's pipeline-status style)."""
+    settings = load_settings()
+
+    def bump(data: dict) -> None:
+        data["count"] = int(data.get("count", 0)) + 1
+        data.setdefault("by", {})[args.id] = data.get("by", {}).get(args.id, 0) + 1
+
+    async with open_coordinator(settings, args.backend, command="nsdata", lease=args.lease) as coord:
+        for _ in range(args.n):
+            await update_namespace_data(coord, args.namespace, bump, timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["hold", "count", "save"])
+    parser.add_argument("action", choices=["hold", "count", "save", "nsdata"])
     parser.add_argument("--backend", default=None)
     parser.add_argument("--key", default="k")
     parser.add_argument("--workspace", default=None)
@@ -110,7 +123,7 @@ def main() -> None:
     parser.add_argument("--go", default=None)
     parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args()
-    asyncio.run({"hold": hold, "count": count, "save": save}[args.action](args))
+    asyncio.run({"hold": hold, "count": count, "save": save, "nsdata": nsdata}[args.action](args))
     sys.stdout.flush()
 
 
