@@ -80,13 +80,21 @@ class NanoVectorFile:
     def __init__(self, path: str | os.PathLike[str], *, expected_dim: int | None = None,
                  chunk_size: int = 8 << 20) -> None:
         self.path = Path(path)
+        self._fd = -1
         try:
-            with open(self.path, "rb") as f:
+            # one descriptor for the object's life: a writer replacing the file (LightRAG renames its
+            # tmp over it) cannot mix two versions into one read
+            self._fd = os.open(self.path, os.O_RDONLY)
+            with open(self._fd, "rb", closefd=False) as f:
                 self._top: TopLevel = scan_top_level(f, chunk_size=chunk_size, label=str(self.path))
                 self.embedding_dim = self._read_dim(f)
                 self.additional_data = self._read_small(f, "additional_data")
         except OSError as exc:
+            self.close()
             raise DataError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        except BaseException:
+            self.close()
+            raise
         if expected_dim is not None and expected_dim != self.embedding_dim:
             raise DataError(f"{self.path}: embedding_dim is {self.embedding_dim}, expected {expected_dim} "
                             "(LightRAG refuses to load a file whose dimension differs from EMBEDDING_DIM)")
@@ -114,11 +122,7 @@ class NanoVectorFile:
         if key not in self._top.values:
             raise DataError(f"{self.path}: no {key!r} key (not a NanoVectorDB file?)")
         start, stop = self._top.values[key]
-        with open(self.path, "rb") as f:
-            f.seek(start)
-            head = f.read(1)
-            f.seek(stop - 1)
-            tail = f.read(1)
+        head, tail = self._pread(start, 1), self._pread(stop - 1, 1)
         if head != first or tail != last:
             kind = "an array" if first == b"[" else "a string"
             raise DataError(f"{self.path}: {key!r} is not {kind}")
@@ -148,9 +152,7 @@ class NanoVectorFile:
         start, stop = self._matrix_span
         if stop - start == 0:
             return 0
-        with open(self.path, "rb") as f:
-            f.seek(stop - 2)
-            return f.read(2).count(b"=")
+        return self._pread(stop - 2, 2).count(b"=")
 
     # ------------------------------------------------------------------ reading
     def check_alignment(self) -> None:
@@ -158,7 +160,36 @@ class NanoVectorFile:
         if self.matrix_rows != self.count:
             raise DataError(f"{self.path}: matrix has {self.matrix_rows} rows but data has {self.count} records")
 
-    def read_matrix(self, start: int, stop: int, f: Any | None = None) -> np.ndarray:
+    def _pread(self, offset: int, size: int) -> bytes:
+        parts = []
+        while size > 0:
+            piece = os.pread(self._fd, size, offset)
+            if not piece:
+                raise DataError(f"{self.path}: file shrank while being read")
+            parts.append(piece)
+            offset += len(piece)
+            size -= len(piece)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Release the file descriptor (also done when the object is collected)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "NanoVectorFile":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def read_matrix(self, start: int, stop: int) -> np.ndarray:
         """Normalised float32 rows [start, stop) of the matrix, decoded from their exact offsets."""
         stop = min(stop, self.matrix_rows)
         dim = self.embedding_dim
@@ -167,14 +198,7 @@ class NanoVectorFile:
         row_bytes = 4 * dim
         b0, b1 = start * row_bytes, stop * row_bytes
         c0, c1 = b0 // 3 * 4, -(-b1 // 3) * 4
-        own = f is None
-        fh = open(self.path, "rb") if own else f
-        try:
-            fh.seek(self._matrix_span[0] + c0)
-            text = fh.read(min(c1, self._matrix_span[1] - self._matrix_span[0]) - c0)
-        finally:
-            if own:
-                fh.close()
+        text = self._pread(self._matrix_span[0] + c0, min(c1, self._matrix_span[1] - self._matrix_span[0]) - c0)
         try:
             raw = binascii.a2b_base64(text, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
@@ -191,22 +215,18 @@ class NanoVectorFile:
         if needs_matrix:
             self.check_alignment()
         ends = self._record_ends
-        with open(self.path, "rb") as data_f, open(self.path, "rb") as matrix_f:
-            cursor = self._data_span[0] + 1
-            for b0 in range(0, self.count, batch_size):
-                b1 = min(b0 + batch_size, self.count)
-                stop = int(ends[b1 - 1])
-                data_f.seek(cursor)
-                blob = data_f.read(stop - cursor)
-                cursor = stop
-                records = self._parse_records(blob, ends[b0:b1] - (stop - len(blob)), b0)
-                matrix = self.read_matrix(b0, b1, matrix_f) if needs_matrix else None
-                yield self._batch(b0, records, matrix, vectors, with_matrix, on_error)
-            tail_start = cursor
-            data_f.seek(tail_start)
-            tail = data_f.read(self._data_span[1] - 1 - tail_start).strip(b" \t\r\n")
-            if tail and tail != b",":
-                raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
+        cursor = self._data_span[0] + 1
+        for b0 in range(0, self.count, batch_size):
+            b1 = min(b0 + batch_size, self.count)
+            stop = int(ends[b1 - 1])
+            blob = self._pread(cursor, stop - cursor)
+            records = self._parse_records(blob, ends[b0:b1] - cursor, b0)
+            cursor = stop
+            matrix = self.read_matrix(b0, b1) if needs_matrix else None
+            yield self._batch(b0, records, matrix, vectors, with_matrix, on_error)
+        tail = self._pread(cursor, self._data_span[1] - 1 - cursor).strip(b" \t\r\n")
+        if tail and tail != b",":
+            raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
 
     def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int) -> list[Any]:
         body = blob.lstrip(b" \t\r\n,")

@@ -191,3 +191,17 @@ def test_empty_store(tmp_path: Path) -> None:
     nf = NanoVectorFile(path)
     assert (nf.count, nf.matrix_rows, list(nf.batches())) == (0, 0, [])
     assert len(NanoVectorDB(8, storage_file=str(path))) == 0
+
+
+def test_reader_keeps_reading_the_file_it_opened(tmp_path: Path) -> None:
+    """LightRAG replaces the file by renaming a tmp over it: an open reader must not mix the two."""
+    path, _ = make_file(tmp_path, n=6)
+    nf = NanoVectorFile(path)
+    newer = tmp_path / "newer.json"
+    with NanoVectorWriter(newer, 4) as w:
+        w.add_vectors([f"other-{i}" for i in range(9)], fake_vectors([f"o{i}" for i in range(9)], 4))
+    newer.replace(path)
+    ids, *_ = read_all(nf, batch=4)
+    assert ids == [f"ent-{i}" for i in range(6)]
+    nf.close()
+    assert NanoVectorFile(path).count == 9
