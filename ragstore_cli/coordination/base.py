@@ -140,13 +140,13 @@ class Coordinator:
             gate = self._gates[key] = [asyncio.Lock(), 0]
         gate[1] += 1
         try:
-            if gate[0].locked():  # queue behind this process's other holder of the key
+            if not gate[0].locked() and not getattr(gate[0], "_waiters", None):
+                await gate[0].acquire()  # free and nobody queued: returns at once, no task, no loop round-trip
+            else:  # queue behind this process's other holder of the key, within the deadline
                 try:
                     await asyncio.wait_for(gate[0].acquire(), None if deadline is None else max(0.0, deadline - time.monotonic()))
                 except asyncio.TimeoutError:
                     raise await self._conflict(key, timeout) from None
-            else:
-                await gate[0].acquire()  # free: returns at once, no task, no loop round-trip
             try:
                 return await self._acquire_backend(key, deadline, timeout, command)
             except BaseException:

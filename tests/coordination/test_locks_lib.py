@@ -235,3 +235,19 @@ async def test_redis_lease_is_renewed_fenced_and_lost_when_taken(redis_env, make
                     break
                 await asyncio.sleep(0.05)
             assert second.lost
+
+
+async def test_in_process_waiters_respect_their_deadline(coordinator: Coordinator) -> None:
+    try:
+        async with coordinator.lock("gate"):
+            waiter = asyncio.create_task(coordinator.acquire("gate", timeout=5))
+            await asyncio.sleep(0.01)
+            started = time.monotonic()
+            with pytest.raises(LockConflict):
+                await coordinator.acquire("gate", timeout=0.2)  # queued behind a holder and a waiter
+            assert time.monotonic() - started < 2
+        lease = await asyncio.wait_for(waiter, 5)  # the first waiter gets it once released
+        await coordinator.release(lease)
+        assert coordinator.gate_count() == 0
+    finally:
+        await coordinator.close()
