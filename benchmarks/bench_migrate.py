@@ -7,7 +7,8 @@
 For each size: a fresh database at revision 0001 (the mode-keyed layout), half the rows legacy ids in
 six modes, half flat `mode:cache_type:hash` ids; then each revision 0002..0006 is applied and timed.
 A writer probe on its own connection updates one cache row every 20 ms throughout and records the
-slowest update: the longest time any statement held a lock that blocked writers on the table.
+slowest update, and a watcher samples pg_locks every 10 ms for the longest stretch a writer-blocking
+lock (Share / ShareRowExclusive / Exclusive / AccessExclusive) was held on the table.
 Same-run baseline: LightRAG 1.5.7's start-up migration (`PostgreSQLDB.check_tables`) on an identical
 database, with the same probe (it drops `mode` before flattening, so its legacy rows stay unflattened).
 """
@@ -91,10 +92,42 @@ class Probe:
         self._stop.set()
 
 
+class LockWatch:
+    """Samples pg_locks every 10 ms: the longest stretch a writer-blocking table lock was held (granted)."""
+
+    BLOCKING = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env, self.longest, self.modes = env, 0.0, set()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        conn = await asyncpg.connect(**_kw(self.env))
+        since: float | None = None
+        try:
+            while not self._stop.is_set():
+                held = await conn.fetch("SELECT mode FROM pg_locks WHERE granted AND relation = "
+                                        "to_regclass('lightrag_llm_cache') AND mode = ANY($1::text[])",
+                                        list(self.BLOCKING))
+                now = time.perf_counter()
+                if held:
+                    self.modes.update(r["mode"] for r in held)
+                    since = now if since is None else since
+                    self.longest = max(self.longest, now - since)
+                else:
+                    since = None
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 async def ragstore_run(env: dict[str, str]) -> dict[str, Any]:
     settings = load_settings(environ=env)
-    probe = Probe(env)
-    task = asyncio.create_task(probe.run())
+    probe, watch = Probe(env), LockWatch(env)
+    task, watching = asyncio.create_task(probe.run()), asyncio.create_task(watch.run())
     await asyncio.sleep(0.2)
     steps: dict[str, float] = {}
     total = time.perf_counter()
@@ -104,13 +137,16 @@ async def ragstore_run(env: dict[str, str]) -> dict[str, Any]:
         steps[revision] = round(time.perf_counter() - started, 3)
     elapsed = time.perf_counter() - total
     probe.stop()
+    watch.stop()
     await task
+    await watching
     conn = await asyncpg.connect(**_kw(env))
     try:
         legacy = await conn.fetchval("SELECT count(*) FROM lightrag_llm_cache WHERE id NOT LIKE '%:%'")
     finally:
         await conn.close()
     return {"seconds": round(elapsed, 3), "per_revision_s": steps, "max_writer_wait_s": round(probe.worst, 3),
+            "longest_blocking_lock_s": round(watch.longest, 3), "blocking_lock_modes": sorted(watch.modes),
             "probe_updates": probe.count, "probe_errors": probe.errors, "legacy_rows_left": legacy}
 
 
@@ -127,8 +163,8 @@ async def lightrag_run(env: dict[str, str]) -> dict[str, Any]:
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    probe = Probe(env)
-    task = asyncio.create_task(probe.run())
+    probe, watch = Probe(env), LockWatch(env)
+    task, watching = asyncio.create_task(probe.run()), asyncio.create_task(watch.run())
     await asyncio.sleep(0.2)
     started = time.perf_counter()
     await db.initdb()
@@ -136,13 +172,17 @@ async def lightrag_run(env: dict[str, str]) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     await db.pool.close()
     probe.stop()
+    watch.stop()
     await task
+    await watching
     conn = await asyncpg.connect(**_kw(env))
     try:
         legacy = await conn.fetchval("SELECT count(*) FROM lightrag_llm_cache WHERE id NOT LIKE '%:%'")
     finally:
         await conn.close()
-    return {"seconds": round(elapsed, 3), "max_writer_wait_s": round(probe.worst, 3), "probe_updates": probe.count,
+    return {"seconds": round(elapsed, 3), "max_writer_wait_s": round(probe.worst, 3),
+            "longest_blocking_lock_s": round(watch.longest, 3), "blocking_lock_modes": sorted(watch.modes),
+            "probe_updates": probe.count,
             "legacy_rows_left": legacy, "note": "whole check_tables run (all tables), not only the LLM cache"}
 
 
@@ -167,7 +207,8 @@ async def measure(base_env: dict[str, str], rows: int, baseline: bool, repeat: i
     for label, results in samples.items():
         ordered = sorted(results, key=lambda r: r["seconds"])
         out[label] = {**ordered[len(ordered) // 2], "runs": len(ordered),
-                      "max_writer_wait_all_runs_s": max(r["max_writer_wait_s"] for r in ordered)}
+                      "max_writer_wait_all_runs_s": max(r["max_writer_wait_s"] for r in ordered),
+                      "longest_blocking_lock_all_runs_s": max(r["longest_blocking_lock_s"] for r in ordered)}
     return out
 
 
@@ -207,11 +248,13 @@ def main() -> None:
         print(f"{r['rows']:>9,} rows per revision (s): {r['ragstore']['per_revision_s']}")
     for r in results:
         line = f"{r['rows']:>9,} rows: ragstore {r['ragstore']['seconds']} s (median of {r['ragstore']['runs']}), " \
-               f"longest writer wait {r['ragstore']['max_writer_wait_all_runs_s']} s, " \
+               f"longest writer wait {r['ragstore']['max_writer_wait_all_runs_s']} s, longest writer-blocking " \
+               f"lock {r['ragstore']['longest_blocking_lock_all_runs_s']} s, " \
                f"legacy rows left {r['ragstore']['legacy_rows_left']}"
         if "lightrag_1_5_7" in r:
             lr = r["lightrag_1_5_7"]
             line += f" | LightRAG {lr['seconds']} s, longest writer wait {lr['max_writer_wait_all_runs_s']} s, " \
+                    f"longest writer-blocking lock {lr['longest_blocking_lock_all_runs_s']} s, " \
                     f"legacy rows left {lr['legacy_rows_left']}"
         print(line)
 
