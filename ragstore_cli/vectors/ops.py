@@ -20,7 +20,8 @@ import numpy as np
 
 from ragstore_cli.errors import UsageError
 from ragstore_cli.vectors.codecs import encode_records
-from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, OnError, _fsync_dir, _unlink
+from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, OnError
+from ragstore_cli.vectors.nanowriter import _fsync_dir, _unlink
 from ragstore_cli.vectors.sources import ids_path_for
 
 STASH_KEY = "ragstore_vector_norms"
