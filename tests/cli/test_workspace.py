@@ -142,3 +142,19 @@ def test_postgres_create_copy_rename_drop(cli, rag, pg_database, pg_server):
     assert dropped.exit_code == 0
     assert dropped.json()["removed"]["postgres"]["text_chunks"] == original["lightrag_doc_chunks"]
     assert not any(table_counts("moved").values()) and table_counts("team-a") == original
+
+
+def test_lightrag_starts_on_a_created_postgres_workspace(cli, tmp_path, pg_database, pg_server, monkeypatch):
+    env = {**pg_database, "WORKING_DIR": str(tmp_path / "rag"), "EMBEDDING_MODEL": EMBEDDING_MODEL,
+           "EMBEDDING_DIM": str(EMBEDDING_DIM)}
+    made = cli("workspace", "create", "fresh", "--profile", "postgres", "--json", env=env)
+    assert made.exit_code == 0, made.output
+    assert "lightrag_vdb_entity_fake_embed_16d" in made.json()["created"]["postgres"]
+    for key, value in pg_database.items():
+        monkeypatch.setenv(key, value)
+    from tests.interop.lightrag_builder import PG_STORAGES
+    built = asyncio.run(build_workspace(tmp_path / "rag", "fresh", storages=PG_STORAGES))
+    assert len(built.doc_ids) == 3
+    shown = cli("workspace", "show", "fresh", "--profile", "postgres", "--json", env=env).json()
+    by_ns = {n["namespace"]: n["count"] for n in shown["namespaces"]}
+    assert by_ns["doc_status"] == 3 and by_ns["entities"] > 5 and by_ns["chunk_entity_relation:edges"] > 5
