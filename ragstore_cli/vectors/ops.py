@@ -156,7 +156,7 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
     ids_out = ids_path_for(out)
     ids_tmp = ids_out.with_name(f".{ids_out.name}.tmp.{os.getpid()}")
     npy = NpyWriter(out, nf.embedding_dim, dtype, nf.count)
-    from_matrix = skipped = 0
+    from_matrix = skipped = non_finite = 0
     problems: list[str] = []
     try:
         with open(ids_tmp, "wb") as ids_f:
@@ -169,6 +169,9 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
                     doc = {"id": rid, "row": npy.rows + k, **(meta if with_meta else {})}
                     lines.append(json.dumps(doc, ensure_ascii=False))
                 ids_f.write(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass") if lines else b"")
+                bad = ~np.isfinite(batch.vectors).all(axis=1)
+                non_finite += int(bad.sum())
+                problems += [f"{rid}: vector holds NaN or Inf" for rid in np.asarray(batch.ids)[bad][:5].tolist()]
                 npy.write(batch.vectors)
             ids_f.flush()
             os.fsync(ids_f.fileno())
@@ -181,7 +184,7 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
         raise
     return {"source": str(nf.path), "npy": str(out), "ids": str(ids_out), "rows": npy.rows, "dim": nf.embedding_dim,
             "dtype": np.dtype(dtype).name, "vectors": source, "rows_from_matrix": from_matrix,
-            "skipped_records": skipped, "problems": problems}
+            "non_finite_rows": non_finite, "skipped_records": skipped, "problems": problems[:20]}
 
 
 def check_dtype(dtype: str) -> str:

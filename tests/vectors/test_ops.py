@@ -128,7 +128,12 @@ def test_export_npy_and_ids(tmp_path: Path, raw: np.ndarray) -> None:
     lines = [json.loads(x) for x in (tmp_path / "out.ids.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [f"id-{i}" for i in range(400)] and lines[3] == {"id": "id-3", "row": 3,
                                                                                         "content": "id-3"}
-    assert report["rows"] == 400
+    assert report["rows"] == 400 and report["non_finite_rows"] == 0
+    raw[7, 2] = np.nan
+    nan_path = write(tmp_path / "nan.json", raw)
+    report = export_nano(nan_path, tmp_path / "nan.npy")
+    assert report["non_finite_rows"] == 1 and report["problems"] == ["id-7: vector holds NaN or Inf"]
+    assert np.isnan(np.load(tmp_path / "nan.npy")[7, 2])
     export_nano(path, tmp_path / "m.npy", source="matrix", dtype="float16", with_meta=False)
     m = np.load(tmp_path / "m.npy")
     assert m.dtype == np.float16 and np.allclose(m, normalise(raw)[0], atol=1e-3)
