@@ -129,8 +129,9 @@ def test_export_npy_and_ids(tmp_path: Path, raw: np.ndarray) -> None:
     assert [x["id"] for x in lines] == [f"id-{i}" for i in range(400)] and lines[3] == {"id": "id-3", "row": 3,
                                                                                         "content": "id-3"}
     assert report["rows"] == 400 and report["non_finite_rows"] == 0
-    raw[7, 2] = np.nan
-    nan_path = write(tmp_path / "nan.json", raw)
+    with_nan = raw.copy()
+    with_nan[7, 2] = np.nan
+    nan_path = write(tmp_path / "nan.json", with_nan)
     report = export_nano(nan_path, tmp_path / "nan.npy")
     assert report["non_finite_rows"] == 1 and report["problems"] == ["id-7: vector holds NaN or Inf"]
     assert np.isnan(np.load(tmp_path / "nan.npy")[7, 2])
