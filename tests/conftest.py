@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -170,5 +169,14 @@ def cli():
     return invoke
 
 
-def pytest_sessionfinish(session, exitstatus):  # pragma: no cover - housekeeping
-    asyncio.set_event_loop_policy(None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Scan everything a test printed or logged (captured by pytest) for the servers' password."""
+    outcome = yield
+    report = outcome.get_result()
+    captured = "".join(text for _, text in report.sections)
+    if TEST_PASSWORD in captured and report.when == "call" and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"the test password appeared in captured output of {item.nodeid}"
