@@ -1,0 +1,59 @@
+"""Fixtures of the fault tests: the child-process runner, one LightRAG-built source, its archive."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.faults import harness
+
+SRC = "faults_src"  # not the transfer tests' name: LightRAG keeps per-workspace state in-process
+DOCS = {
+    "alice.txt": "Alice met Bob in Paris. Alice works at Acme with Carol. Carol leads Orion in Madrid.",
+    "bob.txt": "Bob founded Zenith in Berlin. Bob and Alice wrote Atlas together. Atlas cites Hermes.",
+    "café.md": "Dana visited Paris. Dana admires Carol and the Louvre — «très belle». Dana paints Vega.",
+    "eve.txt": "Eve joined Zenith in Lisbon. Eve and Frank built Nimbus. Frank studied at Oxford with Grace.",
+    "hal.txt": "Hal sails from Oslo to Bergen. Hal trades with Ivan and Judy. Judy runs Quasar in Vienna.",
+    "kim.txt": "Kim teaches at Oxford. Kim and Leo founded Polaris in Dublin. Leo admires Hermes and Vega.",
+}
+
+
+def pytest_sessionfinish(session, exitstatus):  # pragma: no cover - housekeeping
+    if not harness.TOTALS:
+        return
+    path = Path(os.environ.get("RAGSTORE_FAULTS_TOTALS", str(harness.HERE / "totals.json")))
+    path.write_text(json.dumps(harness.summarize(harness.TOTALS), indent=2, ensure_ascii=False) + "\n")
+
+
+@pytest.fixture(scope="session")
+def runner(tmp_path_factory):
+    r = harness.Runner(tmp_path_factory.mktemp("runs"))
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="session")
+async def source(tmp_path_factory):
+    """A small LightRAG workspace built by LightRAG's own pipeline (files backends)."""
+    from tests.interop.lightrag_builder import build_workspace
+
+    return await build_workspace(tmp_path_factory.mktemp("src"), SRC, docs=DOCS)
+
+
+@pytest.fixture(scope="session")
+def source_env(source) -> dict[str, str]:
+    return {"WORKING_DIR": str(source.working_dir), "EMBEDDING_MODEL": "fake-embed"}
+
+
+@pytest.fixture(scope="session")
+async def archive(source, source_env, tmp_path_factory) -> Path:
+    """The source exported once (in-process), read by every import scenario."""
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.transfer import export_workspace
+
+    out = tmp_path_factory.mktemp("archive") / "src.ragstore"
+    await export_workspace(load_settings(environ=source_env), out, workspace=SRC, profile="files", batch_size=5)
+    return out
