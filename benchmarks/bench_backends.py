@@ -223,12 +223,14 @@ async def lightrag_pg_write(env: dict[str, str], rows: int, dim: int, table: str
     async def embed(texts: list[str], **_: Any) -> np.ndarray:
         return np.vstack([vectors[t] for t in texts])
 
-    store = PGVectorStorage(namespace="chunks", workspace="lightrag", embedding_func=EmbeddingFunc(dim, embed, model_name=MODEL),
+    # its own (empty) table: on the shared one, initialize() would first rebuild the HNSW index over every row
+    store = PGVectorStorage(namespace="chunks", workspace="lightrag",
+                            embedding_func=EmbeddingFunc(dim, embed, model_name=MODEL + "-lightrag"),
                             global_config={"embedding_batch_num": 200, "vector_storage": "PGVectorStorage",
                                            "vector_db_storage_cls_kwargs": {"cosine_better_than_threshold": 0.2}},
                             meta_fields={"full_doc_id", "content", "file_path", "tokens", "chunk_order_index"})
     await store.initialize()
-    await drop_ann_indexes(env, table)
+    await drop_ann_indexes(env, store.table_name.lower())
     start = time.perf_counter()
     await store.upsert(data)
     await store.index_done_callback()
