@@ -113,17 +113,18 @@ class Neo4jBackend:
 
     vectors = doc_status = kv
 
-    async def ensure_indexes(self) -> list[str]:
+    async def ensure_indexes(self, label: str | None = None) -> list[str]:
         """Create the indexes LightRAG's Neo4JStorage creates; returns the statements now in effect.
 
         Best effort, as in LightRAG: a server that refuses one (an edition without the CJK
         analyzer) does not fail the caller. FalkorDB has no `IF NOT EXISTS`: its catalogue is read first.
         """
-        statements = cypher.index_statements(self.bolt.dialect, self.label)
+        label = label or self.label
+        statements = cypher.index_statements(self.bolt.dialect, label)
         present: set[str] = set()
         if self.bolt.dialect.falkordb:
             rows = await self.bolt.run("CALL db.indexes() YIELD label, types RETURN label, types", read=True)
-            kinds = {k for r in rows if r["label"] == self.label for k in (r["types"] or {}).get("entity_id", [])}
+            kinds = {k for r in rows if r["label"] == label for k in (r["types"] or {}).get("entity_id", [])}
             present = {s for s, kind in zip(statements, ("RANGE", "FULLTEXT")) if kind in kinds}
         done = []
         for statement in statements:
@@ -136,8 +137,8 @@ class Neo4jBackend:
             except OperationFailed:
                 if "FULLTEXT" in statement:
                     try:
-                        await self.bolt.run(cypher.fulltext_fallback(self.label))
-                        done.append(cypher.fulltext_fallback(self.label))
+                        await self.bolt.run(cypher.fulltext_fallback(label))
+                        done.append(cypher.fulltext_fallback(label))
                     except OperationFailed:
                         pass
         return done
@@ -168,6 +169,45 @@ class Neo4jBackend:
         if not nodes and not edges:
             return []
         return [NamespaceStats(GRAPH_NAMESPACE, Role.GRAPH, nodes + edges, location=f"label {self.label}")]
+
+    async def _empty_target(self, target: str) -> str:
+        label = neo4j_label(validate_workspace(target))
+        if label == self.label:
+            raise UsageError(f"workspace {target!r} is the source workspace")
+        if await self.bolt.scalar(cypher.count_nodes(label), read=True):
+            raise UsageError(f"workspace {target!r} already holds graph nodes (label {label})")
+        return label
+
+    async def rename_workspace(self, target: str) -> dict[str, int]:
+        """Relabel every node server-side, in bounded batches (relationships follow their nodes)."""
+        label = await self._empty_target(target)
+        nodes, edges = await self.graph().count()
+        await self.bolt.repeat_until_zero(cypher.relabel_batch(self.label, label), {}, expected=nodes,
+                                          limit=DELETE_BATCH)
+        await self.ensure_indexes(label)
+        return {GRAPH_NAMESPACE: nodes + edges}
+
+    async def copy_workspace(self, target: str) -> dict[str, int]:
+        """Copy nodes, then relationships, server-side in keyset batches (no round trip of the data)."""
+        label = await self._empty_target(target)
+        await self.ensure_indexes(label)  # the edge copy looks nodes up by entity_id
+        dialect, nodes, edges = self.bolt.dialect, 0, 0
+        for statement in (cypher.copy_nodes_range, cypher.copy_edges_range):  # all nodes before any edge
+            after = ""
+            while True:
+                ids = await self.bolt.run(cypher.node_id_page(self.label, dialect),
+                                          {"after": after, "limit": 500}, read=True)
+                if not ids:
+                    break
+                upto = ids[-1]["id"]
+                done = int(await self.bolt.scalar(statement(self.label, label, dialect),
+                                                  {"after": after, "upto": upto}) or 0)
+                if statement is cypher.copy_nodes_range:
+                    nodes += done
+                else:
+                    edges += done
+                after = upto
+        return {GRAPH_NAMESPACE: nodes + edges}
 
     async def drop_workspace(self) -> dict[str, int]:
         """DETACH DELETE the workspace's nodes in bounded batches; nodes + edges removed (as `stats`)."""

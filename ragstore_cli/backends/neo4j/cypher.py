@@ -231,6 +231,20 @@ def relabel_batch(stage: str, label: str) -> str:
             f"SET n:{quote_label(label)} REMOVE n:{quote_label(stage)} RETURN count(*) AS c")
 
 
+def copy_staged_nodes_batch(stage: str, label: str) -> str:
+    """FalkorDB's commit: copy a batch of staged nodes into the workspace label and mark them done.
+    (Changing a label there costs ~1.5 ms per node — measured — creating one microseconds.)"""
+    return (f"MATCH (s:{quote_label(stage)}) WHERE s.{TAG} IS NULL WITH s LIMIT $limit "
+            f"CREATE (n:{quote_label(label)}) SET n = properties(s) SET s.{TAG} = 'copied' RETURN count(*) AS c")
+
+
+def copy_staged_edges_batch(stage: str, label: str) -> str:
+    q, t = quote_label(stage), quote_label(label)
+    return (f"MATCH (a:{q})-[r:{REL}]->(b:{q}) WHERE r.{TAG} IS NULL WITH a, b, r LIMIT $limit "
+            f"MATCH (x:{t} {{entity_id: a.entity_id}}) WITH x, b, r MATCH (y:{t} {{entity_id: b.entity_id}}) "
+            f"CREATE (x)-[e:{REL}]->(y) SET e = properties(r) SET r.{TAG} = 'copied' RETURN count(*) AS c")
+
+
 def untag_nodes_batch(label: str) -> str:
     return (f"MATCH (n:{quote_label(label)}) WHERE n.{TAG} = $tag WITH n LIMIT $limit "
             f"REMOVE n.{TAG} RETURN count(*) AS c")
@@ -251,6 +265,22 @@ def delete_tagged_edges_batch(label: str) -> str:
 def delete_tagged_nodes_batch(label: str) -> str:
     return (f"MATCH (n:{quote_label(label)}) WHERE n.{TAG} = $tag WITH n LIMIT $limit "
             "DETACH DELETE n RETURN count(*) AS c")
+
+
+def copy_nodes_range(source: str, target: str, dialect: Dialect = NEO4J) -> str:
+    """Server-side copy of the nodes whose entity_id lies in (after, upto] into another label."""
+    key = _key("n", dialect)
+    return (f"MATCH (n:{quote_label(source)}) WHERE {key} > $after AND {key} <= $upto "
+            f"CREATE (m:{quote_label(target)}) SET m = properties(n) RETURN count(m) AS c")
+
+
+def copy_edges_range(source: str, target: str, dialect: Dialect = NEO4J) -> str:
+    """Server-side copy of the relationships whose start node lies in (after, upto], same direction."""
+    q, t, key = quote_label(source), quote_label(target), _key("a", dialect)
+    return (f"MATCH (a:{q})-[r:{REL}]->(b:{q}) WHERE {key} > $after AND {key} <= $upto "
+            f"WITH a, b, r MATCH (x:{t} {{entity_id: a.entity_id}}) WITH x, b, r "
+            f"MATCH (y:{t} {{entity_id: b.entity_id}}) CREATE (x)-[s:{REL}]->(y) SET s = properties(r) "
+            "RETURN count(s) AS c")
 
 
 # --------------------------------------------------------------------------- indexes

@@ -2,8 +2,9 @@
 
 replace=True (the import default) stages everything under a private label
 `__ragstore_import_<id>`: nothing is visible under the workspace label until commit(), which then
-deletes the old workspace nodes and relabels the staged ones, both in bounded batches; abort()
-deletes the staged nodes and leaves the workspace untouched.
+deletes the old workspace nodes and relabels the staged ones (FalkorDB: copies them, as a label
+change costs ~1.5 ms per node there), all in bounded batches; abort() deletes the staged nodes and
+leaves the workspace untouched.
 
 replace=False merges straight into the workspace (LightRAG's upsert semantics: properties are
 added, never removed). Items this import creates carry `_ragstore_import = <id>`; commit() removes
@@ -158,8 +159,11 @@ class GraphWriter:
                 old = int(await self.bolt.scalar(cypher.count_nodes(self.label), read=True) or 0)
                 await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.label), {},
                                                   expected=old, limit=DELETE_BATCH)
-                await self.bolt.repeat_until_zero(cypher.relabel_batch(self.stage, self.label), {},
-                                                  expected=self.nodes, limit=DELETE_BATCH)
+                if self.bolt.dialect.falkordb:
+                    await self._copy_stage_in()
+                else:
+                    await self.bolt.repeat_until_zero(cypher.relabel_batch(self.stage, self.label), {},
+                                                      expected=self.nodes, limit=DELETE_BATCH)
                 await self._drop_stage_index()
             else:
                 tag = {"tag": self.import_id}
@@ -190,6 +194,17 @@ class GraphWriter:
             await self.bolt.repeat_until_zero(cypher.delete_tagged_nodes_batch(self.label), tag,
                                               expected=self.nodes, limit=DELETE_BATCH)
         self._state = "aborted"
+
+    async def _copy_stage_in(self) -> None:
+        """FalkorDB: copy the staged graph into the workspace label, then delete the staged nodes."""
+        if self._ensure_indexes is not None:
+            await self._ensure_indexes()  # the edge copy looks endpoints up by entity_id
+        await self.bolt.repeat_until_zero(cypher.copy_staged_nodes_batch(self.stage, self.label), {},
+                                          expected=self.nodes, limit=DELETE_BATCH)
+        await self.bolt.repeat_until_zero(cypher.copy_staged_edges_batch(self.stage, self.label), {},
+                                          expected=self.edges, limit=DELETE_BATCH)
+        await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.stage), {},
+                                          expected=self.nodes, limit=DELETE_BATCH)
 
     async def _drop_stage_index(self) -> None:
         if self._stage_index_drop is not None:

@@ -139,6 +139,47 @@ class RedisBackend:
                                embedding_dim: int | None = None) -> list[str]:
         return []  # Redis needs nothing before LightRAG's first write
 
+    async def copy_workspace(self, target: str) -> dict[str, int]:
+        """COPY every record key (and the doc-status sidecar) to the target prefix, server-side."""
+        return await self._transfer(target, move=False)
+
+    async def rename_workspace(self, target: str) -> dict[str, int]:
+        """RENAMENX every record key (and the sidecar) to the target prefix, server-side."""
+        return await self._transfer(target, move=True)
+
+    async def _transfer(self, target: str, *, move: bool) -> dict[str, int]:
+        target = validate_workspace(target)
+        if target == self.workspace:
+            raise UsageError(f"workspace {target!r} is the source workspace")
+        done: dict[str, int] = {}
+        with K.translated(self.target):
+            for namespace in K.NAMESPACES:
+                if await Namespace(self.client, K.prefix(target, namespace), namespace, self.target).count():
+                    raise UsageError(f"workspace {target!r} already holds redis keys in {namespace}")
+            for namespace in K.NAMESPACES:
+                source, dest = K.prefix(self.workspace, namespace), K.prefix(target, namespace)
+                patterns = [K.record_pattern(source)]
+                if namespace == DOC_STATUS_NAMESPACE:
+                    patterns += K.sidecar_patterns(source)
+                for pattern in patterns:
+                    moved = await self._move_keys(pattern, source, dest, move=move)
+                    if pattern == patterns[0] and moved:
+                        done[namespace] = moved
+        return done
+
+    async def _move_keys(self, pattern: str, source: str, dest: str, *, move: bool) -> int:
+        total = 0
+        async for page in K.scan(self.client, pattern):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in page:
+                    new = dest.encode() + key[len(source.encode()):]
+                    pipe.renamenx(key, new) if move else pipe.copy(key, new)
+                results = await pipe.execute()
+            if not all(results):
+                raise OperationFailed(f"redis: a key of the target prefix {dest!r} appeared during the copy")
+            total += len(page)
+        return total
+
     async def drop_workspace(self) -> dict[str, int]:
         """Delete every record key of the workspace (and the doc-status sidecar); rows per namespace."""
         removed: dict[str, int] = {}

@@ -118,3 +118,12 @@ def test_inlined_size_counts_falkordbs_text_rendering():
     parts = list(by_payload([[f"n{i:04d}", f"n{i:04d}", 1e10] for i in range(200)], max_rows=1000,
                             max_bytes=3000, measure=inlined_size))
     assert all(sum(inlined_size(r) + 2 for r in p) <= 3000 for p in parts) and sum(map(len, parts)) == 200
+
+
+def test_falkordb_commit_copies_staged_nodes_instead_of_relabelling():
+    nodes = cypher.copy_staged_nodes_batch("__ragstore_import_x", "ws")
+    assert nodes.startswith("MATCH (s:`__ragstore_import_x`) WHERE s._ragstore_import IS NULL WITH s LIMIT $limit")
+    assert "CREATE (n:`ws`) SET n = properties(s) SET s._ragstore_import = 'copied'" in nodes
+    edges = cypher.copy_staged_edges_batch("__ragstore_import_x", "ws")
+    assert "MATCH (x:`ws` {entity_id: a.entity_id})" in edges and "CREATE (x)-[e:DIRECTED]->(y)" in edges
+    assert cypher.copy_nodes_range("a", "b", cypher.FALKORDB).count("toString(n.entity_id)") == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
@@ -214,3 +216,20 @@ def test_hostile_workspace_names_are_refused(neo4j_settings, name):
             create(neo4j_settings(NEO4J_WORKSPACE=name), "fine")
     else:
         assert create(neo4j_settings(NEO4J_WORKSPACE=name), "fine").label == name.strip()
+
+
+async def test_copy_and_rename_run_server_side_and_keep_the_graph(open_backend):
+    source = await open_backend()
+    nodes, edges = sample(9)
+    await write(source, nodes, edges)
+    copy_name, moved_name = "t" + uuid.uuid4().hex[:10], "t" + uuid.uuid4().hex[:10]
+    copy = await open_backend(copy_name)
+    moved = await open_backend(moved_name)
+    assert await source.copy_workspace(copy_name) == {"chunk_entity_relation": 19}
+    assert await read_all(copy.graph(), 4) == as_dicts(nodes, edges)
+    with pytest.raises(UsageError, match="already holds"):
+        await source.copy_workspace(copy_name)
+    assert await copy.rename_workspace(moved_name) == {"chunk_entity_relation": 19}
+    assert await copy.graph().count() == (0, 0)
+    assert await read_all(moved.graph(), 4) == as_dicts(nodes, edges)
+    assert await read_all(source.graph()) == as_dicts(nodes, edges)  # the source is untouched

@@ -210,3 +210,22 @@ async def test_lost_server_is_a_one_line_connection_error(redis_env, tmp_path):
 async def test_hostile_workspace_names_are_refused(open_redis, name):
     with pytest.raises(UsageError):
         await open_redis(name)
+
+
+async def test_copy_and_rename_keep_records_and_sidecar(open_redis, raw):
+    source = await open_redis()
+    await write(source.kv(), [("1", {"v": 1}), ("2", {"v": 2})], "full_docs")
+    await write(source.doc_status(), [("doc-1", doc("processed", "2025-01-01T00:00:00+00:00", "a.txt"))])
+    copy_name, moved_name = source.workspace + "c", source.workspace + "m"
+    copy, moved = await open_redis(copy_name), await open_redis(moved_name)
+    assert await source.copy_workspace(copy_name) == {"full_docs": 2, "doc_status": 1}
+    assert await read_all(copy.kv().read("full_docs")) == await read_all(source.kv().read("full_docs"))
+    assert await raw.smembers(f"{copy_name}_doc_status__sched:basename:a.txt") == {b"doc-1"}
+    with pytest.raises(UsageError, match="already holds"):
+        await source.copy_workspace(copy_name)
+    assert await copy.rename_workspace(moved_name) == {"full_docs": 2, "doc_status": 1}
+    assert await copy.kv().count("full_docs") == 0 and await moved.doc_status().count() == 1
+    assert not await raw.exists(f"{copy_name}_doc_status__sched:basename:a.txt")
+    assert await raw.zrange(f"{moved_name}_doc_status__sched:status:processed", 0, -1) == [
+        b"2025-01-01T00:00:00+00:00|doc-1"]
+    assert await source.kv().count("full_docs") == 2
