@@ -93,7 +93,10 @@ class Probe:
 
 
 class LockWatch:
-    """Samples pg_locks every 10 ms: the longest stretch a writer-blocking table lock was held (granted)."""
+    """Samples pg_locks every 10 ms: the longest stretch a writer-blocking table lock was held (granted).
+
+    Only table-level locks count (row/tuple locks a waiting writer takes are not table locks).
+    """
 
     BLOCKING = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 
@@ -106,7 +109,7 @@ class LockWatch:
         since: float | None = None
         try:
             while not self._stop.is_set():
-                held = await conn.fetch("SELECT mode FROM pg_locks WHERE granted AND relation = "
+                held = await conn.fetch("SELECT mode FROM pg_locks WHERE granted AND locktype = 'relation' AND relation = "
                                         "to_regclass('lightrag_llm_cache') AND mode = ANY($1::text[])",
                                         list(self.BLOCKING))
                 now = time.perf_counter()
