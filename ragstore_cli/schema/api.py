@@ -13,6 +13,7 @@ from ragstore_cli.config import Settings
 from ragstore_cli.connect.postgres import connect, describe_target
 from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.schema import catalog, migrator, names, vectors
+from ragstore_cli.schema.ops import holds_data_sql
 from ragstore_cli.schema.status import current_revision
 
 
@@ -196,10 +197,7 @@ async def _preflight(settings: Settings, revisions: list[str]) -> None:
                         "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
                         table.lower(), column):
                     continue
-                where = f"WHERE {column} IS NOT NULL" if column else ""
-                if column and default is not None:
-                    where += f" AND {column} <> {default}"
-                if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} {where})"):
+                if await conn.fetchval(holds_data_sql(table, column, default)):
                     what = f"column {table.lower()}.{column}" if column else f"table {table.lower()}"
                     raise UsageError(f"downgrade to below {revision} would drop {what}, which holds data; "
                                      "pass --force to drop it anyway (nothing was changed)")

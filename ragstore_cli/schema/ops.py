@@ -40,6 +40,14 @@ def column_exists(table: str, column: str) -> bool:
         {"t": table.lower(), "c": column}).scalar())
 
 
+def holds_data_sql(table: str, column: str | None = None, default: str | None = None) -> str:
+    """SELECT EXISTS(...) that is true when dropping `table` (or its `column`) would lose data."""
+    where = f"WHERE {column} IS NOT NULL" if column else ""
+    if column and default is not None:
+        where += f" AND {column} <> {default}"
+    return f"SELECT EXISTS (SELECT 1 FROM {table} {where})"
+
+
 def guard_data_loss(table: str, column: str | None = None, *, default: str | None = None) -> None:
     """Refuse (UsageError) to drop a table/column that holds data, unless --force was given.
 
@@ -49,10 +57,7 @@ def guard_data_loss(table: str, column: str | None = None, *, default: str | Non
         return
     if column is not None and not column_exists(table, column):
         return
-    where = f"WHERE {column} IS NOT NULL" if column else ""
-    if column and default is not None:
-        where += f" AND {column} <> {default}"
-    has = op.get_bind().execute(text(f"SELECT EXISTS (SELECT 1 FROM {table} {where})")).scalar()
+    has = op.get_bind().execute(text(holds_data_sql(table, column, default))).scalar()
     if has:
         what = f"column {table.lower()}.{column}" if column else f"table {table.lower()}"
         raise UsageError(f"downgrade would drop {what}, which holds data; pass --force to drop it anyway")
