@@ -61,6 +61,11 @@ def scan_top_level(f: BinaryIO, *, chunk_size: int = 8 << 20, label: str = "file
                 raise DataError(f"{label}: unexpected data after the closing brace at byte {close_pos}")
             pos += len(chunk)
             continue
+        if in_str and chunk.find(b'"') < 0:
+            # deep inside a long string (the matrix): nothing structural here, memchr says so cheaply
+            bs_run = _trailing_backslashes(chunk, bs_run)
+            pos += len(chunk)
+            continue
         quotes = np.flatnonzero(arr == _QUOTE)
         if quotes.size:
             quotes = _drop_escaped(arr, quotes, bs_run)
