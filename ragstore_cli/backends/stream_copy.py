@@ -3,6 +3,10 @@
 Used where no native (server-side / file) copy exists, e.g. between two different backends. Each
 namespace is read in batches and written through the target's bulk writer; a namespace becomes
 visible in the target only when its writer commits, and a failure aborts the open writer.
+
+Chunk vectors in NanoVectorDB files carry no `tokens`/`chunk_order_index`, which PostgreSQL's
+vector table needs: they are taken from the source's `text_chunks` as it streams past (two ints
+per chunk are kept), never invented.
 """
 
 from __future__ import annotations
@@ -38,12 +42,34 @@ def _note_dropped(report: CopyReport, namespace: str, writer: Any) -> None:
         report.dropped_fields[namespace] = dropped
 
 
+CHUNK_FIELDS = ("tokens", "chunk_order_index")
+
+
+async def _remember_chunks(reader: Any, seen: dict[str, tuple[Any, Any]]) -> Any:
+    async for batch in reader:
+        for ident, record in batch:
+            seen[ident] = (record.get("tokens"), record.get("chunk_order_index"))
+        yield batch
+
+
+async def _complete_chunks(reader: Any, seen: dict[str, tuple[Any, Any]]) -> Any:
+    async for batch in reader:
+        for ident, meta in zip(batch.ids, batch.meta):
+            if ident in seen and any(meta.get(f) is None for f in CHUNK_FIELDS):
+                meta.update({f: v for f, v in zip(CHUNK_FIELDS, seen[ident]) if meta.get(f) is None})
+        yield batch
+
+
 async def copy_stores(src: Any, dst: Any, batch_size: int = DEFAULT_BATCH) -> CopyReport:
-    """Copy KV, doc status, vectors (KV first: PG chunk vectors need text_chunks) and the graph."""
+    """Copy KV, doc status, vectors (after text_chunks, see above) and the graph."""
     report = CopyReport()
+    chunk_fields: dict[str, tuple[Any, Any]] = {}
     for ns in KV_NAMESPACES:
         writer = await dst.kv.writer(ns)
-        report.copied[ns] = await _pump(src.kv.read(ns, batch_size), writer)
+        reader = src.kv.read(ns, batch_size)
+        if ns == "text_chunks":
+            reader = _remember_chunks(reader, chunk_fields)
+        report.copied[ns] = await _pump(reader, writer)
         _note_dropped(report, ns, writer)
     writer = await dst.doc_status.writer()
     report.copied["doc_status"] = await _pump(src.doc_status.read(batch_size), writer)
@@ -54,7 +80,10 @@ async def copy_stores(src: Any, dst: Any, batch_size: int = DEFAULT_BATCH) -> Co
             report.copied[ns] = 0
             continue
         writer = await dst.vectors.writer(ns, dim=dim)
-        report.copied[ns] = await _pump(src.vectors.read(ns, batch_size), writer)
+        reader = src.vectors.read(ns, batch_size)
+        if ns == "chunks" and getattr(writer, "needs_chunk_fields", False):
+            reader = _complete_chunks(reader, chunk_fields)
+        report.copied[ns] = await _pump(reader, writer)
         _note_dropped(report, ns, writer)
     writer = await dst.graph.writer()
     try:

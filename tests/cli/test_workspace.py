@@ -158,3 +158,32 @@ def test_lightrag_starts_on_a_created_postgres_workspace(cli, tmp_path, pg_datab
     shown = cli("workspace", "show", "fresh", "--profile", "postgres", "--json", env=env).json()
     by_ns = {n["namespace"]: n["count"] for n in shown["namespaces"]}
     assert by_ns["doc_status"] == 3 and by_ns["entities"] > 5 and by_ns["chunk_entity_relation:edges"] > 5
+
+
+def test_mixed_profile_list_show_drop(cli, rag, pg_database, redis_env, bolt_env):
+    """Four roles in three backends (part B's redis and neo4j through the registry's plug-in contract)."""
+    env = {**pg_database, **redis_env, **bolt_env, "WORKING_DIR": str(rag), "EMBEDDING_MODEL": EMBEDDING_MODEL,
+           "EMBEDDING_DIM": str(EMBEDDING_DIM)}
+    profile = "kv=redis,vector=postgres,graph=neo4j,doc_status=postgres"
+    expected = counts(rag / "team-a")
+
+    async def load() -> dict[str, int]:
+        settings = load_settings(environ=env)
+        async with await open_backends(settings, "files", "team-a") as src, \
+                await open_backends(settings, profile, "mixed-ws") as dst:
+            return (await copy_stores(src, dst)).copied
+    copied = asyncio.run(load())
+    listed = cli("workspace", "list", "--profile", profile, "--json", env=env)
+    assert listed.exit_code == 0, listed.output
+    entry = next(w for w in listed.json()["workspaces"] if w["workspace"] == "mixed-ws")
+    assert sorted(entry["backends"]) == ["neo4j", "postgres", "redis"]
+    kv_total = sum(v for k, v in expected.items() if k not in ("doc_status", "chunks", "entities", "relationships"))
+    assert entry["counts"]["kv"] == kv_total
+    assert entry["counts"]["vector"] == expected["chunks"] + expected["entities"] + expected["relationships"]
+    assert entry["counts"]["doc_status"] == 3
+    assert entry["counts"]["graph"] == copied["graph_nodes"] + copied["graph_edges"]
+    dropped = cli("workspace", "drop", "mixed-ws", "--yes", "--profile", profile, "--json", env=env)
+    assert dropped.exit_code == 0, dropped.output
+    assert sorted(dropped.json()["removed"]) == ["neo4j", "postgres", "redis"]
+    after = cli("workspace", "list", "--profile", profile, "--json", env=env).json()
+    assert "mixed-ws" not in [w["workspace"] for w in after["workspaces"]]

@@ -101,6 +101,7 @@ class VectorWriter:
 
     def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str) -> None:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
+        self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
 
     @property
     def dropped(self) -> set[str]:
