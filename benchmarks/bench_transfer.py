@@ -130,8 +130,9 @@ async def phase_import_pg(ctx: dict[str, Any], archive: str) -> dict[str, Any]:
                                   if_exists="replace", progress=progress)
     seconds = time.perf_counter() - start
     first, last, rows = marks["vectors/chunks"]
+    spans = {k: [round(v[0] - start, 2), round(v[1] - start, 2)] for k, v in marks.items()}
     return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
-            "chunk_load_rows_per_s": rows / max(last - first, 1e-9)}
+            "chunk_load_rows_per_s": rows / max(last - first, 1e-9), "section_spans_s": spans}
 
 
 async def _vector_table(conn: Any) -> str:
@@ -283,7 +284,8 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
         "import_pg": {"s": res["import_pg"]["seconds"], "records_per_s": res["import_pg"]["records"] / res["import_pg"]["seconds"],
                       "chunks_end_to_end_rows_per_s": n / res["import_pg"]["seconds"],
                       "chunk_load_rows_per_s": res["import_pg"]["chunk_load_rows_per_s"],
-                      "vector_MB_per_s": vec_mb / res["import_pg"]["seconds"], "peak_rss_MB": res["import_pg"]["rss_mb"]},
+                      "vector_MB_per_s": vec_mb / res["import_pg"]["seconds"], "peak_rss_MB": res["import_pg"]["rss_mb"],
+                      "section_spans_s": res["import_pg"]["section_spans_s"]},
         "export_pg": {"s": res["export_pg"]["seconds"], "records_per_s": res["export_pg"]["records"] / res["export_pg"]["seconds"],
                       "chunk_rows_per_s_whole_export": n / res["export_pg"]["seconds"],
                       "vector_MB_per_s": vec_mb / res["export_pg"]["seconds"], "peak_rss_MB": res["export_pg"]["rss_mb"]},

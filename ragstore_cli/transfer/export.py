@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from ragstore_cli.archive import ArchiveWriter
+from ragstore_cli.archive.writer import SectionWriter
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
 from ragstore_cli.backends.registry import describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
@@ -71,20 +73,29 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
 async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int) -> None:
     for ns in KV_NAMESPACES:
         with writer.kv(ns) as section:
-            async for batch in stores.kv.read(ns, batch_size):
-                section.write(batch)
+            await _pump(stores.kv.read(ns, batch_size), section)
     with writer.doc_status() as section:
-        async for batch in stores.doc_status.read(batch_size):
-            section.write(batch)
+        await _pump(stores.doc_status.read(batch_size), section)
     with writer.graph_nodes() as section:
-        async for batch in stores.graph.read_nodes(batch_size):
-            section.write(batch)
+        await _pump(stores.graph.read_nodes(batch_size), section)
     with writer.graph_edges() as section:
-        async for batch in stores.graph.read_edges(batch_size):
-            section.write(batch)
+        await _pump(stores.graph.read_edges(batch_size), section)
     for ns in VECTOR_NAMESPACES:
         with writer.vectors(ns) as section:
-            if await stores.vectors.dimension(ns) is None:
-                continue
-            async for batch in stores.vectors.read(ns, batch_size):
-                section.write(batch)
+            if await stores.vectors.dimension(ns) is not None:
+                await _pump(stores.vectors.read(ns, batch_size), section)
+
+
+async def _pump(batches: AsyncIterator[Any], section: SectionWriter) -> None:
+    """Compress and hash batch k in a worker thread while the source fetches batch k+1."""
+    pending: asyncio.Future[None] | None = None
+    try:
+        async for batch in batches:
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(asyncio.to_thread(section.write, batch))
+        if pending is not None:
+            await pending
+    finally:
+        if pending is not None and not pending.done():
+            await asyncio.gather(pending, return_exceptions=True)

@@ -10,6 +10,7 @@ the ledger lists as committed by the same archive.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -24,7 +25,7 @@ from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, 
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Profile, Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
-from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
 from ragstore_cli.transfer.ledger import open_ledger
@@ -62,8 +63,6 @@ def _fault_soon(point: str) -> None:
     """Kill at the next event-loop turn, i.e. while the following write is waiting on the server
     (inside a COPY for PostgreSQL)."""
     if os.environ.get(FAULT_ENV) == point:
-        import asyncio
-
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGKILL)
 
 
@@ -207,8 +206,13 @@ async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], le
                 written[key] = count
                 continue  # nodes and edges commit together
             await writer.commit()
-        except BaseException:
-            await writer.abort()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await writer.abort()
+            if isinstance(exc, Exception) and not isinstance(exc, RagstoreError):
+                first = (str(exc).splitlines() or [""])[0][:200]
+                raise OperationFailed(f"{key}: the target failed ({type(exc).__name__}: {first})",
+                                      hint="committed sections are in the ledger: finish with --resume") from None
             raise
         _fault(f"commit:{key}")
         written[key] = count
@@ -238,14 +242,24 @@ async def _writer(stores: Stores, section: SectionReader, replace: bool, dim: in
 
 
 async def _pump(section: SectionReader, writer: Any, progress: Progress | None) -> int:
-    count = 0
-    for number, batch in enumerate(section.batches()):
+    """Decode the next batch in a worker thread while the target takes the current one."""
+    batches = section.batches()
+    count = number = 0
+    batch = await asyncio.to_thread(next, batches, None)
+    while batch is not None:
         _fault(f"batch:{section.key}:{number}")
         _fault_soon(f"inside:{section.key}:{number}")
-        await writer.write(batch)
+        upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        try:
+            await writer.write(batch)
+        except BaseException:
+            await asyncio.gather(upcoming, return_exceptions=True)  # never close a running generator
+            raise
         count += len(batch)
+        number += 1
         if progress is not None:
             progress(section.key, len(batch), 0)
+        batch = await upcoming
     return count
 
 
