@@ -116,7 +116,10 @@ async def bench_graph(env: dict[str, str], n_nodes: int, n_edges: int, batch: in
         for label in (base_label, base_label + "_lr"):
             await bulk.bolt.repeat_until_zero(cypher.delete_nodes_batch(label), {}, expected=n_nodes, limit=5000)
     finally:
-        await bulk.drop_workspace()
+        try:
+            await bulk.drop_workspace()
+        except Exception as exc:  # noqa: BLE001 - never hide the error that got us here
+            print(f"cleanup failed: {exc}", file=sys.stderr)
         await bulk.close()
     return out
 
@@ -215,6 +218,11 @@ def main() -> None:
                 print(f"  one SET per record  : {r['per_record_s']:8.1f} s  {args.kv / r['per_record_s']:9.0f} records/s")
                 print(f"  ratio               : {r['per_record_s'] / r['bulk_s']:8.1f} x")
                 print(f"  stream read         : {r['read_s']:8.1f} s  {args.kv / r['read_s']:9.0f} records/s")
+        except BaseException:
+            log = Path(tmp) / "falkordb" / "falkordb.log"
+            if log.exists():
+                print("falkordb log tail:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr)
+            raise
         finally:
             for fn in stop:
                 fn()

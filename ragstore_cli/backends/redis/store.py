@@ -20,6 +20,19 @@ from ragstore_cli.backends.redis import sidecar
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 from ragstore_cli.workspace import redis_glob_escape
 
+# RENAME each (staged, final) pair; a staged key SSCAN returned twice is already gone: skip it.
+RENAME_ALL = """
+local n = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 def _decode(key: bytes, raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
@@ -154,9 +167,8 @@ class RedisWriter:
         if not encoded:
             return
         with K.translated(self.target):
-            async with self.client.pipeline(transaction=True) as pipe:
-                for key, raw in encoded:
-                    pipe.set(key, raw)
+            async with self.client.pipeline(transaction=True) as pipe:  # 2 commands per batch, atomic
+                pipe.mset(dict(encoded))
                 pipe.sadd(self._index, *(key[len(self.stage):] for key, _ in encoded))
                 await pipe.execute()
         self.written += len(encoded)
@@ -194,6 +206,9 @@ class RedisWriter:
 
     async def _publish(self, staged: list[bytes], keep_sidecar: bool) -> int:
         finals = [key[len(self.stage):] for key in staged]
+        if not self.doc_status:  # one atomic server-side script per page instead of N RENAME replies
+            pairs = [k for pair in zip(staged, finals) for k in pair]
+            return int(await self.client.eval(RENAME_ALL, len(pairs), *pairs))
         new_rows: list[Any] = [None] * len(staged)
         old_rows: list[Any] = [None] * len(staged)
         if keep_sidecar:
