@@ -121,13 +121,21 @@ class PostgresBackend:
         if dim is not None:
             needed += [self.vector_table_for(ns, dim) for ns in _VECTOR_BASE]
         missing = [t for t in needed if not await self.table_exists(t)]
-        if missing:
+        kv_missing = [t for t in missing if t in (k.lower() for k in names.KV_TABLES)]
+        if kv_missing:  # a fresh database: the whole schema, as `ragstore migrate upgrade` makes it
             from ragstore_cli.schema.api import upgrade
 
-            result = await upgrade(self.settings, embedding_model=self.settings["EMBEDDING_MODEL"], embedding_dim=dim)
+            await upgrade(self.settings, embedding_model=self.settings["EMBEDDING_MODEL"], embedding_dim=dim)
+        elif missing and dim is not None:  # tables LightRAG (or migrate) made; only this model's vector tables
+            from ragstore_cli.schema import vectors
+
+            async with self.pool.acquire() as conn:
+                done = await vectors.ensure(conn, self.settings, self.settings["EMBEDDING_MODEL"], dim)
+            if done.get("skipped"):
+                raise OperationFailed(done.get("note") or "vector tables could not be created")
+        if missing:
             created += missing
             await self.pool.expire_connections()  # new connections register the (possibly new) vector codecs
-            _ = result
         if not await self.table_exists(NODES):
             async with self.pool.acquire() as conn:
                 async with conn.transaction():
