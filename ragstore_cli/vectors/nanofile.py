@@ -207,10 +207,15 @@ class NanoVectorFile:
         return np.frombuffer(raw, dtype="<f4", count=(stop - start) * dim, offset=skip).reshape(-1, dim).copy()
 
     def batches(self, batch_size: int = 1000, *, vectors: VectorSource = "raw", with_matrix: bool = False,
-                on_error: OnError = "stop") -> Iterator[NanoBatch]:
-        """Records in file order, `batch_size` at a time (see the module docstring)."""
+                on_error: OnError = "stop", keep_vector_strings: bool = False) -> Iterator[NanoBatch]:
+        """Records in file order, `batch_size` at a time (see the module docstring).
+
+        `vector_strings` is filled with vectors="raw" or keep_vector_strings=True; otherwise the `vector`
+        members are cut out before parsing, which saves building a string per record.
+        """
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
+        strip = not (vectors == "raw" or keep_vector_strings)
         needs_matrix = with_matrix or vectors in ("raw", "matrix")
         if needs_matrix:
             self.check_alignment()
@@ -220,16 +225,19 @@ class NanoVectorFile:
             b1 = min(b0 + batch_size, self.count)
             stop = int(ends[b1 - 1])
             blob = self._pread(cursor, stop - cursor)
-            records = self._parse_records(blob, ends[b0:b1] - cursor, b0)
+            records = self._parse_records(blob, ends[b0:b1] - cursor, b0, strip)
             cursor = stop
             matrix = self.read_matrix(b0, b1) if needs_matrix else None
-            yield self._batch(b0, records, matrix, vectors, with_matrix, on_error)
+            batch = self._batch(b0, records, matrix, vectors, with_matrix, on_error)
+            if strip:
+                batch.vector_strings = []
+            yield batch
         tail = self._pread(cursor, self._data_span[1] - 1 - cursor).strip(b" \t\r\n")
         if tail and tail != b",":
             raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
 
-    def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int) -> list[Any]:
-        body = blob.lstrip(b" \t\r\n,")
+    def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int, strip: bool = False) -> list[Any]:
+        body = (_strip_vectors(blob) if strip else blob).lstrip(b" \t\r\n,")
         try:
             items = json.loads(b"[" + body + b"]")
             if len(items) == len(local_ends):
@@ -299,3 +307,45 @@ class NanoVectorFile:
         if problems and on_error == "stop":
             raise DataError(f"{self.path}: {problems[0]}", hint="use --on-error skip to leave such records out")
         return NanoBatch(start, ids, metas, vecs, rows if with_matrix else None, from_matrix, strings, problems)
+
+
+_VECTOR_KEY = b'"vector":'
+_WS = b" \t\r\n"
+
+
+def _strip_vectors(blob: bytes) -> bytes:
+    """`blob` without its `"vector": "<base64>"` members, so json.loads need not build those strings.
+
+    The byte sequence `"vector":` can only be a key (inside a JSON string every quote is escaped).
+    Anything unexpected is left in place; the caller falls back to parsing the original blob.
+    """
+    out: list[bytes] = []
+    pos, size = 0, len(blob)
+    while (key := blob.find(_VECTOR_KEY, pos)) >= 0:
+        q = key + len(_VECTOR_KEY)
+        while q < size and blob[q] in _WS:
+            q += 1
+        if q >= size or blob[q] != 0x22:  # not a string value: keep it
+            out.append(blob[pos:q])
+            pos = q
+            continue
+        end = blob.find(b'"', q + 1)
+        if end < 0:
+            break
+        before = key - 1
+        while before >= 0 and blob[before] in _WS:
+            before -= 1
+        if before >= 0 and blob[before] == 0x2C:  # `, "vector": "..."`
+            out.append(blob[pos:before])
+            pos = end + 1
+        elif before >= 0 and blob[before] == 0x7B:  # `{"vector": "...", ...`: drop the comma after it
+            out.append(blob[pos:key])
+            nxt = end + 1
+            while nxt < size and blob[nxt] in _WS:
+                nxt += 1
+            pos = nxt + 1 if nxt < size and blob[nxt] == 0x2C else end + 1
+        else:
+            out.append(blob[pos:end + 1])
+            pos = end + 1
+    out.append(blob[pos:])
+    return b"".join(out)

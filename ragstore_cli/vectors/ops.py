@@ -73,7 +73,8 @@ def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnE
     rest = {k: v for k, v in extra.items() if k != STASH_KEY} if isinstance(extra, dict) else extra
     added = unit = skipped = 0
     with NanoVectorWriter(target, nf.embedding_dim, additional_data=None if rest == {} else rest) as w:
-        for batch in nf.batches(batch_size, vectors="none", with_matrix=True, on_error=on_error):
+        for batch in nf.batches(batch_size, vectors="none", with_matrix=True, on_error=on_error,
+                                keep_vector_strings=True):
             skipped += len(batch.problems)
             strings = list(batch.vector_strings)
             missing = [i for i, s in enumerate(strings) if s is None]

@@ -84,7 +84,7 @@ def nano_stats(path: str | Path, *, on_error: OnError = "skip", batch_size: int 
     vector_bytes = 0
     aligned = nf.matrix_rows == nf.count
     mode = "raw" if aligned else "none"
-    for batch in nf.batches(batch_size, vectors=mode, with_matrix=aligned, on_error=on_error):
+    for batch in nf.batches(batch_size, vectors=mode, with_matrix=aligned, on_error=on_error, keep_vector_strings=True):
         problem_count += len(batch.problems)
         problems.extend(str(p) for p in batch.problems[: max(0, MAX_PROBLEMS - len(problems))])
         repeated = []

@@ -205,3 +205,21 @@ def test_reader_keeps_reading_the_file_it_opened(tmp_path: Path) -> None:
     assert ids == [f"ent-{i}" for i in range(6)]
     nf.close()
     assert NanoVectorFile(path).count == 9
+
+
+def test_matrix_mode_cuts_vector_members_before_parsing(tmp_path: Path) -> None:
+    from ragstore_cli.vectors.nanofile import _strip_vectors
+
+    recs = [{"__id__": "a", "vector": "QUJD", "c": 1}, {"vector": "QQ==", "__id__": "b"}, {"__id__": "c"},
+            {"__id__": "d", "vector": None}, {"__id__": "e", "content": 'say "vector": "x"'}]
+    expected = [{k: v for k, v in r.items() if not (k == "vector" and isinstance(v, str))} for r in recs]
+    for text in (json.dumps(recs), json.dumps(recs, separators=(",", ":")), json.dumps(recs, indent=2)):
+        assert json.loads("[" + _strip_vectors(text.encode()[1:-1]).decode() + "]") == expected
+    path, doc = make_file(tmp_path, n=9)
+    doc["data"][4]["vector"] = 'bro\\"ken'  # an escaped quote: the cut fails, the full parse takes over
+    path.write_text(json.dumps(doc))
+    nf = NanoVectorFile(path)
+    raw = list(nf.batches(4, vectors="none", keep_vector_strings=True))
+    cut = list(nf.batches(4, vectors="matrix"))
+    assert [b.meta for b in raw] == [b.meta for b in cut] and [b.ids for b in raw] == [b.ids for b in cut]
+    assert all(b.vector_strings == [] for b in cut) and raw[1].vector_strings[0] == 'bro\\"ken'
