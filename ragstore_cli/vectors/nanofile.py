@@ -3,16 +3,19 @@
 File format (reference §2.5): one JSON object `{"embedding_dim": D, "data": [record...],
 "matrix": "<base64>"}` (+ optional `additional_data`), keys in any order. `data[i]` pairs with
 matrix row i; the matrix holds L2-normalised float32 rows; each record holds `__id__`,
-`__created_at__`, `__write_seq__` (LightRAG >= 1.5), its meta fields and, since LightRAG 1.3,
-`vector` = base64(zlib(float16 of the raw embedding)).
+`__created_at__`, `__write_seq__` (LightRAG 1.5.x), its meta fields and, in files recent LightRAG
+releases wrote, `vector` = base64(zlib(float16 of the raw embedding)).
 
-API (used by the files backend and `ragstore vectors`):
+API (for `ragstore vectors` and any backend that reads or writes these files):
 
-    nf = NanoVectorFile(path, expected_dim=None)   # one numpy pass over the file, nothing parsed
+    nf = NanoVectorFile(path, expected_dim=None)   # one numpy pass over the file, nothing parsed;
+                                                   # keeps its descriptor: a rename over the path
+                                                   # does not change what it reads (close() it)
     nf.embedding_dim, nf.count, nf.matrix_rows, nf.parts, nf.additional_data
     for batch in nf.batches(1000, vectors="raw", on_error="stop"):   # NanoBatch
         batch.ids, batch.vectors (float32 raw), batch.meta (record minus __id__/vector),
-        batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems
+        batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems,
+        batch.vector_strings (with vectors="raw" or keep_vector_strings=True)
 
     with NanoVectorWriter(path, dim) as w:           # tmp file in the same dir, fsync, os.replace
         w.add_vectors(ids, raw_vectors, metas)       # computes matrix rows and `vector` strings
