@@ -187,3 +187,15 @@ def test_mixed_profile_list_show_drop(cli, rag, pg_database, redis_env, bolt_env
     assert sorted(dropped.json()["removed"]) == ["neo4j", "postgres", "redis"]
     after = cli("workspace", "list", "--profile", profile, "--json", env=env).json()
     assert "mixed-ws" not in [w["workspace"] for w in after["workspaces"]]
+
+
+def test_corrupt_file_is_one_line_error(cli, rag):
+    env = {"WORKING_DIR": str(rag)}
+    (rag / "team-a" / "kv_store_full_docs.json").write_text('{"doc-1": {"content": "x"', encoding="utf-8")
+    result = cli("workspace", "show", "team-a", "--profile", "files", env=env)
+    assert result.exit_code == 1
+    assert "kv_store_full_docs.json" in result.stderr and "Traceback" not in result.output
+    (rag / "team-a" / "graph_chunk_entity_relation.graphml").write_text("<graphml><graph>", encoding="utf-8")
+    (rag / "team-a" / "kv_store_full_docs.json").write_text("{}", encoding="utf-8")
+    result = cli("workspace", "show", "team-a", "--profile", "files", env=env)
+    assert result.exit_code == 1 and "malformed GraphML" in result.stderr

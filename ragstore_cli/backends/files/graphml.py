@@ -88,19 +88,22 @@ def iter_elements(path: Path, want: str, batch_size: int) -> Iterator[list[Any]]
 
 
 def count_elements(path: Path) -> tuple[int, int]:
-    """(nodes, edges), streaming."""
+    """(nodes, edges), streaming (each element is dropped from its parent once counted)."""
     nodes = edges = 0
+    parent: ET.Element | None = None
     try:
-        for _event, elem in ET.iterparse(str(path), events=("end",)):
-            if elem.tag == NS + "node":
-                nodes += 1
-            elif elem.tag == NS + "edge":
-                edges += 1
-            elif elem.tag in (NS + "data",):
+        for event, elem in ET.iterparse(str(path), events=("start", "end")):
+            if event == "start":
+                if elem.tag == NS + "graph":
+                    parent = elem
                 continue
-            else:
-                continue
-            elem.clear()
+            if elem.tag in (NS + "node", NS + "edge"):
+                if elem.tag == NS + "node":
+                    nodes += 1
+                else:
+                    edges += 1
+                if parent is not None:
+                    parent.remove(elem)
     except ET.ParseError as exc:
         raise DataError(f"{path.name}: malformed GraphML ({exc})") from None
     return nodes, edges
