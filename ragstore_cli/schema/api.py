@@ -106,9 +106,18 @@ async def upgrade(
     if dry_run:
         before = (await current(settings))["revision"]
         _refuse_backwards(before, to)
+        planned = vectors.plan(settings, model, dim) if with_vectors else []
+        if planned:
+            conn = await connect(settings, retries=1)
+            try:
+                state = await vectors.pgvector(conn)
+            finally:
+                await conn.close()
+            if state["installed"] is None and state["available"] is None:
+                planned = []
+                notes.append("pgvector is not available on this server: vector tables would be skipped")
         return {"dry_run": True, "target": describe_target(settings), "from": before, "to": to,
-                "applied": _between(before, to),
-                "vector_tables": vectors.plan(settings, model, dim) if with_vectors else [], "notes": notes}
+                "applied": _between(before, to), "vector_tables": planned, "notes": notes}
     async with migrator.migrator_lock(settings, _lock_timeout(settings, lock_timeout)) as lock:
         before = (await current(settings))["revision"]
         _refuse_backwards(before, to)

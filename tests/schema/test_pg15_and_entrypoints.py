@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def test_pg15_without_pgvector_empty_to_head_to_base(pg15_database):
     settings = settings_for(pg15_database, EMBEDDING_MODEL="BAAI/bge-m3", EMBEDDING_DIM="1024")
+    plan = await api.upgrade(settings, dry_run=True)
+    assert plan["vector_tables"] == [] and any("would be skipped" in n for n in plan["notes"])
     result = await api.upgrade(settings)
     assert result["to"] == "0011" and result["vector_tables"] == []
     assert any("pgvector is not available" in n for n in result["notes"])
