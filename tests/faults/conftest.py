@@ -57,3 +57,42 @@ async def archive(source, source_env, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("archive") / "src.ragstore"
     await export_workspace(load_settings(environ=source_env), out, workspace=SRC, profile="files", batch_size=5)
     return out
+
+
+def _mutate_source(folder: Path) -> None:
+    """An older state of the workspace: one document gone, one rewritten, one chunk changed."""
+    def edit(name: str, change) -> None:
+        path = folder / name
+        data = json.loads(path.read_text("utf-8"))
+        change(data)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False), "utf-8")
+
+    def docs(data: dict) -> None:
+        first, second = sorted(data)[:2]
+        del data[first]
+        data[second]["content"] = "An older text of this document."
+
+    def chunks(data: dict) -> None:
+        key = sorted(data)[0]
+        data[key]["content"] = "an older chunk"
+
+    edit("kv_store_full_docs.json", docs)
+    edit("kv_store_text_chunks.json", chunks)
+    edit("kv_store_doc_status.json", lambda d: d.pop(sorted(d)[0]))
+
+
+@pytest.fixture(scope="session")
+async def old_archive(source, tmp_path_factory) -> Path:
+    """An archive of an OLDER state of the same workspace: what import targets hold before `replace`."""
+    import shutil
+
+    from ragstore_cli.config import load_settings
+    from ragstore_cli.transfer import export_workspace
+
+    root = tmp_path_factory.mktemp("old")
+    shutil.copytree(source.working_dir / SRC, root / "wd" / SRC)
+    _mutate_source(root / "wd" / SRC)
+    out = root / "old.ragstore"
+    await export_workspace(load_settings(environ={"WORKING_DIR": str(root / "wd"), "EMBEDDING_MODEL": "fake-embed"}),
+                           out, workspace=SRC, profile="files", batch_size=50)
+    return out

@@ -10,6 +10,8 @@ Configured by environment variables, installed before the CLI runs:
 - FAULTWRAP_ACTION   `kill` (SIGKILL this process, the default) or `pause` (write `<dir>/paused`,
                      then wait, bounded, for `<dir>/go` -- the test disturbs a server meanwhile);
 - FAULTWRAP_PAUSE_DIR  the folder for `pause`;
+- FAULTWRAP_SET      comma list of `module:NAME=integer`: module constants set before the run
+                     (e.g. a smaller batch size, so a small data set still spans many batches);
 - FAULTWRAP_TRACE    a file: in count mode `{"calls": n, "names": [...]}` written at exit; in act
                      mode `{"at": n, "name": ..., "mode": ...}` written just before acting.
 
@@ -59,10 +61,10 @@ def _pause(name: str) -> None:
         time.sleep(0.02)
 
 
-def _act(name: str, mode: str, when: str) -> None:
-    """Called around every hooked call; acts once, at the configured call and moment."""
+def _act(number: int, name: str, when: str) -> None:
+    """Called around every hooked call (`number`: its place in the sequence); acts at the configured one."""
     at, want = _state["at"], _state["mode"]
-    if at is None or _state["calls"] != at or when != want:
+    if at is None or number != at or when != want:
         return
     _write(os.environ.get("FAULTWRAP_TRACE"), {"at": at, "name": name, "mode": want,
                                               "action": _state["action"]})
@@ -79,31 +81,32 @@ def _act(name: str, mode: str, when: str) -> None:
     _kill_now()
 
 
-def _count(name: str) -> None:
+def _count(name: str) -> int:
     _state["calls"] += 1
     if _state["at"] is None:
         _state["names"].append(name)
+    return _state["calls"]
 
 
 def _wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_hooked(*args: Any, **kwargs: Any) -> Any:
-            _count(name)
-            _act(name, "", "before")
-            _act(name, "", "during")
+            number = _count(name)
+            _act(number, name, "before")
+            _act(number, name, "during")
             result = await fn(*args, **kwargs)
-            _act(name, "", "after")
+            _act(number, name, "after")
             return result
         return async_hooked
 
     @functools.wraps(fn)
     def hooked(*args: Any, **kwargs: Any) -> Any:
-        _count(name)
-        _act(name, "", "before")
-        _act(name, "", "during")
+        number = _count(name)
+        _act(number, name, "before")
+        _act(number, name, "during")
         result = fn(*args, **kwargs)
-        _act(name, "", "after")
+        _act(number, name, "after")
         return result
     return hooked
 
@@ -127,6 +130,10 @@ def install() -> None:
     _state["at"] = int(at) if at else None
     _state["mode"] = os.environ.get("FAULTWRAP_MODE", "before")
     _state["action"] = os.environ.get("FAULTWRAP_ACTION", "kill")
+    for assignment in filter(None, (t.strip() for t in os.environ.get("FAULTWRAP_SET", "").split(","))):
+        where, _, value = assignment.partition("=")
+        module_name, _, attr = where.partition(":")
+        setattr(importlib.import_module(module_name), attr, int(value))
     for target in filter(None, (t.strip() for t in os.environ.get("FAULTWRAP_TARGETS", "").split(","))):
         owner, attr, raw = _resolve(target)
         name = target.split(":", 1)[1]

@@ -126,7 +126,8 @@ class Runner:
         return json.loads(line)
 
     def start(self, args: list[str], env: dict[str, str], *, fault: Fault | None = None, cwd: Path | None = None,
-              pause_dir: Path | None = None, fsize: int | None = None, exec_: bool = False) -> Child:
+              pause_dir: Path | None = None, fsize: int | None = None, exec_: bool = False,
+              extra_env: dict[str, str] | None = None) -> Child:
         self.serial += 1
         stem = self.scratch / f"run{self.serial:05d}"
         out, err, trace = stem.with_suffix(".out"), stem.with_suffix(".err"), stem.with_suffix(".trace.json")
@@ -134,6 +135,7 @@ class Runner:
         full = base_env(env)
         if fault is not None:
             full.update(fault.env(trace, pause_dir))
+        full.update(extra_env or {})
         cwd = cwd or self.scratch
         started = time.monotonic()
         if exec_:
@@ -189,10 +191,11 @@ def _sha(data: Any) -> str:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under root (relative path → digest): byte-level identity."""
+    """sha256 of every file under root (relative path → digest): byte-level identity. ragstore's own
+    coordination folder (`.ragstore/`: lock holder slots) is not data and is left out."""
     out = {}
     if root.exists():
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and ".ragstore" not in p.relative_to(root).parts):
             out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
@@ -290,7 +293,7 @@ def fault_record(scenario: str, label: str) -> Iterator[dict[str, Any]]:
         entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         raise
     else:
-        entry["survived"] = True
+        entry["survived"] = not entry.get("known_bug")
 
 
 def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -304,5 +307,7 @@ def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
             s[k] += int(e.get(k) or 0)
         if e.get("outcome"):
             s["outcomes"][e["outcome"]] = s["outcomes"].get(e["outcome"], 0) + 1
+        if e.get("known_bug"):
+            s.setdefault("known_bugs", {})[e["known_bug"]] = s.get("known_bugs", {}).get(e["known_bug"], 0) + 1
     total = {k: sum(s[k] for s in by.values()) for k in ("tried", "survived", "lost", "extra", "changed")}
     return {"seed": SEED, "total": total, "scenarios": by, "faults": entries}

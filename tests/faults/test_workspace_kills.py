@@ -1,0 +1,212 @@
+"""`ragstore workspace copy` and `workspace drop` SIGKILLed at seeded points (files and PostgreSQL).
+
+copy: the source workspace stays byte-for-byte unchanged; the target is either absent or complete,
+or -- where the copy is not atomic -- a re-run must finish it. drop: every other workspace stays
+unchanged and a re-run removes whatever the killed drop left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from typing import Any
+
+import pytest
+
+from ragstore_cli.config import load_settings
+from tests.faults import harness
+from tests.faults.conftest import SRC
+from tests.faults.harness import Fault, compare, fault_record, kill_points, snapshot
+
+K = int(os.environ.get("RAGSTORE_FAULT_POINTS", "20"))
+FILES_COPY_HOOKS = ("shutil:copy2", "os:replace", "ragstore_cli.backends.files.jsonfile:fsync_dir",
+                    "ragstore_cli.backends.files:FilesBackend.list_workspaces")
+FILES_DROP_HOOKS = ("pathlib:Path.unlink", "pathlib:Path.rmdir", "ragstore_cli.backends.files.jsonfile:count_members",
+                    "ragstore_cli.backends.files.graphml:count_elements")
+PG_HOOKS = ("asyncpg.connection:Connection.execute", "asyncpg.connection:Connection.fetch",
+            "asyncpg.connection:Connection.fetchval", "asyncpg.connection:Connection.fetchrow")
+KNOWN_PARTIAL_COPY = ("workspace copy (files) is not atomic: a killed copy leaves a partial target that a re-run "
+                      "refuses ('already exists'); recovery needs `workspace drop` first")
+
+
+def is_empty(snap: dict[str, Any]) -> bool:
+    return harness.total_records(snap) == 0
+
+
+def finish_copy(runner, args: list[str], env: dict[str, str], drop_args: list[str], killed: harness.Result,
+                after: dict[str, Any], reference: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Target absent → re-run; complete → done; partial → re-run must finish it."""
+    if not killed.killed:
+        assert killed.code == 0, killed.describe()
+        entry["outcome"] = "not reached"
+        return
+    if compare(reference, after).equal:
+        entry["outcome"] = "complete when killed"
+        return
+    again = runner.run(args, env)
+    if is_empty(after):
+        assert again.code == 0, again.describe()
+        entry["outcome"] = "target absent, then re-run"
+        return
+    if again.code == 0:
+        entry["outcome"] = "partial target, re-run completed it"
+        return
+    # a partial target the re-run refuses: recorded as NOT survived (a known bug), recovered by hand
+    assert again.code == 2 and "already" in again.stderr, again.describe()
+    entry["known_bug"] = KNOWN_PARTIAL_COPY
+    entry["outcome"] = "partial target, re-run refused; drop + copy"
+    dropped = runner.run(drop_args, env)
+    assert dropped.code == 0, dropped.describe()
+    again = runner.run(args, env)
+    assert again.code == 0, again.describe()
+
+
+# --------------------------------------------------------------------------- files
+@pytest.fixture(scope="module")
+def files_ws(runner, source, tmp_path_factory):
+    root = tmp_path_factory.mktemp("files-ws")
+    template = root / "template"
+    shutil.copytree(source.working_dir / SRC, template / SRC)
+    shutil.copytree(source.working_dir / SRC, template / "keep")
+    clean = root / "clean"
+    shutil.copytree(template, clean)
+    env = {"WORKING_DIR": str(clean)}
+    copy = runner.run(["workspace", "copy", SRC, "dst", "--profile", "files"], env, fault=Fault(FILES_COPY_HOOKS))
+    assert copy.code == 0, copy.describe()
+    reference = snapshot(env, "files", "dst")
+    assert compare(snapshot(env, "files", SRC), reference).equal and harness.total_records(reference) > 200
+    drop = runner.run(["workspace", "drop", SRC, "--yes", "--profile", "files"], env, fault=Fault(FILES_DROP_HOOKS))
+    assert drop.code == 0, drop.describe()
+    assert is_empty(snapshot(env, "files", SRC))
+    return {"root": root, "template": template, "reference": reference,
+            "copy_points": kill_points("copy-files", copy.trace["calls"], K), "copy_calls": copy.trace["calls"],
+            "drop_points": kill_points("drop-files", drop.trace["calls"], K), "drop_calls": drop.trace["calls"]}
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_copy_files_killed(files_ws, runner, i):
+    s = files_ws
+    at, mode = s["copy_points"][i]
+    wd = s["root"] / f"c{i}"
+    shutil.copytree(s["template"], wd)
+    env = {"WORKING_DIR": str(wd)}
+    before = harness.tree_digest(wd / SRC)
+    args = ["workspace", "copy", SRC, "dst", "--profile", "files"]
+    with fault_record("workspace copy (files)", f"call {at}/{s['copy_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(FILES_COPY_HOOKS, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert harness.tree_digest(wd / SRC) == before, "the copy changed its source"
+        finish_copy(runner, args, env, ["workspace", "drop", "dst", "--yes", "--profile", "files"], killed,
+                    snapshot(env, "files", "dst"), s["reference"], entry)
+        assert harness.tree_digest(wd / SRC) == before
+        diff = compare(s["reference"], snapshot(env, "files", "dst"))
+        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
+        assert diff.equal, diff.where
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_drop_files_killed(files_ws, runner, i):
+    s = files_ws
+    at, mode = s["drop_points"][i]
+    wd = s["root"] / f"d{i}"
+    shutil.copytree(s["template"], wd)
+    env = {"WORKING_DIR": str(wd)}
+    keep = harness.tree_digest(wd / "keep")
+    args = ["workspace", "drop", SRC, "--yes", "--profile", "files"]
+    with fault_record("workspace drop (files)", f"call {at}/{s['drop_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(FILES_DROP_HOOKS, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert harness.tree_digest(wd / "keep") == keep, "the drop touched another workspace"
+        if killed.killed:
+            again = runner.run(args, env)
+            assert again.code == 0, again.describe()
+            entry["outcome"] = "killed, then re-run"
+        else:
+            assert killed.code == 0, killed.describe()
+            entry["outcome"] = "not reached"
+        assert is_empty(snapshot(env, "files", SRC))
+        assert not (wd / SRC).exists() or not any((wd / SRC).iterdir()), sorted((wd / SRC).iterdir())
+        assert harness.tree_digest(wd / "keep") == keep
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+@pytest.fixture(scope="module")
+def pg_ws(runner, archive, pg_server):
+    from ragstore_cli.transfer import import_archive
+
+    template = "fw_" + uuid.uuid4().hex[:10]
+    pg_server.psql(f"CREATE DATABASE {template} TEMPLATE template0")
+    pg_server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=template)
+    tenv = {**pg_server.env(database=template), "EMBEDDING_MODEL": "fake-embed"}
+    for ws in ("src", "keep"):
+        asyncio.run(import_archive(load_settings(environ=tenv), archive, workspace=ws, profile="postgres", batch_size=50))
+    made = [template]
+
+    def database() -> dict[str, str]:
+        name = "fwk_" + uuid.uuid4().hex[:10]
+        pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
+        made.append(name)
+        return {**pg_server.env(database=name), "EMBEDDING_MODEL": "fake-embed"}
+
+    env = database()
+    copy = runner.run(["workspace", "copy", "src", "dst", "--profile", "postgres"], env, fault=Fault(PG_HOOKS))
+    assert copy.code == 0, copy.describe()
+    reference = snapshot(env, "postgres", "dst")
+    assert compare(snapshot(env, "postgres", "src"), reference).equal and harness.total_records(reference) > 200
+    drop = runner.run(["workspace", "drop", "src", "--yes", "--profile", "postgres"], env, fault=Fault(PG_HOOKS))
+    assert drop.code == 0, drop.describe()
+    yield {"database": database, "reference": reference,
+           "copy_points": kill_points("copy-postgres", copy.trace["calls"], K), "copy_calls": copy.trace["calls"],
+           "drop_points": kill_points("drop-postgres", drop.trace["calls"], K), "drop_calls": drop.trace["calls"]}
+    for name in reversed(made):
+        pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_copy_postgres_killed(pg_ws, runner, pg_server, i):
+    s = pg_ws
+    at, mode = s["copy_points"][i]
+    env = s["database"]()
+    before = harness.pg_digest(env, "src")
+    args = ["workspace", "copy", "src", "dst", "--profile", "postgres"]
+    with fault_record("workspace copy (postgres)", f"call {at}/{s['copy_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(PG_HOOKS, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert harness.pg_digest(env, "src") == before, "the copy changed its source"
+        finish_copy(runner, args, env, ["workspace", "drop", "dst", "--yes", "--profile", "postgres"], killed,
+                    snapshot(env, "postgres", "dst"), s["reference"], entry)
+        assert harness.pg_digest(env, "src") == before
+        diff = compare(s["reference"], snapshot(env, "postgres", "dst"))
+        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
+        assert diff.equal, diff.where
+    pg_server.psql(f"DROP DATABASE IF EXISTS {env['POSTGRES_DATABASE']} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_drop_postgres_killed(pg_ws, runner, pg_server, i):
+    s = pg_ws
+    at, mode = s["drop_points"][i]
+    env = s["database"]()
+    keep = harness.pg_digest(env, "keep")
+    full = snapshot(env, "postgres", "src")
+    args = ["workspace", "drop", "src", "--yes", "--profile", "postgres"]
+    with fault_record("workspace drop (postgres)", f"call {at}/{s['drop_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(PG_HOOKS, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert harness.pg_digest(env, "keep") == keep, "the drop touched another workspace"
+        after = snapshot(env, "postgres", "src")
+        assert is_empty(after) or compare(full, after).equal, "a killed drop left half a workspace (one transaction)"
+        if killed.killed:
+            again = runner.run(args, env)
+            assert again.code == 0, again.describe()
+            entry["outcome"] = "intact, then re-run" if not is_empty(after) else "dropped when killed, re-run"
+        else:
+            assert killed.code == 0, killed.describe()
+            entry["outcome"] = "not reached"
+        assert is_empty(snapshot(env, "postgres", "src"))
+        assert harness.pg_digest(env, "keep") == keep
+    pg_server.psql(f"DROP DATABASE IF EXISTS {env['POSTGRES_DATABASE']} WITH (FORCE)")
