@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from typing import Any, Awaitable, Mapping, TypeVar
 
 import typer
@@ -30,3 +31,20 @@ def settings(ctx: typer.Context, flags: Mapping[str, Any] | None = None) -> Sett
 def run(coro: Awaitable[T]) -> T:
     """Run a coroutine to completion from a synchronous command."""
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+class LazyModule:
+    """A library module imported on first use, so `--help` and `--version` stay fast.
+
+    Command modules are imported at start-up to build the CLI; the libraries behind them (drivers,
+    Alembic, numpy) load only when a command that needs them runs.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)

@@ -9,10 +9,11 @@ from typing import Any, Optional
 
 import typer
 
-from ragstore_cli.cli.common import run, settings, state
+from ragstore_cli.cli.common import LazyModule, run, settings, state
 from ragstore_cli.cli.output import emit, table
 from ragstore_cli.errors import EXIT_FAILED
-from ragstore_cli.schema import api
+
+api = LazyModule("ragstore_cli.schema.api")
 
 app = typer.Typer(help="Own LightRAG's PostgreSQL schema as Alembic revisions: upgrade, check, adopt...",
                   no_args_is_help=True)
