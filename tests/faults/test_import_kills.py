@@ -180,22 +180,40 @@ def test_import_into_postgres_killed(pg_scenario, runner, archive, pg_server, i)
 # --------------------------------------------------------------------------- Bolt (FalkorDB) graph target
 def staged_labels(bolt_env: dict[str, str]) -> list[str]:
     """Labels of nodes staged by replace-mode imports (`__ragstore_import_<id>`) still in the server."""
-    import neo4j
+    from ragstore_cli.backends.neo4j.session import Bolt
 
-    driver = neo4j.GraphDatabase.driver(bolt_env["NEO4J_URI"], auth=(bolt_env.get("NEO4J_USERNAME", ""),
-                                                                     bolt_env.get("NEO4J_PASSWORD", "")))
-    try:
-        with driver.session() as session:
-            labels = [r["label"] for r in session.run("CALL db.labels() YIELD label RETURN label")]
+    async def go() -> list[str]:
+        bolt = Bolt(load_settings(environ=bolt_env))
+        await bolt.open()
+        try:
+            labels = [r["label"] for r in await bolt.run("CALL db.labels() YIELD label RETURN label", read=True)]
             out = []
             for label in labels:
                 if label.startswith("__ragstore_import_"):
-                    n = session.run(f"MATCH (n:`{label}`) RETURN count(n) AS c").single()["c"]
-                    if n:
+                    if await bolt.scalar(f"MATCH (n:`{label}`) RETURN count(n) AS c", read=True):
                         out.append(label)
             return out
-    finally:
-        driver.close()
+        finally:
+            await bolt.close()
+
+    return asyncio.run(go())
+
+
+def remove_staged(bolt_env: dict[str, str], labels: set[str]) -> None:
+    """Delete nodes a killed import left staged (see test_known_bugs), so the shared server stays clean."""
+    from ragstore_cli.backends.neo4j.session import Bolt
+
+    async def go() -> None:
+        bolt = Bolt(load_settings(environ=bolt_env))
+        await bolt.open()
+        try:
+            for label in labels:
+                await bolt.run(f"MATCH (n:`{label}`) DETACH DELETE n")
+        finally:
+            await bolt.close()
+
+    if labels:
+        asyncio.run(go())
 
 
 def drop_graph(env: dict[str, str], workspace: str) -> None:
@@ -234,11 +252,15 @@ def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bo
     library_import(env, old_archive, BOLT_PROFILE, ws)
     assert compare(s["initial"], snapshot(env, BOLT_PROFILE, ws)).equal
     args = import_args(archive, BOLT_PROFILE, ws)
+    staged = set(staged_labels(bolt_env))
     try:
         with fault_record("import archive → neo4j (FalkorDB Bolt)", f"call {at}/{s['calls']} {mode}") as entry:
             killed = runner.run(args, env, fault=Fault(BOLT_HOOKS, at, mode))
             entry["point"] += f" ({killed.trace.get('name', '?')})"
             settle(runner, args, env, killed, s["initial"], s["reference"], lambda: snapshot(env, BOLT_PROFILE, ws), entry)
             check_final(s["reference"], snapshot(env, BOLT_PROFILE, ws), entry)
+            leaked = set(staged_labels(bolt_env)) - staged
+            entry["leftovers"] = sorted(leaked)  # staged nodes a kill left behind (test_known_bugs)
     finally:
         drop_graph(bolt_env, ws)
+        remove_staged(bolt_env, set(staged_labels(bolt_env)) - staged)
