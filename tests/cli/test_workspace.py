@@ -199,3 +199,16 @@ def test_corrupt_file_is_one_line_error(cli, rag):
     (rag / "team-a" / "kv_store_full_docs.json").write_text("{}", encoding="utf-8")
     result = cli("workspace", "show", "team-a", "--profile", "files", env=env)
     assert result.exit_code == 1 and "malformed GraphML" in result.stderr
+
+
+def test_default_workspace_is_the_root_folder(cli, rag):
+    env = {"WORKING_DIR": str(rag)}
+    for path in (rag / "team-a").iterdir():
+        shutil.copy2(path, rag / path.name)
+    listed = cli("workspace", "list", "--profile", "files", "--json", env=env).json()
+    assert [w["workspace"] for w in listed["workspaces"]] == ["", "team-a"]
+    before = counts(rag / "team-a")
+    assert counts(rag) == before
+    dropped = cli("workspace", "drop", "", "--yes", "--profile", "files", "--json", env=env)
+    assert dropped.exit_code == 0, dropped.output
+    assert counts(rag) == {} and counts(rag / "team-a") == before  # only the root's files went
