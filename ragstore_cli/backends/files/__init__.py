@@ -154,6 +154,13 @@ class GraphWriter:
         self.nodes: set[str] = set()
         self.edges: set[tuple[str, str]] = set()
 
+    def _endpoint_nodes(self) -> None:
+        """Edge endpoints without a node get `{"entity_id": id}`, as LightRAG's graph storages do."""
+        missing = {end for edge in self.edges for end in edge} - self.nodes
+        for ident in sorted(missing):
+            self.nodes.add(ident)
+            self.out.add_node(GraphNode(ident, {"entity_id": ident}))
+
     async def write(self, batch: list[GraphNode | GraphEdge]) -> None:
         try:
             for item in batch:
@@ -180,11 +187,15 @@ class GraphWriter:
                 for batch in graphml.iter_elements(self.path, "node", DEFAULT_BATCH):
                     for node in batch:
                         if node.id not in self.nodes:
+                            self.nodes.add(node.id)
                             self.out.add_node(node)
                 for batch in graphml.iter_elements(self.path, "edge", DEFAULT_BATCH):
                     for edge in batch:
-                        if _edge_key(edge.source, edge.target) not in self.edges:
+                        key = _edge_key(edge.source, edge.target)
+                        if key not in self.edges:
+                            self.edges.add(key)
                             self.out.add_edge(edge)
+            self._endpoint_nodes()
             self.out.commit()
         except BaseException:
             self.out.abort()

@@ -40,9 +40,11 @@ async def test_merge_and_failed_writes(tmp_path):
         await more.commit()
         nodes = [n.id async for b in stores.graph.read_nodes() for n in b]
         edges = [(e.source, e.target, e.properties) async for b in stores.graph.read_edges() for e in b]
-        assert sorted(nodes) == ["A", "C"] and edges == [("B", "A", {"weight": 3.0})]
+        assert sorted(nodes) == ["A", "B", "C"] and edges == [("B", "A", {"weight": 3.0})]
+        endpoint = [n.properties async for b in stores.graph.read_nodes() for n in b if n.id == "B"]
+        assert endpoint == [{"entity_id": "B"}]  # created for the edge, as LightRAG does
         bad = await stores.graph.writer()
         with pytest.raises(DataError, match="cannot be stored in GraphML"):
             await bad.write([GraphNode("D", {"entity_id": "D", "tags": ["x"]})])
-        assert sorted([n.id async for b in stores.graph.read_nodes() for n in b]) == ["A", "C"]
+        assert sorted([n.id async for b in stores.graph.read_nodes() for n in b]) == ["A", "B", "C"]
     assert not list((tmp_path / "w").glob("*.tmp.*"))
