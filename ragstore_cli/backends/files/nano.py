@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 import os
 import time
 from pathlib import Path
@@ -117,6 +118,20 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         buf.close()
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _encode_parallel(vectors: np.ndarray, part: int = 1024) -> list[str]:
+    """Per-record `vector` strings; zlib releases the GIL, so row blocks compress on several cores."""
+    global _POOL
+    if len(vectors) <= part:
+        return encode_records(vectors)
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="ragstore-nano")
+    blocks = _POOL.map(encode_records, [vectors[i:i + part] for i in range(0, len(vectors), part)])
+    return [text for block in blocks for text in block]
+
+
 class _SlowPath(Exception):
     """The streaming fast path cannot read this file (see the module docstring)."""
 
@@ -151,7 +166,7 @@ class NanoWriter:
             raise DataError(f"{self.path.name}: expected {len(batch.ids)} vectors of dimension {self.dim}, got {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise DataError(f"{self.path.name}: vectors contain NaN or infinity")
-        encoded = encode_records(vectors)
+        encoded = _encode_parallel(vectors)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         normalised = (vectors / np.where(norms == 0, 1, norms)).astype("<f4")
         parts = []
