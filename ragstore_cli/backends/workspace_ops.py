@@ -7,7 +7,8 @@ streaming protocol) and returns a JSON-ready report. Names are validated once (w
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
@@ -130,12 +131,30 @@ async def create_workspace(settings: Settings, profile_text: str | None, workspa
     return report
 
 
-async def drop_workspace(settings: Settings, profile_text: str | None, workspace: str, *, yes: bool) -> dict[str, Any]:
+@asynccontextmanager
+async def _locked(settings: Settings, workspaces: list[str], command: str, timeout: float | None) -> AsyncIterator[None]:
+    """Hold the workspace locks (sorted, so two commands never wait on each other in a cycle)."""
+    from ragstore_cli.coordination import workspace_lock
+
+    async with AsyncExitStack() as stack:
+        for workspace in sorted(set(workspaces)):
+            await stack.enter_async_context(workspace_lock(settings, workspace, command=command, timeout=timeout))
+        yield
+
+
+async def drop_workspace(settings: Settings, profile_text: str | None, workspace: str, *, yes: bool,
+                         lock_timeout: float | None = None) -> dict[str, Any]:
     """Delete the workspace from every backend of the profile; refuses without `yes`."""
     workspace = validate_workspace(workspace)
     profile = parse_profile(profile_text, settings)
     if not yes:
         raise UsageError(f"refusing to drop workspace {shown(workspace)!r} without --yes")
+    async with _locked(settings, [workspace], "workspace drop", lock_timeout):
+        removed = await _drop_each(settings, profile, workspace)
+    return {"workspace": workspace, "profile": describe(profile), "removed": removed}
+
+
+async def _drop_each(settings: Settings, profile: Profile, workspace: str) -> dict[str, Any]:
     removed: dict[str, Any] = {}
     for name in dict.fromkeys(profile.values()):
         backend = await _open(settings, name, workspace)
@@ -143,7 +162,7 @@ async def drop_workspace(settings: Settings, profile_text: str | None, workspace
             removed[name] = await backend.drop_workspace()
         finally:
             await backend.close()
-    return {"workspace": workspace, "profile": describe(profile), "removed": removed}
+    return removed
 
 
 async def _check_pair(settings: Settings, profile: Profile, source: str, target: str, move: bool) -> list[str]:
@@ -175,10 +194,15 @@ async def _stream(settings: Settings, name: str, source: str, target: str) -> Co
 
 
 async def copy_workspace(settings: Settings, profile_text: str | None, source: str, target: str, *,
-                         move: bool = False) -> dict[str, Any]:
+                         move: bool = False, lock_timeout: float | None = None) -> dict[str, Any]:
     """Copy (or, with move, rename) a workspace inside each backend: natively where possible."""
     source, target = validate_workspace(source), validate_workspace(target)
     profile = parse_profile(profile_text, settings)
+    async with _locked(settings, [source, target], "workspace rename" if move else "workspace copy", lock_timeout):
+        return await _copy_each(settings, profile, source, target, move)
+
+
+async def _copy_each(settings: Settings, profile: Profile, source: str, target: str, move: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"source": source, "target": target, "profile": describe(profile),
                               "collides_with": await _check_pair(settings, profile, source, target, move),
                               "backends": {}}

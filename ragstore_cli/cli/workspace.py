@@ -19,6 +19,8 @@ PROFILE = typer.Option(None, "--profile", "-p",
                             "(default: LIGHTRAG_*_STORAGE).")
 WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working directory (default WORKING_DIR).")
 JSON = typer.Option(False, "--json", help="Print one JSON document.")
+LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
+                            help="Seconds to wait for another ragstore holding the workspace (default RAGSTORE_LOCK_TIMEOUT); then exit 3.")
 
 
 def _prepare(ctx: typer.Context, json_output: bool, working_dir: Optional[str]) -> tuple[CliState, Any]:
@@ -98,13 +100,14 @@ def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspa
 @workspace_app.command("drop")
 def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace to delete."),
              yes: bool = typer.Option(False, "--yes", help="Really delete (required)."),
-             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+             lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Delete a workspace from every backend of the profile; stop LightRAG first.
 
     Example: ragstore workspace drop old_team --yes
     """
     cli, cfg = _prepare(ctx, json_output, working_dir)
-    report = run(ops.drop_workspace(cfg, profile, name, yes=yes))
+    report = run(ops.drop_workspace(cfg, profile, name, yes=yes, lock_timeout=lock_timeout))
 
     def render(console: Any) -> None:
         rows = [[backend, ns, n] for backend, removed in report["removed"].items() for ns, n in removed.items()]
@@ -128,26 +131,28 @@ def _transfer_render(report: dict[str, Any], verb: str) -> Any:
 @workspace_app.command("copy")
 def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to copy."),
              target: str = typer.Argument(..., help="New workspace (must not exist)."),
-             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+             lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Copy a workspace inside each backend (server-side INSERT … SELECT for PostgreSQL, file copies for files).
 
     Example: ragstore workspace copy prod staging --profile postgres
     """
     cli, cfg = _prepare(ctx, json_output, working_dir)
-    report = run(ops.copy_workspace(cfg, profile, source, target))
+    report = run(ops.copy_workspace(cfg, profile, source, target, lock_timeout=lock_timeout))
     emit(cli, report, _transfer_render(report, "copied"))
 
 
 @workspace_app.command("rename")
 def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to rename."),
                target: str = typer.Argument(..., help="New name (must not exist)."),
-               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+               lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Rename a workspace in each backend (one transaction for PostgreSQL, file moves for files).
 
     Example: ragstore workspace rename team-a team_a
     """
     cli, cfg = _prepare(ctx, json_output, working_dir)
-    report = run(ops.copy_workspace(cfg, profile, source, target, move=True))
+    report = run(ops.copy_workspace(cfg, profile, source, target, move=True, lock_timeout=lock_timeout))
     emit(cli, report, _transfer_render(report, "moved"))
 
 

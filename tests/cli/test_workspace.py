@@ -212,3 +212,41 @@ def test_default_workspace_is_the_root_folder(cli, rag):
     dropped = cli("workspace", "drop", "", "--yes", "--profile", "files", "--json", env=env)
     assert dropped.exit_code == 0, dropped.output
     assert counts(rag) == {} and counts(rag / "team-a") == before  # only the root's files went
+
+
+def test_drop_and_copy_wait_for_the_workspace_lock_then_exit_3(cli, rag, tmp_path):
+    """Another ragstore holds team-a: drop/copy wait --lock-timeout, exit 3 naming the holder, change nothing."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {"WORKING_DIR": str(rag), "EMBEDDING_DIM": str(EMBEDDING_DIM), "RAGSTORE_LOCK_BACKEND": "file"}
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import asyncio, sys\n"
+         "from ragstore_cli.config import load_settings\n"
+         "from ragstore_cli.coordination import workspace_lock\n"
+         "async def main():\n"
+         "    async with workspace_lock(load_settings(), 'team-a', command='export', timeout=5):\n"
+         "        print('held', flush=True)\n"
+         "        await asyncio.sleep(20)\n"
+         "asyncio.run(main())\n"],
+        env={**os.environ, **env}, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = counts(rag / "team-a")
+        started = time.monotonic()
+        dropped = cli("workspace", "drop", "team-a", "--yes", "--profile", "files", "--lock-timeout", "0.5", env=env)
+        waited = time.monotonic() - started
+        assert dropped.exit_code == 3, dropped.output
+        assert "export" in dropped.stderr and str(holder.pid) in dropped.stderr
+        assert 0.4 <= waited < 10
+        copied = cli("workspace", "copy", "team-a", "team-c", "--profile", "files", "--lock-timeout", "0.2", env=env)
+        assert copied.exit_code == 3
+        assert counts(rag / "team-a") == before and not (rag / "team-c").exists()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    dropped = cli("workspace", "drop", "team-a", "--yes", "--profile", "files", "--lock-timeout", "5", env=env)
+    assert dropped.exit_code == 0, dropped.output
