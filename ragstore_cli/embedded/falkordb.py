@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragstore_cli.embedded.postgres import free_port
+from ragstore_cli.embedded.postgres import alive, free_port, pid_from_file
 from ragstore_cli.errors import OperationFailed, UsageError
 
 
@@ -56,20 +56,10 @@ class EmbeddedFalkorDB:
         return f"bolt://{self.host}:{self.bolt_port}"
 
     def pid(self) -> int | None:
-        try:
-            return int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return pid_from_file(self.pidfile)
 
     def running(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return alive(self.pid())
 
     def start(self, timeout: float = 30) -> None:
         """Start in the background and wait until the Bolt port accepts connections."""

@@ -59,6 +59,27 @@ def _bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def pid_from_file(path: Path) -> int | None:
+    """The pid on the first line of a pid file (postmaster.pid, redis' pidfile), if readable."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (owned by anyone)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class TLSFiles:
     """Server-side TLS material; `ca_file` also makes the server verify client certificates."""
@@ -196,23 +217,10 @@ class EmbeddedPostgres:
         )
 
     def pid(self) -> int | None:
-        pidfile = self.data_dir / "postmaster.pid"
-        try:
-            return int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return pid_from_file(self.data_dir / "postmaster.pid")
 
     def running(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return alive(self.pid())
 
     def stop(self, timeout: float = 30) -> None:
         """Fast shutdown; kill the postmaster if it does not stop in time."""
