@@ -127,7 +127,7 @@ class Runner:
 
     def start(self, args: list[str], env: dict[str, str], *, fault: Fault | None = None, cwd: Path | None = None,
               pause_dir: Path | None = None, fsize: int | None = None, exec_: bool = False,
-              extra_env: dict[str, str] | None = None) -> Child:
+              extra_env: dict[str, str] | None = None, kill_after: float | None = None) -> Child:
         self.serial += 1
         stem = self.scratch / f"run{self.serial:05d}"
         out, err, trace = stem.with_suffix(".out"), stem.with_suffix(".err"), stem.with_suffix(".trace.json")
@@ -153,6 +153,8 @@ class Runner:
         request = {"argv": args, "env": full, "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
         if fsize:
             request["fsize"] = fsize
+        if kill_after is not None:
+            request["kill_after"] = kill_after
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         reply = self._read(60)

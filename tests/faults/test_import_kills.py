@@ -249,10 +249,9 @@ def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bo
     at, mode = s["points"][i]
     ws = f"{s['ws']}_{i}"
     env = s["target"](f"k{i}")
-    library_import(env, old_archive, BOLT_PROFILE, ws)
-    assert compare(s["initial"], snapshot(env, BOLT_PROFILE, ws)).equal
+    library_import(env, old_archive, BOLT_PROFILE, ws)  # the same older state as the scenario's template
     args = import_args(archive, BOLT_PROFILE, ws)
-    staged = set(staged_labels(bolt_env))
+    staged: set[str] = set()  # every earlier test removed what its kill left staged
     try:
         with fault_record("import archive → neo4j (FalkorDB Bolt)", f"call {at}/{s['calls']} {mode}") as entry:
             killed = runner.run(args, env, fault=Fault(BOLT_HOOKS, at, mode))
@@ -264,3 +263,26 @@ def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bo
     finally:
         drop_graph(bolt_env, ws)
         remove_staged(bolt_env, set(staged_labels(bolt_env)) - staged)
+
+
+# --------------------------------------------------------------------------- kills at seeded times
+T = 6
+
+
+@pytest.mark.parametrize("i", range(T))
+def test_import_into_postgres_killed_at_a_seeded_time(pg_scenario, runner, archive, i):
+    """The child is SIGKILLed after a seeded delay within a clean run's duration (no hooks)."""
+    import random
+
+    s = pg_scenario
+    env = s["database"]()
+    args = import_args(archive, "postgres", "w")
+    if "seconds" not in s:
+        timing = runner.run(args, s["database"]())
+        assert timing.code == 0, timing.describe()
+        s["seconds"] = timing.seconds
+    delay = random.Random(f"{harness.SEED}:time:{i}").uniform(0.05, s["seconds"])
+    with fault_record("import archive → postgres (kill at a seeded time)", f"{delay:.2f}s of {s['seconds']:.2f}s") as entry:
+        killed = runner.run(args, env, kill_after=delay)
+        settle(runner, args, env, killed, s["initial"], s["reference"], lambda: snapshot(env, "postgres", "w"), entry)
+        check_final(s["reference"], snapshot(env, "postgres", "w"), entry)

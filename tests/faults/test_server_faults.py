@@ -223,7 +223,7 @@ class StallProxy:
         self.thread.join(10)
 
 
-STALL_BOUND = 45.0  # seconds the stalled import is given to give up on its own
+STALL_BOUND = 20.0  # seconds the stalled import is given to give up on its own
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ is a real process (its own pid, SIGKILL-able alone) that runs the same CLI entry
 fault hooks (faultwrap). The zygote itself never opens a connection or an event loop.
 
 Protocol (JSON lines): request {"argv", "env", "cwd", "stdout", "stderr", "fsize"?} on stdin;
+optional "kill_after" (seconds: the zygote SIGKILLs the child then);
 replies {"pid"} when the child started, then {"pid", "code"} when it ended (code < 0: signal).
 """
 
@@ -74,6 +75,25 @@ def child(request: dict) -> None:
             os._exit(code)
 
 
+def wait(pid: int, kill_after: float | None) -> int:
+    """waitpid; with `kill_after`, SIGKILL the child once that many seconds passed (while it is
+    still unreaped, so the pid is certainly still ours)."""
+    if kill_after is None:
+        return os.waitpid(pid, 0)[1]
+    import signal
+    import time
+
+    deadline = time.monotonic() + kill_after
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            return os.waitpid(pid, 0)[1]
+        time.sleep(0.002)
+
+
 def main() -> None:
     sys.path.insert(0, HERE)
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -85,7 +105,7 @@ def main() -> None:
             proto = None  # the child must never write on the protocol channel
             child(request)
         proto.write(json.dumps({"pid": pid}) + "\n")
-        _, status = os.waitpid(pid, 0)
+        status = wait(pid, request.get("kill_after"))
         proto.write(json.dumps({"pid": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
 
 
