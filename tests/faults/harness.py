@@ -293,6 +293,8 @@ def fault_record(scenario: str, label: str) -> Iterator[dict[str, Any]]:
         yield entry
     except BaseException as exc:
         entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if hasattr(exc, "add_note"):  # the reproduction: seed, scenario, call number, hooked function, mode
+            exc.add_note(f"fault: {scenario} | {entry['point']} | RAGSTORE_FAULT_SEED={SEED}")
         raise
     else:
         entry["survived"] = not entry.get("known_bug")
