@@ -209,9 +209,30 @@ class Neo4jBackend:
                 after = upto
         return {GRAPH_NAMESPACE: nodes + edges}
 
+    async def cleanup_stale_imports(self) -> int:
+        """Delete nodes staged for this workspace by imports that never committed or aborted (a
+        killed process) and their staging indexes; returns the number of staged nodes removed.
+        Only safe while no import into this workspace is running (the workspace lock's job)."""
+        removed = 0
+        for row in await self.bolt.run("CALL db.labels() YIELD label RETURN label", read=True):
+            parts = cypher.stage_parts(row["label"])
+            if parts is None or parts[1] != self.label:
+                continue
+            stale = row["label"]
+            count = int(await self.bolt.scalar(f"MATCH (n:{cypher.quote_label(stale)}) RETURN count(n) AS c") or 0)
+            removed += await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(stale), {}, expected=count,
+                                                         limit=DELETE_BATCH)
+            try:
+                await self.bolt.run(cypher.stage_index(self.bolt.dialect, stale)[1])
+            except OperationFailed:
+                pass  # no index (FalkorDB has no IF EXISTS)
+        return removed
+
     async def drop_workspace(self) -> dict[str, int]:
-        """DETACH DELETE the workspace's nodes in bounded batches; nodes + edges removed (as `stats`)."""
+        """DETACH DELETE the workspace's nodes (and nodes staged for it by killed imports) in bounded
+        batches; nodes + edges removed (as `stats`)."""
         nodes, edges = await self.graph().count()
+        await self.cleanup_stale_imports()
         await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.label), {}, expected=nodes,
                                           limit=DELETE_BATCH)
         return {GRAPH_NAMESPACE: nodes + edges}

@@ -317,10 +317,24 @@ def fulltext_fallback(label: str) -> str:
             f"FOR (n:{quote_label(label)}) ON EACH [n.entity_id]")
 
 
+def stage_label(import_id: str, label: str) -> str:
+    """`__ragstore_import_<id>__<workspace label>`: leftovers of a killed import name their workspace."""
+    return f"{STAGE_PREFIX}{import_id}__{label}"
+
+
+def stage_parts(stage: str) -> tuple[str, str] | None:
+    """(import id, workspace label) of a staging label, or None for any other label."""
+    if not stage.startswith(STAGE_PREFIX):
+        return None
+    import_id, sep, label = stage[len(STAGE_PREFIX):].partition("__")
+    return (import_id, label) if sep and import_id else None
+
+
 def stage_index(dialect: Dialect, stage: str) -> tuple[str, str]:
     """(create, drop) for the temporary entity_id index on a staging label (fast edge MATCHes)."""
     q = quote_label(stage)
     if dialect.falkordb:
         return f"CREATE INDEX FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX FOR (n:{q}) ON (n.entity_id)"
-    name = "ragstore_stage_" + stage[len(STAGE_PREFIX):]
+    parts = stage_parts(stage)
+    name = "ragstore_stage_" + (parts[0] if parts else re.sub(r"[^A-Za-z0-9_]", "_", stage[len(STAGE_PREFIX):]))
     return (f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX {name} IF EXISTS")

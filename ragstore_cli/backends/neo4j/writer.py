@@ -78,7 +78,7 @@ class GraphWriter:
     def __init__(self, bolt: Bolt, label: str, *, replace: bool, ensure_indexes: Any = None) -> None:
         self.bolt, self.label, self.replace = bolt, label, replace
         self.import_id = uuid.uuid4().hex[:16]
-        self.stage = cypher.STAGE_PREFIX + self.import_id
+        self.stage = cypher.stage_label(self.import_id, label)
         self.target = self.stage if replace else label
         self.nodes = self.edges = 0
         self._state = "new"

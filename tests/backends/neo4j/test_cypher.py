@@ -44,8 +44,11 @@ def test_falkordb_index_statements_use_its_dialect():
     btree, fulltext = cypher.index_statements(cypher.FALKORDB, "ws")
     assert btree == "CREATE INDEX FOR (n:`ws`) ON (n.entity_id)"
     assert fulltext == "CALL db.idx.fulltext.createNodeIndex('ws', 'entity_id')"
-    create, drop = cypher.stage_index(cypher.NEO4J, cypher.STAGE_PREFIX + "abc")
-    assert create == "CREATE INDEX ragstore_stage_abc IF NOT EXISTS FOR (n:`__ragstore_import_abc`) ON (n.entity_id)"
+    stage = cypher.stage_label("abc", "my-ws")
+    assert stage == "__ragstore_import_abc__my-ws" and cypher.stage_parts(stage) == ("abc", "my-ws")
+    assert cypher.stage_parts("my-ws") is None and cypher.stage_parts("__ragstore_import_x") is None
+    create, drop = cypher.stage_index(cypher.NEO4J, stage)
+    assert create == "CREATE INDEX ragstore_stage_abc IF NOT EXISTS FOR (n:`__ragstore_import_abc__my-ws`) ON (n.entity_id)"
     assert drop == "DROP INDEX ragstore_stage_abc IF EXISTS"
 
 

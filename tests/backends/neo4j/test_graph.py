@@ -233,3 +233,17 @@ async def test_copy_and_rename_run_server_side_and_keep_the_graph(open_backend):
     assert await copy.graph().count() == (0, 0)
     assert await read_all(moved.graph(), 4) == as_dicts(nodes, edges)
     assert await read_all(source.graph()) == as_dicts(nodes, edges)  # the source is untouched
+
+
+async def test_nodes_staged_by_a_killed_import_are_cleaned_for_that_workspace_only(open_backend):
+    mine, other = await open_backend(), await open_backend()
+    await write(mine, [node("Kept")], [])
+    killed = await write(mine, [node("Staged"), node("Also")], [edge("Staged", "Also")], commit=False)
+    others = await write(other, [node("Theirs")], [], commit=False)  # never committed: simulates a kill
+    assert cypher.stage_parts(killed.stage) == (killed.import_id, mine.label)
+    assert await mine.cleanup_stale_imports() == 2
+    assert await mine.bolt.scalar(f"MATCH (n:`{killed.stage}`) RETURN count(n) AS c") == 0
+    assert await other.bolt.scalar(f"MATCH (n:`{others.stage}`) RETURN count(n) AS c") == 1
+    assert (await read_all(mine.graph()))[0].keys() == {"Kept"}
+    await other.drop_workspace()  # drop removes what killed imports staged for the workspace, too
+    assert await other.bolt.scalar(f"MATCH (n:`{others.stage}`) RETURN count(n) AS c") == 0
