@@ -9,7 +9,8 @@ The explicit workspace given to ragstore wins over POSTGRES_WORKSPACE.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from typing import Any, AsyncIterator
 
 import asyncpg
 
@@ -44,6 +45,27 @@ class PostgresBackend:
         self.pg_ws = pg_workspace(self.workspace)
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()
+        self.snapshot_id: str | None = None  # set inside snapshot(): every reader uses it
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[str]:
+        """One REPEATABLE READ snapshot for every read made inside (export's consistent view).
+
+        A read-only transaction exports its snapshot and stays open; each reader's own transaction
+        then runs `SET TRANSACTION SNAPSHOT`, so all roles and namespaces see one database state.
+        """
+        conn = await self.pool.acquire()
+        tx = conn.transaction(isolation="repeatable_read", readonly=True)
+        try:
+            await tx.start()
+            self.snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
+            yield self.snapshot_id
+        finally:
+            self.snapshot_id = None
+            try:
+                await tx.rollback()
+            finally:
+                await self.pool.release(conn)
 
     async def open(self) -> None:
         if self.pool is None:

@@ -175,7 +175,7 @@ class PgGraph:
         if not await self.b.table_exists(NODES):
             return
         sql = f"SELECT id, properties FROM {NODES} WHERE workspace = $1 AND namespace = $2 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
+        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
             yield [GraphNode(r["id"], _props(r["properties"])) for r in rows]
 
     async def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]:
@@ -183,7 +183,7 @@ class PgGraph:
             return
         sql = (f"SELECT src_id, tgt_id, properties FROM {EDGES} WHERE workspace = $1 AND namespace = $2 "
                "ORDER BY src_id, tgt_id")
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
+        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
             yield [GraphEdge(r["src_id"], r["tgt_id"], _props(r["properties"])) for r in rows]
 
     async def writer(self, *, replace: bool = True) -> PgGraphWriter:

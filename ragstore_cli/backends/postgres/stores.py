@@ -63,7 +63,7 @@ class PgKV:
         if not await self.b.table_exists(m.table):
             return
         sql = f"SELECT id, {m.select} FROM {m.table.lower()} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size):
+        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
             yield [(r["id"], m.from_row(r)) for r in rows]
 
     async def writer(self, namespace: str, *, replace: bool = True) -> MappedWriter:
@@ -85,7 +85,7 @@ class PgDocStatus:
         if not await self.b.table_exists(m.table):
             return
         sql = f"SELECT id, {m.select} FROM {m.table.lower()} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size):
+        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
             yield [(r["id"], m.from_row(r)) for r in rows]
 
     async def writer(self, *, replace: bool = True) -> MappedWriter:
@@ -156,7 +156,7 @@ class PgVectors:
             return
         kind, dim = await self.b.vector_column(table)
         sql = f"SELECT * FROM {table} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size):
+        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
             vectors = decode_vectors([r["content_vector"] for r in rows], dim, kind)
             yield VectorBatch([r["id"] for r in rows], vectors, [mapping.vector_meta(namespace, r) for r in rows])
 
