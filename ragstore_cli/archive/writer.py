@@ -265,7 +265,10 @@ class ArchiveWriter:
                     s.dim = self.manifest.embedding.get("dim")
             self.manifest.check()
             partial = self.output.with_name(self.output.name + ".partial")
-            with open(partial, "wb") as fh:
+            # The archive holds a whole workspace: owner-only, like a database dump.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
                 self._write_tar(fh)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -101,6 +101,11 @@ def inspect(
     emit(cli, document, render)
 
 
+LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
+                            help="Seconds to wait for another ragstore holding the workspace (default "
+                                 "RAGSTORE_LOCK_TIMEOUT); then exit 3 naming it.")
+
+
 def export_cmd(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="The .ragstore file to write."),
@@ -108,6 +113,7 @@ def export_cmd(
     source: Optional[str] = typer.Option(None, "--from", help="Source profile, e.g. files, postgres, kv=redis,graph=neo4j."),
     vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per read batch."),
+    lock_timeout: Optional[float] = LOCK_TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
@@ -122,7 +128,8 @@ def export_cmd(
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
     with progress_bars(cli) as bar:
         report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=source,
-                                      vector_dtype=dtype, progress=bar, batch_size=batch_size))
+                                      vector_dtype=dtype, progress=bar, batch_size=batch_size,
+                                      lock_timeout=lock_timeout))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -145,6 +152,7 @@ def import_cmd(
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per write batch."),
+    lock_timeout: Optional[float] = LOCK_TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
@@ -157,7 +165,7 @@ def import_cmd(
     with progress_bars(cli) as bar:
         report = run(import_archive(settings(ctx), file, workspace=workspace, profile=target, if_exists=if_exists,
                                     dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar,
-                                    batch_size=batch_size))
+                                    batch_size=batch_size, lock_timeout=lock_timeout))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()

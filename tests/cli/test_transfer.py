@@ -149,3 +149,46 @@ def test_export_exits_3_when_another_ragstore_holds_the_lock(cli, tmp_path: Path
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_export_is_owner_only_and_waits_for_the_workspace_lock(cli, tmp_path: Path) -> None:
+    """The archive holds a whole workspace (mode 0600); a held workspace lock gives exit 3 after --lock-timeout."""
+    import json
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    rag = tmp_path / "rag" / "ws1"
+    rag.mkdir(parents=True)
+    (rag / "kv_store_full_docs.json").write_text(json.dumps({"doc-1": {"content": "x", "file_path": "a.txt",
+                                                                        "create_time": 1, "update_time": 1,
+                                                                        "_id": "doc-1"}}, indent=2))
+    env = {"WORKING_DIR": str(tmp_path / "rag"), "RAGSTORE_LOCK_BACKEND": "file"}
+    out = tmp_path / "ws1.ragstore"
+    done = cli("export", "--from", "files", "--workspace", "ws1", "-o", str(out), env=env)
+    assert done.exit_code == 0, done.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import asyncio\nfrom ragstore_cli.config import load_settings\n"
+         "from ragstore_cli.coordination import workspace_lock\n"
+         "async def main():\n"
+         "    async with workspace_lock(load_settings(), 'ws1', command='workspace drop', timeout=5):\n"
+         "        print('held', flush=True)\n        await asyncio.sleep(20)\n"
+         "asyncio.run(main())\n"],
+        env={**os.environ, **env}, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        blocked = cli("export", "--from", "files", "--workspace", "ws1", "-o", str(tmp_path / "again.ragstore"),
+                      "--lock-timeout", "0.3", env=env)
+        assert blocked.exit_code == 3, blocked.output
+        assert "workspace drop" in blocked.stderr and str(holder.pid) in blocked.stderr
+        assert not (tmp_path / "again.ragstore").exists()
+        imported = cli("import", str(out), "--to", "files", "--workspace", "ws1", "--if-exists", "replace",
+                       "--lock-timeout", "0.3", env=env)
+        assert imported.exit_code == 3
+    finally:
+        holder.kill()
+        holder.wait(10)
