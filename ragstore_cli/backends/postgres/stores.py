@@ -221,6 +221,6 @@ class _IndexRebuild:
 
     async def restore(self, conn: asyncpg.Connection) -> None:
         if self.defs:
-            await conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            await conn.execute("SET LOCAL maintenance_work_mem = '2GB'")
         for _name, definition in self.defs:
             await conn.execute(definition)
