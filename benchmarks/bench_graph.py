@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=100_000)
     parser.add_argument("--kv", type=int, default=100_000, help="Redis KV records (0 to skip)")
     parser.add_argument("--batch", type=int, default=1000, help="records per writer.write() / read page")
-    parser.add_argument("--in-flight", type=int, default=1, help="concurrent write requests of ragstore's writer")
+    parser.add_argument("--in-flight", type=int, default=1, help="concurrent write requests of ragstore's writer (FalkorDB crashed with 2 at 50k nodes)")
     parser.add_argument("--lightrag-sample", type=int, default=300,
                         help="nodes written with LightRAG's execute_write-per-record path (rate extrapolated)")
     args = parser.parse_args()
