@@ -109,4 +109,6 @@ async def verify(driver: neo4j.AsyncDriver, *, deadline: float, attempt_timeout:
         except (ServiceUnavailable, asyncio.TimeoutError, TimeoutError, OSError):
             if loop.time() >= deadline:
                 raise
-            attempt_timeout *= 2  # escalate, so a slow but healthy link still gets through
+            # Escalate (a slow but healthy link still gets through), but not far: FalkorDB stalls
+            # one handshake per connection a previous client closed, and each stall costs a whole attempt.
+            attempt_timeout = min(attempt_timeout * 2, 3.0)
