@@ -151,6 +151,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
             raise UsageError(f"an import of {state.get('file')} into workspace {workspace!r} was interrupted "
                              f"after {len(state.get('done', {}))} sections",
                              hint="finish it with --resume, or start over with --if-exists replace")
+        skipped = sorted(done)  # `done` grows as sections load; the report lists what was done before
         staged = staging.applies(prof, if_exists)
         existing = 0 if resume else await existing_records(stores)
         if existing and if_exists == "fail":
@@ -159,7 +160,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
         plan = {s.key: s.records for s in manifest.sections if s.key not in done}
         if dry_run:
             return ImportReport(str(archive), workspace, describe(prof), if_exists, True, resume, plan,
-                                sorted(done), existing, {"model": model, "dim": dim},
+                                skipped, existing, {"model": model, "dim": dim},
                                 time.perf_counter() - started, warnings)
         if not resume:
             if staged:
@@ -168,6 +169,11 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             await ledger.save(state)
         assert state is not None
+        for backend in stores.backends.values():
+            # Staged graph nodes of an import that was killed (we hold the workspace lock: none is running).
+            cleanup = getattr(backend, "cleanup_stale_imports", None)
+            if callable(cleanup):
+                await cleanup()
         load_stores = stores
         if staged:
             load_stores = await open_backends(staging.settings(target, workspace), prof, workspace)
@@ -179,7 +185,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
         await ledger.clear()
         if files_only:
             staging.discard(target, workspace)
-    return ImportReport(str(archive), workspace, describe(prof), if_exists, False, resume, written, sorted(done),
+    return ImportReport(str(archive), workspace, describe(prof), if_exists, False, resume, written, skipped,
                         existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
 
 

@@ -44,9 +44,7 @@ def test_killed_export_leaves_no_spool_behind_once_rerun(runner, source_env, tmp
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="backends/neo4j/writer.py GraphWriter: nodes staged under __ragstore_import_<id> "
-                   "by a SIGKILLed replace-mode import are never removed; --resume stages again under a new id and "
-                   "nothing deletes the old label's nodes (nor its ragstore_stage_<id> index)")
+# Fixed: the importer calls the Bolt backend's cleanup_stale_imports() under the workspace lock.
 def test_killed_bolt_import_leaves_no_staged_nodes_once_resumed(runner, archive, bolt_env, tmp_path):
     env = {**bolt_env, "WORKING_DIR": str(tmp_path / "t"), "EMBEDDING_MODEL": "fake-embed"}
     before = set(staged_labels(bolt_env))
@@ -62,9 +60,7 @@ def test_killed_bolt_import_leaves_no_staged_nodes_once_resumed(runner, archive,
         remove_staged(bolt_env, set(staged_labels(bolt_env)) - before)
 
 
-@pytest.mark.xfail(strict=True, reason="transfer/importer.py import_archive: `done` is the same dict as state['done'], "
-                   "which _load fills, so a fresh import reports every section as skipped (human output: 'resumed: 13 "
-                   "sections were already committed')")
+# Fixed: the report's `skipped` is taken before the load fills the ledger's `done`.
 def test_fresh_import_reports_nothing_as_skipped(runner, archive, tmp_path):
     env = {"WORKING_DIR": str(tmp_path / "t"), "EMBEDDING_MODEL": "fake-embed"}
     result = runner.run([*import_args(archive, "files", "w"), "--json"], env)
