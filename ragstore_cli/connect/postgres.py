@@ -110,9 +110,16 @@ async def connect(
     timeout: float = 10.0,
     retries: int | None = None,
     pg_ssl: PgSSL | None = None,
+    command_timeout: float | None = None,
 ) -> asyncpg.Connection:
-    """One connection, with transient-only retries. Raises ConnectionFailed."""
+    """One connection, with transient-only retries. Raises ConnectionFailed.
+
+    `command_timeout` bounds each statement (None: no bound — migrations build indexes for as
+    long as it takes; data commands pass RAGSTORE_COMMAND_TIMEOUT).
+    """
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
+    if command_timeout:
+        kwargs["command_timeout"] = command_timeout
     attempts = settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries
     try:
         return await with_retries(
@@ -137,7 +144,13 @@ async def create_pool(
     init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     retries: int | None = None,
 ) -> asyncpg.Pool:
-    """A pool capped at POSTGRES_MAX_CONNECTIONS (or `max_size`, whichever is smaller)."""
+    """A pool capped at POSTGRES_MAX_CONNECTIONS (or `max_size`, whichever is smaller).
+
+    Statements time out after `command_timeout` (default RAGSTORE_COMMAND_TIMEOUT; 0 = never), so a
+    stalled network ends the command with an error instead of a hang.
+    """
+    if command_timeout is None:
+        command_timeout = settings["RAGSTORE_COMMAND_TIMEOUT"] or None
     cap = settings["POSTGRES_MAX_CONNECTIONS"]
     size = min(max_size or cap, cap)
     kwargs = connect_kwargs(settings, timeout=timeout)

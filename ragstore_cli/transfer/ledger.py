@@ -63,7 +63,7 @@ class PgLedger:
         if self._conn is None:
             from ragstore_cli.connect.postgres import connect
 
-            self._conn = await connect(self.settings)
+            self._conn = await connect(self.settings, command_timeout=self.settings["RAGSTORE_COMMAND_TIMEOUT"])
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS ragstore_import_ledger (workspace TEXT PRIMARY KEY, "
                 "state JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")

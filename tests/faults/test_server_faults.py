@@ -235,7 +235,8 @@ def stalled_import(own_pg, runner, archive, tmp_path_factory) -> dict[str, Any]:
     env = fresh_db(own_pg)
     initial = snapshot(env, "postgres", "w")
     proxy = StallProxy(int(env["POSTGRES_PORT"]))
-    via = {**env, "POSTGRES_PORT": str(proxy.port)}
+    # A short statement timeout: the stalled COPY must be abandoned well within STALL_BOUND.
+    via = {**env, "POSTGRES_PORT": str(proxy.port), "RAGSTORE_COMMAND_TIMEOUT": "5"}
     pause = tmp_path_factory.mktemp("stall")
     at = nth_call(count.trace["names"], "CopyWriter._feed", 12)
     child = runner.start(import_args(archive, "postgres", "w"), via, fault=Fault(PG_HOOKS, at, "before", "pause"),
@@ -264,9 +265,7 @@ def test_stalled_network_target_is_resumable(stalled_import, runner, archive):
         assert diff.equal, diff.where
 
 
-@pytest.mark.xfail(strict=True, reason="no timeout on PostgreSQL operations: connect/postgres.py create_pool() is called "
-                   "with command_timeout=None and no keepalive/statement timeout setting exists, so an import whose "
-                   "network stalls mid-COPY waits forever instead of failing with a one-line error")
+# Fixed: backend pools use RAGSTORE_COMMAND_TIMEOUT as asyncpg's command_timeout.
 def test_stalled_network_fails_within_a_bound(stalled_import):
     result = stalled_import["result"]
     with fault_record("stalled network to PostgreSQL (fails in time)", f"bound {STALL_BOUND:g}s") as entry:
