@@ -52,7 +52,10 @@ def up(
 
 @dev_app.command("down")
 def down(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
-    """Stop the servers (their data stays in the data folder)."""
+    """Stop the servers (their data stays in the data folder).
+
+    Example: ragstore dev down --data-dir .ragstore-dev
+    """
     servers = dev.down(data_dir)
     document = {"data_dir": str(data_dir.resolve()), "stopped": servers is not None}
     emit(state(ctx), document, lambda c: c.print("stopped" if servers else f"nothing was started in {data_dir}"))
@@ -60,7 +63,10 @@ def down(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
 
 @dev_app.command("status")
 def status(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
-    """Show whether the servers are running; exit 1 if not."""
+    """Show whether the servers are running; exit 1 if not.
+
+    Example: ragstore --json dev status
+    """
     servers = dev.load(data_dir)
     document = servers.status() if servers else {"data_dir": str(data_dir.resolve()), "postgres": {"running": False},
                                                   "bolt": {"running": False}}

@@ -98,7 +98,10 @@ def show(
     ctx: typer.Context, key: str = typer.Argument(..., help="The lock key, e.g. workspace:books"),
     backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
 ) -> None:
-    """Who holds KEY (exit 0 either way; `held` says whether it is held)."""
+    """Who holds KEY (exit 0 either way; `held` says whether it is held).
+
+    Example: ragstore locks show workspace:prod --backend postgres
+    """
     resolved, name = _setup(ctx, backend, working_dir, json_flag)
 
     async def look() -> HolderRecord | None:
@@ -123,7 +126,10 @@ def break_lock(
     force: bool = typer.Option(False, "--force", help="Also break a live holder (postgres: ends its session)."),
     backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
 ) -> None:
-    """Remove a stale lock; a live holder is refused (exit 3) unless --force. The break is recorded."""
+    """Remove a stale lock; a live holder is refused (exit 3) unless --force. The break is recorded.
+
+    Example: ragstore locks break workspace:prod --backend postgres
+    """
     resolved, name = _setup(ctx, backend, working_dir, json_flag)
 
     async def do_break():
@@ -145,7 +151,10 @@ def wait(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.0, help="Seconds to wait (default RAGSTORE_LOCK_TIMEOUT)."),
     backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
 ) -> None:
-    """Wait until KEY is free (taken and released at once); exit 3 naming the holder on timeout."""
+    """Wait until KEY is free (taken and released at once); exit 3 naming the holder on timeout.
+
+    Example: ragstore locks wait workspace:prod --timeout 120
+    """
     resolved, name = _setup(ctx, backend, working_dir, json_flag)
     limit = resolved["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
     if limit < 0:

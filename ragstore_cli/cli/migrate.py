@@ -72,7 +72,10 @@ def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Targ
 
 @app.command("current")
 def current(ctx: typer.Context) -> None:
-    """Show the database's revision and head."""
+    """Show the database's revision and head.
+
+    Example: ragstore migrate current --json
+    """
     result = run(api.current(settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Schema", [
         ("database", result["target"]), ("revision", result["revision"] or "none (unmanaged)"),
@@ -81,7 +84,10 @@ def current(ctx: typer.Context) -> None:
 
 @app.command("history")
 def history(ctx: typer.Context) -> None:
-    """List the revisions, oldest first (no connection)."""
+    """List the revisions, oldest first (no connection).
+
+    Example: ragstore migrate history
+    """
     result = api.history()
     emit(state(ctx), result, lambda c: c.print(table("Revisions", ["revision", "description"], [
         [r["revision"] + (" (head)" if r["is_head"] else ""), r["message"]] for r in result])))
@@ -89,7 +95,10 @@ def history(ctx: typer.Context) -> None:
 
 @app.command("check")
 def check(ctx: typer.Context) -> None:
-    """Exit 0 when the database is at head, 1 when it is behind (for CI / before servers start)."""
+    """Exit 0 when the database is at head, 1 when it is behind (for CI / before servers start).
+
+    Example: ragstore migrate check --json || ragstore migrate upgrade
+    """
     result = run(api.check(settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Up to date" if not result["behind"] else "Behind head", [
         ("database", result["target"]), ("revision", result["revision"] or "none (unmanaged)"),
@@ -101,7 +110,10 @@ def check(ctx: typer.Context) -> None:
 @app.command("stamp")
 def stamp(ctx: typer.Context, revision: str = typer.Argument(..., help="Revision to record."),
           lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
-    """Record REV as the current revision without running anything."""
+    """Record REV as the current revision without running anything.
+
+    Example: ragstore migrate stamp head
+    """
     result = run(api.stamp(settings(ctx), revision, lock_timeout=lock_timeout))
     emit(state(ctx), result, lambda c: _lines(c, "Stamped", [
         ("database", result["target"]), ("from", result["from"]), ("to", result["to"])]))
@@ -110,7 +122,10 @@ def stamp(ctx: typer.Context, revision: str = typer.Argument(..., help="Revision
 @app.command("sql")
 def sql(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision (default head)."),
         start: Optional[str] = typer.Option(None, "--from", help="Starting revision (default base).")) -> None:
-    """Print the SQL of an upgrade (or downgrade) without connecting."""
+    """Print the SQL of an upgrade (or downgrade) without connecting.
+
+    Example: ragstore migrate sql head > upgrade.sql
+    """
     text = api.sql(revision, start=start)
     if state(ctx).json:
         emit(state(ctx), {"from": start or "base", "to": revision, "sql": text})
@@ -124,6 +139,8 @@ def adopt(ctx: typer.Context, dry_run: bool = typer.Option(False, "--dry-run", h
     """Match a LightRAG-created database to a revision, print the evidence, and stamp it.
 
     Exit 1 (and no stamp) when it matches no revision.
+
+    Example: ragstore migrate adopt --dry-run && ragstore migrate adopt
     """
     result = run(api.adopt(settings(ctx), dry_run=dry_run, lock_timeout=lock_timeout))
 
@@ -146,7 +163,10 @@ def adopt(ctx: typer.Context, dry_run: bool = typer.Option(False, "--dry-run", h
 @app.command("vectors-move")
 def vectors_move(ctx: typer.Context, embedding_model: Optional[str] = MODEL, embedding_dim: Optional[int] = DIM,
                  lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
-    """Copy rows of legacy unsuffixed vector tables into the model's tables, verified by counts."""
+    """Copy rows of legacy unsuffixed vector tables into the model's tables, verified by counts.
+
+    Example: ragstore migrate vectors-move --embedding-model bge-m3 --embedding-dim 1024
+    """
     result = run(api.move_vectors(settings(ctx), embedding_model=embedding_model, embedding_dim=embedding_dim,
                                   lock_timeout=lock_timeout))
     emit(state(ctx), result, lambda c: c.print(table("Moved", ["legacy", "target", "legacy rows", "copied", "verified"], [

@@ -78,7 +78,10 @@ def inspect(
     file: Path = typer.Argument(..., help="The .ragstore archive."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Show the manifest and per-namespace statistics (reads only the manifest; use verify to check data)."""
+    """Show the manifest and per-namespace statistics (reads only the manifest; use verify to check data).
+
+    Example: ragstore archive inspect --json backup.ragstore
+    """
     cli = _local_json(ctx, json_output)
     manifest = ArchiveReader(file).manifest
     document = describe(manifest)
