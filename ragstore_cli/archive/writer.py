@@ -1,7 +1,8 @@
 """Write a `.ragstore` archive as a stream of batches, with bounded memory.
 
 Design (see docs/archive-format.md): each member is compressed and hashed while it is written to a
-spool folder next to the output; `finish()` then writes the tar — manifest first, members after —
+spool folder next to the output (`.ragstore-spool-<pid>-<output tag>-XXXX`, so the next export to
+the same output can remove what a SIGKILLed one left); `finish()` then writes the tar — manifest first, members after —
 to `<output>.partial` and renames it. The manifest can come first because every size, checksum and
 count is known by then; the cost is spool disk space about the size of the archive.
 """
@@ -33,7 +34,46 @@ from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
 ROWS_PER_PART = 8192
+SPOOL_PREFIX = ".ragstore-spool-"
 Progress = Callable[[str, int, int], None]  # (section key, records added, stored bytes added)
+
+
+def _output_key(output: Path) -> str:
+    """A short fixed-length tag of the output name, so spool folders of one output can be found again."""
+    return hashlib.sha256(output.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def spool_prefix(output: Path, pid: int) -> str:
+    """`.ragstore-spool-<pid>-<output tag>-`: who spools for which output, readable after a SIGKILL."""
+    return f"{SPOOL_PREFIX}{pid}-{_output_key(output)}-"
+
+
+def remove_leftovers(output: Path) -> list[str]:
+    """Remove what SIGKILLed exports to `output` left: spools of dead pids, then `<output>.partial`.
+
+    Why here: a killed process runs no cleanup, so the next export to the same path does it. A live
+    process's spool is never touched, and while one exists its `.partial` is left alone too.
+    """
+    from ragstore_cli.backends.files.jsonfile import pid_alive
+
+    removed: list[str] = []
+    key, live = _output_key(output), False
+    for entry in os.scandir(output.parent):
+        pid, _, rest = entry.name[len(SPOOL_PREFIX):].partition("-")
+        if not entry.name.startswith(SPOOL_PREFIX) or not pid.isdigit() or not rest.startswith(key + "-"):
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if int(pid) == os.getpid() or pid_alive(int(pid)):
+            live = True
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.name)
+    partial = output.with_name(output.name + ".partial")
+    if not live and partial.is_file():
+        partial.unlink(missing_ok=True)
+        removed.append(partial.name)
+    return removed
 
 
 class _MemberFile:
@@ -196,7 +236,9 @@ class ArchiveWriter:
             embedding={"model": embedding_model, "dim": embedding_dim},
         )
         self._progress = progress
-        self._spool = Path(tempfile.mkdtemp(prefix=".ragstore-spool-", dir=self.output.parent))
+        remove_leftovers(self.output)
+        self._wrote_partial = False
+        self._spool = Path(tempfile.mkdtemp(prefix=spool_prefix(self.output, os.getpid()), dir=self.output.parent))
         self._sections: list[SectionWriter] = []
         self._open: list[_MemberFile] = []
         self._files: dict[str, Path] = {}
@@ -266,6 +308,7 @@ class ArchiveWriter:
             self.manifest.check()
             partial = self.output.with_name(self.output.name + ".partial")
             # The archive holds a whole workspace: owner-only, like a database dump.
+            self._wrote_partial = True
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -299,7 +342,7 @@ class ArchiveWriter:
         self._open.clear()
         shutil.rmtree(self._spool, ignore_errors=True)
         partial = self.output.with_name(self.output.name + ".partial")
-        if partial.exists():
+        if self._wrote_partial and partial.exists():  # never another (live) export's partial
             partial.unlink()
 
     def __enter__(self) -> "ArchiveWriter":

@@ -1,7 +1,9 @@
 """The `files` backend: a LightRAG working directory (JSON KV, JSON doc status, NanoVectorDB, GraphML).
 
 Workspace "" is the working-directory root; any other workspace is a direct subfolder (reference
-§2.1). Reads stream; every write goes to a tmp sibling and is renamed into place on commit.
+§2.1). Reads stream; every write goes to a tmp sibling and is renamed into place on commit. A
+workspace copy is staged in a hidden `.ragstore-copy-<pid>-<target>` folder and a rename is one
+folder rename, so a killed copy/rename leaves the target absent or whole (docs/reliability.md).
 Write only while no LightRAG process uses the folder (reference §2.8, §9.17).
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
@@ -18,7 +20,7 @@ from ragstore_cli.backends.base import (
 )
 from ragstore_cli.backends.files import graphml, jsonfile
 from ragstore_cli.config import Settings
-from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.errors import DataError, OperationFailed, UsageError
 from ragstore_cli.workspace import files_dir, validate_workspace
 
 ROLES = frozenset(Role)
@@ -311,34 +313,84 @@ class FilesBackend:
         return created
 
     def _target(self, target: str) -> Path:
+        """The target folder, refused unless absent or empty: one folder rename then publishes it whole."""
+        if not target:
+            raise UsageError("the files backend cannot copy or rename INTO the default workspace \"\" atomically "
+                             "(it is WORKING_DIR itself, beside other workspaces); choose a named workspace")
         folder = files_dir(self.root, target)
         if any((folder / name).exists() for name in FILES.values()):
             raise UsageError(f"workspace {target!r} already holds LightRAG files in {folder}")
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UsageError(f"{folder} already exists and is not an empty folder; move it away or choose another name")
         return folder
 
     async def copy_workspace(self, target: str) -> dict[str, int]:
-        return self._transfer(target, shutil.copy2)
+        """Copy into a hidden staging folder, then rename it into place: a kill leaves no partial target."""
+        folder = self._target(target)
+        root = folder.parent  # resolved WORKING_DIR: staging on the same file system as the target
+        remove_stale_staging(root, target)
+        staging = root / staging_name(target, os.getpid())
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        done: dict[str, int] = {}
+        try:
+            for namespace, name in FILES.items():
+                source = self.folder / name
+                if source.is_file():
+                    tmp = jsonfile.tmp_sibling(staging / name)
+                    shutil.copy2(source, tmp)
+                    jsonfile.fsync_file(tmp)
+                    os.replace(tmp, staging / name)
+                    done[namespace] = (staging / name).stat().st_size
+            jsonfile.fsync_dir(staging)
+            _publish(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        jsonfile.fsync_dir(root)
+        return done
 
     async def rename_workspace(self, target: str) -> dict[str, int]:
-        return self._transfer(target, os.replace)
-
-    def _transfer(self, target: str, move: Callable[[str, str], Any]) -> dict[str, int]:
-        """Copy/move each LightRAG file via a tmp name in the target folder (atomic per file)."""
+        """One rename(2) of the workspace folder: the workspace is under the old name or the new one, never split."""
+        if not self.workspace:
+            raise UsageError("the files backend cannot rename the default workspace \"\" atomically (its files lie "
+                             "in WORKING_DIR itself); use `workspace copy \"\" DST`, then `workspace drop \"\" --yes`")
         folder = self._target(target)
-        folder.mkdir(parents=True, exist_ok=True)
-        done: dict[str, int] = {}
-        for namespace, name in FILES.items():
-            source = self.folder / name
-            if source.is_file():
-                size = source.stat().st_size
-                tmp = jsonfile.tmp_sibling(folder / name)
-                move(str(source), str(tmp))
-                os.replace(tmp, folder / name)
-                done[namespace] = size
-        jsonfile.fsync_dir(folder)
-        if move is os.replace and self.workspace and self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
+        done = {ns: (self.folder / name).stat().st_size for ns, name in FILES.items() if (self.folder / name).is_file()}
+        _publish(self.folder, folder)
+        jsonfile.fsync_dir(folder.parent)
         return done
+
+
+STAGING_PREFIX = ".ragstore-copy-"  # starts with '.': never a workspace name, skipped by list_workspaces
+
+
+def staging_name(target: str, pid: int) -> str:
+    """The hidden folder a copy to `target` is staged in, named after the copying process."""
+    return f"{STAGING_PREFIX}{pid}-{target}"
+
+
+def remove_stale_staging(root: Path, target: str) -> list[str]:
+    """Remove staging folders for `target` left by killed copies (their pid is dead); a live run's stay."""
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    for entry in os.scandir(root):
+        pid, _, name = entry.name[len(STAGING_PREFIX):].partition("-")
+        if not entry.name.startswith(STAGING_PREFIX) or name != target or not pid.isdigit():
+            continue
+        if int(pid) != os.getpid() and not jsonfile.pid_alive(int(pid)) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
+def _publish(source: Path, folder: Path) -> None:
+    """rename(2) `source` onto `folder` (absent or empty): atomic on one file system."""
+    try:
+        os.rename(source, folder)
+    except OSError as exc:
+        raise OperationFailed(f"cannot rename {source} to {folder}: {exc.strerror or exc}") from None
 
 
 def _glob_escape(text: str) -> str:
