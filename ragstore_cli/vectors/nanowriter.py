@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ragstore_cli.atomic import publish
 from ragstore_cli.errors import DataError
 from ragstore_cli.vectors.codecs import encode_records, normalise
 
@@ -95,10 +96,7 @@ class NanoVectorWriter:
             self._out.flush()
             os.fsync(self._out.fileno())
             self._out.close()
-            if self.path.exists():
-                os.chmod(self._tmp, self.path.stat().st_mode & 0o7777)
-            os.replace(self._tmp, self.path)
-            _fsync_dir(self.path.parent)
+            publish(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise
@@ -132,12 +130,3 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

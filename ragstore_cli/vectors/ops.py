@@ -21,7 +21,8 @@ import numpy as np
 from ragstore_cli.errors import UsageError
 from ragstore_cli.vectors.codecs import encode_records
 from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, OnError
-from ragstore_cli.vectors.nanowriter import _fsync_dir, _unlink
+from ragstore_cli.atomic import fsync_dir
+from ragstore_cli.vectors.nanowriter import _unlink
 from ragstore_cli.vectors.sources import ids_path_for
 
 STASH_KEY = "ragstore_vector_norms"
@@ -178,7 +179,7 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
             os.fsync(ids_f.fileno())
         npy.commit()
         os.replace(ids_tmp, ids_out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         npy.abort()
         _unlink(ids_tmp)

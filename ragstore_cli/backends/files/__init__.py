@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
+from ragstore_cli.atomic import fsync_dir
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
     GraphEdge, GraphNode, KVRecord, NamespaceStats, Role,
@@ -342,12 +343,12 @@ class FilesBackend:
                     jsonfile.fsync_file(tmp)
                     os.replace(tmp, staging / name)
                     done[namespace] = (staging / name).stat().st_size
-            jsonfile.fsync_dir(staging)
+            fsync_dir(staging)
             _publish(staging, folder)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        jsonfile.fsync_dir(root)
+        fsync_dir(root)
         return done
 
     async def rename_workspace(self, target: str) -> dict[str, int]:
@@ -358,7 +359,7 @@ class FilesBackend:
         folder = self._target(target)
         done = {ns: (self.folder / name).stat().st_size for ns, name in FILES.items() if (self.folder / name).is_file()}
         _publish(self.folder, folder)
-        jsonfile.fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
         return done
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.backends.files.jsonfile import fsync_dir, tmp_sibling
+from ragstore_cli.atomic import publish
+from ragstore_cli.backends.files.jsonfile import tmp_sibling
 from ragstore_cli.errors import DataError
 
 NS = "{http://graphml.graphdrawing.org/xmlns}"
@@ -194,10 +195,7 @@ class GraphMLWriter:
             out.flush()
             os.fsync(out.fileno())
         self.body_path.unlink(missing_ok=True)
-        if self.path.exists():
-            os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         if not self.body.closed:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from ragstore_cli.atomic import publish
 from ragstore_cli.errors import DataError
 
 READ_CHUNK = 1 << 20
@@ -155,29 +156,12 @@ class JsonObjectWriter:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
-        if self.path.exists():
-            os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         if not self.file.closed:
             self.file.close()
         self.tmp.unlink(missing_ok=True)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable (LightRAG does not; we do)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fsync_file(path: Path) -> None:

@@ -23,7 +23,8 @@ from typing import Any, AsyncIterator, Iterator
 import numpy as np
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
-from ragstore_cli.backends.files.jsonfile import _Buffer, fsync_dir, tmp_sibling
+from ragstore_cli.atomic import publish
+from ragstore_cli.backends.files.jsonfile import _Buffer, tmp_sibling
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.vectors.codecs import decode_records, encode_records
@@ -205,10 +206,7 @@ class NanoWriter:
             os.fsync(self.out.fileno())
             self.out.close()
             self.matrix_path.unlink(missing_ok=True)
-            if self.path.exists():
-                os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
-            os.replace(self.tmp, self.path)
-            fsync_dir(self.path.parent)
+            publish(self.tmp, self.path)
         except BaseException:
             await self.abort()
             raise
