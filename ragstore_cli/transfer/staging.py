@@ -46,7 +46,7 @@ async def swap_in(target: Settings, workspace: str, state: dict[str, Any],
                   save: Callable[[dict[str, Any]], Awaitable[None]], after_first: Callable[[], None]) -> None:
     """Move the staged LightRAG files over the target's; delete target files the archive replaced by nothing."""
     from ragstore_cli.backends.files import FILES
-    from ragstore_cli.backends.files.jsonfile import fsync_dir
+    from ragstore_cli.atomic import fsync_dir
 
     staged, dest = folder(target, workspace), files_dir(target.working_dir, workspace)
     plan = state.get("swap")
