@@ -2,10 +2,12 @@
 
 Order of events: manifest check → full verify pass (nothing written yet) → embedding model and
 dimension checks against the target → lock → emptiness check (`--if-exists`) → load section by
-section, each through the backend's atomic writer (PostgreSQL: staging + swap; files: tmp + rename;
-Bolt: tagged writes removed on abort), recording each committed section in the target's ledger →
-(files-only targets) swap the staged folder in → clear the ledger. `--resume` skips the sections
-the ledger lists as committed by the same archive.
+section, each through the backend's atomic writer (PostgreSQL: every section in ONE transaction of
+the backend's import unit, committed at the end together with the ledger's removal; files: tmp +
+rename; Bolt: tagged writes removed on abort), recording each committed section in the target's
+ledger (PostgreSQL sections only as `uncommitted`: they commit all at once) → (files-only targets) swap
+the staged folder in → clear the ledger. `--resume` skips the sections the ledger lists as
+committed by the same archive.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
-from ragstore_cli.transfer.ledger import open_ledger
+from ragstore_cli.transfer.ledger import PgLedger, open_ledger
 from ragstore_cli.workspace import validate_workspace
 
 IF_EXISTS = ("fail", "replace", "merge")
@@ -178,7 +180,12 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
         if staged:
             load_stores = await open_backends(staging.settings(target, workspace), prof, workspace)
             stack.push_async_callback(load_stores.close)
-        written = await _load(reader, load_stores, state, ledger, if_exists != "merge", batch_size, dim)
+        async with contextlib.AsyncExitStack() as unit_stack:  # commits each unit on a clean exit
+            units = await _open_units(unit_stack, load_stores, manifest, dim)
+            written = await _load(reader, load_stores, state, ledger, if_exists != "merge", batch_size, dim,
+                                  deferred=frozenset(units))
+            if isinstance(ledger, PgLedger) and "postgres" in units:
+                await ledger.clear(await units["postgres"].connection())  # removed by the same commit
         if staged:
             _fault("swap:before")
             await staging.swap_in(target, workspace, state, ledger.save, lambda: _fault("swap:during"))
@@ -189,9 +196,35 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                         existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
 
 
+async def _open_units(stack: contextlib.AsyncExitStack, stores: Stores, manifest: Manifest,
+                      dim: int | None) -> dict[str, Any]:
+    """Open the import unit of every backend that has one (PostgreSQL: one transaction for all its
+    sections), so each such backend shows the workspace old or new, never a mix of sections."""
+    units: dict[str, Any] = {}
+    for name, backend in stores.backends.items():
+        opener = getattr(backend, "import_unit", None)
+        if not callable(opener):
+            continue
+        dims = [] if stores.profile[Role.VECTOR] != name else [
+            width for s in manifest.sections
+            if s.kind == KIND_VECTORS and not (s.records == 0 and dim is None) and (width := int(s.dim or dim or 0))]
+        units[name] = await stack.enter_async_context(opener(dims))
+    return units
+
+
+_ROLE_OF = {KIND_KV: Role.KV, KIND_DOC_STATUS: Role.DOC_STATUS, KIND_NODES: Role.GRAPH, KIND_EDGES: Role.GRAPH,
+            KIND_VECTORS: Role.VECTOR}
+
+
 async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], ledger: Any, replace: bool,
-                batch_size: int, dim: int | None) -> dict[str, int]:
+                batch_size: int, dim: int | None, deferred: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Write the sections not yet done; those of a backend in `deferred` (an open import unit) become
+    visible only when the unit commits, so the ledger lists them as `uncommitted` (progress for a
+    reader of the ledger), never as `done`: --resume redoes them."""
     done: dict[str, int] = state["done"]
+    uncommitted: dict[str, int] = {}
+    if deferred:
+        state["uncommitted"] = uncommitted  # a resumed run starts its own list
     written: dict[str, int] = {}
     graph_writer: Any = None
     for section in reader.sections(batch_size):
@@ -222,9 +255,11 @@ async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], le
             raise
         _fault(f"commit:{key}")
         written[key] = count
-        done[key] = count
+        # in an open import unit: not committed yet, a killed import leaves that backend untouched
+        into = uncommitted if stores.profile.get(_ROLE_OF.get(kind, Role.KV)) in deferred else done
+        into[key] = count
         if kind == KIND_EDGES:
-            done["graph/nodes"] = written.get("graph/nodes", 0)
+            into["graph/nodes"] = written.get("graph/nodes", 0)
         await ledger.save(state)
     return written
 

@@ -2,7 +2,9 @@
 
 It lives in the target, next to the data it describes: a JSON file in the files backend's folder, a
 row of `ragstore_import_ledger` in PostgreSQL, or a key in Redis — chosen by the backend serving the
-KV role (imported first). One ledger per workspace; it is removed when an import completes.
+KV role (imported first). One ledger per workspace; it is removed when an import completes — for
+PostgreSQL inside the import's own transaction (`clear(conn)`), so the data and the ledger's removal
+become visible together.
 """
 
 from __future__ import annotations
@@ -80,8 +82,10 @@ class PgLedger:
             "ON CONFLICT (workspace) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
             self.workspace, json.dumps(state))
 
-    async def clear(self) -> None:
-        await (await self._c()).execute("DELETE FROM ragstore_import_ledger WHERE workspace = $1", self.workspace)
+    async def clear(self, conn: Any = None) -> None:
+        """Remove the row; with `conn` (the import unit's connection), as part of that transaction."""
+        await (conn or await self._c()).execute("DELETE FROM ragstore_import_ledger WHERE workspace = $1",
+                                                self.workspace)
 
     async def close(self) -> None:
         if self._conn is not None:

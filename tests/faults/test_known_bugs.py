@@ -63,10 +63,7 @@ def test_fresh_import_reports_nothing_as_skipped(runner, archive, tmp_path):
     assert report["skipped"] == [], report["skipped"]
 
 
-@pytest.mark.xfail(strict=True, reason="transfer/importer.py _load commits each section in its own transaction "
-                   "(backends/postgres/copy.py CopyWriter: DELETE + COPY per namespace), so a replace-import into "
-                   "PostgreSQL killed between sections leaves the workspace MIXED (new full_docs next to old "
-                   "text_chunks) until --resume; issue 5 asks for staging tables swapped in one transaction")
+# Fixed: every PostgreSQL section of an import shares the backend's import unit (one transaction).
 def test_killed_postgres_replace_import_leaves_old_or_new_never_mixed(runner, archive, old_archive, pg_database):
     env = {**pg_database, "EMBEDDING_MODEL": "fake-embed"}
     library_import(env, old_archive, "postgres", "w")

@@ -3,6 +3,7 @@ nothing lost and nothing doubled. The kill points are named fault-injection hook
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -61,9 +62,8 @@ async def test_postgres_import_killed_then_resumed(built, archive: Path, pg_data
     killed = ragstore(args, env, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     partial = await snapshot_records(pg, "postgres", "w")
-    section = fault.split(":")[1]
-    if fault.startswith(("inside", "batch")):  # the killed section's transaction never committed
-        assert partial[section] == {}
+    # every section shares the import's one transaction: nothing of the killed import is visible
+    assert not any(partial.values()), {k: len(v) for k, v in partial.items() if v}
     done = ragstore([*args, "--resume"], env)
     assert done.returncode == 0, done.stderr
     clean = ragstore([*args[:5], "ref", *args[6:]], env)  # the same import, never interrupted
@@ -77,7 +77,8 @@ async def test_postgres_import_killed_then_resumed(built, archive: Path, pg_data
 
 
 async def test_postgres_target_goes_away_mid_import(built, archive: Path, pg_server, pg_database) -> None:
-    """The server drops the importer's connections inside the chunk vectors: one-line error, resumable."""
+    """The server drops the importer's connections inside the chunk vectors: one-line error, nothing
+    written (all sections share one transaction), resumable from the start."""
     from ragstore_cli.errors import RagstoreError
     from ragstore_cli.transfer import import_archive
 
@@ -97,9 +98,33 @@ async def test_postgres_target_goes_away_mid_import(built, archive: Path, pg_ser
                              progress=cut)
     assert fired and "\n" not in str(info.value)
     partial = await snapshot_records(pg, "postgres", "w")
-    assert partial["vectors/chunks"] == {}  # its transaction died with the connection
-    assert partial["kv/full_docs"]  # committed before: the ledger says so
+    assert not any(partial.values())  # the import's one transaction died with the connection
     report = await import_archive(pg, archive, workspace="w", profile="postgres", resume=True, batch_size=2)
-    assert "kv/full_docs" in report.skipped and report.counts["vectors/chunks"] > 0
+    assert report.skipped == [] and report.counts["kv/full_docs"] > 0 and report.counts["vectors/chunks"] > 0
     await import_archive(pg, archive, workspace="ref", profile="postgres", batch_size=2)
     assert await snapshot_records(pg, "postgres", "w") == await snapshot_records(pg, "postgres", "ref")
+
+
+MIXED = "kv=postgres,vector=postgres,doc_status=postgres,graph=files"
+
+
+@pytest.mark.parametrize("fault", ["commit:doc_status", "inside:vectors/chunks:1"])
+async def test_mixed_postgres_files_import_killed_is_atomic_per_backend(built, archive: Path, pg_database, tmp_path: Path,
+                                                                        fault: str) -> None:
+    """PostgreSQL sections commit together at the end; the files graph commits on its own and the
+    PostgreSQL ledger (own connection) lists it, so --resume redoes only the PostgreSQL part."""
+    env = {**pg_database, "WORKING_DIR": str(tmp_path / "t"), "EMBEDDING_MODEL": "fake-embed"}
+    args = ["import", str(archive), "--to", MIXED, "--workspace", "w", "--batch-size", "2", "--if-exists", "replace"]
+    settings = load_settings(environ=env)
+    killed = ragstore(args, env, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    partial = await snapshot_records(settings, MIXED, "w")
+    assert not any(v for k, v in partial.items() if not k.startswith("graph/")), "PostgreSQL must be untouched"
+    if "vectors" in fault:  # sections run kv, doc_status, graph, vectors
+        assert partial["graph/nodes"]  # the files graph committed before the kill
+    done = ragstore([*args, "--resume", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["skipped"] == (["graph/edges", "graph/nodes"] if "vectors" in fault else [])
+    clean = ragstore([*args[:5], "ref", *args[6:]], env)
+    assert clean.returncode == 0, clean.stderr
+    assert_same(await snapshot_records(settings, MIXED, "ref"), await snapshot_records(settings, MIXED, "w"))

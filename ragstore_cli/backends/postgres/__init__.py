@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 import asyncpg
 
 from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
 from ragstore_cli.backends.postgres import mapping
-from ragstore_cli.backends.postgres.copy import register_raw_vector_codecs
+from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs
 from ragstore_cli.backends.postgres.graph import DDL as GRAPH_DDL, EDGES, NODES, PgGraph
 from ragstore_cli.backends.postgres.stores import PgDocStatus, PgKV, PgVectors
 from ragstore_cli.config import Settings
@@ -46,6 +46,30 @@ class PostgresBackend:
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()
         self.snapshot_id: str | None = None  # set inside snapshot(): every reader uses it
+        self.unit: ImportUnit | None = None  # set inside import_unit(): every writer shares it
+
+    @contextlib.asynccontextmanager
+    async def import_unit(self, dims: Iterable[int | None] = ()) -> AsyncIterator[ImportUnit]:
+        """Every writer handed out inside shares ONE connection and transaction, committed on a clean exit.
+
+        Why: an import must show the workspace old or new, never a mix of sections. The schema for
+        `dims` (and the KV/graph tables) is made first, on other connections, so that no DDL has to
+        wait behind the locks the unit holds.
+        """
+        if self.unit is not None:
+            raise OperationFailed("an import unit is already open on this backend")
+        for dim in dict.fromkeys([None, *dims]):
+            await self.ensure_schema(dim)
+        unit = self.unit = ImportUnit(self.pool)
+        try:
+            yield unit
+        except BaseException:
+            await unit.rollback()
+            raise
+        else:
+            await unit.commit()
+        finally:
+            self.unit = None
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[str]:

@@ -1,6 +1,8 @@
 """The PostgreSQL bulk paths: binary COPY writers in one transaction, server-side cursor readers.
 
-A writer holds one connection and one transaction from its first batch to `commit()`:
+A writer holds one connection and one transaction from its first batch to `commit()` — or, inside an
+`ImportUnit` (an import's unit of work), the unit's one connection and a savepoint of its one
+transaction, so every section of an import becomes visible together when the unit commits:
 - replace: `DELETE` the workspace's rows, then `COPY … FROM STDIN (FORMAT binary)` straight into the
   table (invisible to others until commit, so the swap is atomic);
 - merge: COPY into a temp table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` on commit.
@@ -63,16 +65,78 @@ def explain(exc: BaseException, where: str) -> DataError:
     return DataError(f"{where}: {text}")
 
 
+class ImportUnit:
+    """One connection and one transaction shared by every writer of an import (sections are written
+    one after another), so a killed import leaves the workspace exactly as it was."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.conn: asyncpg.Connection | None = None
+        self.tx: Any = None
+
+    async def connection(self) -> asyncpg.Connection:
+        """The unit's connection, its transaction started on first use."""
+        if self.conn is None:
+            conn = await self.pool.acquire()
+            tx = conn.transaction()
+            try:
+                await tx.start()
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            self.conn, self.tx = conn, tx
+        return self.conn
+
+    async def commit(self) -> None:
+        try:
+            if self.tx is not None:
+                tx, self.tx = self.tx, None
+                await tx.commit()  # a failed COMMIT ends the transaction on the server too
+        finally:
+            await self._release()
+
+    async def rollback(self) -> None:
+        if self.tx is not None:
+            tx, self.tx = self.tx, None
+            try:
+                await tx.rollback()
+            except Exception:  # noqa: BLE001 - already failed / connection gone; the rollback is implied
+                pass
+        await self._release()
+
+    async def _release(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            try:
+                await self.pool.release(conn)
+            except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool
+                pass
+
+
+async def acquire(pool: asyncpg.Pool, unit: ImportUnit | None) -> tuple[asyncpg.Connection, Any]:
+    """A writer's connection and started transaction: its own, or a savepoint in the unit's."""
+    conn = await unit.connection() if unit is not None else await pool.acquire()
+    tx = conn.transaction()
+    try:
+        await tx.start()
+    except BaseException:
+        if unit is None:
+            await pool.release(conn)
+        raise
+    return conn, tx
+
+
 class CopyWriter:
-    """Rows for one table and workspace; nothing is visible before `commit()`."""
+    """Rows for one table and workspace; nothing is visible before `commit()` (or the unit's commit)."""
 
     def __init__(self, pool: asyncpg.Pool, table: str, columns: tuple[str, ...], workspace: str, *,
                  replace: bool, conflict: tuple[str, ...] = ("workspace", "id"),
                  keep_on_update: tuple[str, ...] = ("create_time",), scope: str = "workspace = $1",
                  scope_args: tuple[Any, ...] = (),
                  before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> None:
-        self.pool, self.table, self.columns, self.workspace = pool, table.lower(), columns, workspace
+                 on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                 unit: ImportUnit | None = None) -> None:
+        self.pool, self.unit, self.table, self.columns, self.workspace = pool, unit, table.lower(), columns, workspace
         self.replace, self.conflict, self.keep = replace, conflict, keep_on_update
         self.scope, self.scope_args = scope, scope_args or (workspace,)
         self.before_commit, self.on_start = before_commit, on_start
@@ -115,9 +179,7 @@ class CopyWriter:
     async def _start(self) -> asyncpg.Connection:
         if self.conn is not None:
             return self.conn
-        self.conn = await self.pool.acquire()
-        self.tx = self.conn.transaction()
-        await self.tx.start()
+        self.conn, self.tx = await acquire(self.pool, self.unit)
         if self.on_start:
             await self.on_start(self.conn)
         if self.replace:
@@ -152,9 +214,11 @@ class CopyWriter:
                 action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
                 await conn.execute(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {self.target} "
                                    f"ON CONFLICT ({', '.join(self.conflict)}) {action}")
+                await conn.execute(f"DROP TABLE {self.target}")  # a later writer in the same unit may stage again
             if self.before_commit:
                 await self.before_commit(conn)
             await self.tx.commit()
+            self.tx = None
         except DataError:
             await self.abort()
             raise
@@ -185,7 +249,8 @@ class CopyWriter:
     async def _release(self) -> None:
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            await self.pool.release(conn)
+            if self.unit is None:  # the unit keeps its connection until it commits
+                await self.pool.release(conn)
 
 
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
-from ragstore_cli.backends.postgres.copy import explain, stream_rows
+from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain, stream_rows
 from ragstore_cli.errors import DataError
 
 if TYPE_CHECKING:
@@ -62,10 +62,10 @@ def _dumps(props: dict[str, Any], what: str) -> str:
 
 
 class PgGraphWriter:
-    """Batches of GraphNode/GraphEdge in one transaction; visible on commit."""
+    """Batches of GraphNode/GraphEdge in one transaction (or a savepoint of the import unit's); visible on commit."""
 
-    def __init__(self, pool: asyncpg.Pool, workspace: str, replace: bool) -> None:
-        self.pool, self.ws, self.replace = pool, workspace, replace
+    def __init__(self, pool: asyncpg.Pool, workspace: str, replace: bool, unit: ImportUnit | None = None) -> None:
+        self.pool, self.ws, self.replace, self.unit = pool, workspace, replace, unit
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
         self.edge_keys: set[tuple[str, str]] = set()
@@ -73,9 +73,7 @@ class PgGraphWriter:
 
     async def _start(self) -> asyncpg.Connection:
         if self.conn is None:
-            self.conn = await self.pool.acquire()
-            self.tx = self.conn.transaction()
-            await self.tx.start()
+            self.conn, self.tx = await acquire(self.pool, self.unit)
             if self.replace:
                 await self.conn.execute(f"DELETE FROM {NODES} WHERE workspace = $1 AND namespace = $2",
                                         self.ws, GRAPH_NAMESPACE)
@@ -134,7 +132,9 @@ class PgGraphWriter:
                 "SELECT $1, $2, a, b, properties FROM ragstore_stage_edges "
                 "ON CONFLICT (workspace, namespace, src_id, tgt_id) DO UPDATE SET properties = EXCLUDED.properties, "
                 "updated_at = now()", self.ws, GRAPH_NAMESPACE)
+            await conn.execute("DROP TABLE ragstore_stage_nodes, ragstore_stage_edges")  # the unit goes on
             await self.tx.commit()
+            self.tx = None
         except (asyncpg.PostgresError, asyncpg.DataError) as exc:
             await self.abort()
             raise explain(exc, "graph") from None
@@ -155,7 +155,8 @@ class PgGraphWriter:
     async def _release(self) -> None:
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            await self.pool.release(conn)
+            if self.unit is None:  # the unit keeps its connection until it commits
+                await self.pool.release(conn)
 
 
 class PgGraph:
@@ -188,4 +189,4 @@ class PgGraph:
 
     async def writer(self, *, replace: bool = True) -> PgGraphWriter:
         await self.b.ensure_schema()
-        return PgGraphWriter(self.b.pool, self.b.pg_ws, replace)
+        return PgGraphWriter(self.b.pool, self.b.pg_ws, replace, self.b.unit)

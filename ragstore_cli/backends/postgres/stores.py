@@ -69,7 +69,8 @@ class PgKV:
     async def writer(self, namespace: str, *, replace: bool = True) -> MappedWriter:
         m = self._mapping(namespace)
         await self.b.ensure_schema()
-        copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace)
+        copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace,
+                          unit=self.b.unit)
         return MappedWriter(copy, m, self.b.pg_ws)
 
 
@@ -92,7 +93,7 @@ class PgDocStatus:
         m = mapping.DOC_STATUS
         await self.b.ensure_schema()
         copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace,
-                          keep_on_update=())
+                          keep_on_update=(), unit=self.b.unit)
         return MappedWriter(copy, m, self.b.pg_ws)
 
 
@@ -172,7 +173,7 @@ class PgVectors:
         rebuild = _IndexRebuild(table) if replace else None
         copy = CopyWriter(self.b.pool, table, ("workspace", "id", *mapping.VECTOR_COLUMNS[ns]), ws, replace=replace,
                           before_commit=_chain(before, rebuild.restore if rebuild else None),
-                          on_start=rebuild.drop if rebuild else None)
+                          on_start=rebuild.drop if rebuild else None, unit=self.b.unit)
         return VectorWriter(copy, ns, dim, kind, ws)
 
 
