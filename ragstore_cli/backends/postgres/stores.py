@@ -206,6 +206,9 @@ def _complete_chunks(table: str, workspace: str) -> Any:
     return complete
 
 
+INDEX_BUILD_TIMEOUT = 7 * 24 * 3600.0
+
+
 class _IndexRebuild:
     """During a replace, drop the ANN index and rebuild it once at commit (bulk load, then index)."""
 
@@ -224,4 +227,6 @@ class _IndexRebuild:
         if self.defs:
             await conn.execute("SET LOCAL maintenance_work_mem = '2GB'")
         for _name, definition in self.defs:
-            await conn.execute(definition)
+            # An ANN build takes what it takes (minutes at millions of rows): not bounded by
+            # RAGSTORE_COMMAND_TIMEOUT, which exists to catch stalled networks on data statements.
+            await conn.execute(definition, timeout=INDEX_BUILD_TIMEOUT)
