@@ -21,7 +21,7 @@ from tests.faults.conftest import SRC
 from tests.faults.harness import Fault, compare, fault_record, kill_points, snapshot
 
 K = int(os.environ.get("RAGSTORE_FAULT_POINTS", "20"))
-FILES_COPY_HOOKS = ("shutil:copy2", "os:replace", "ragstore_cli.backends.files.jsonfile:fsync_dir",
+FILES_COPY_HOOKS = ("shutil:copy2", "os:replace", "ragstore_cli.backends.files:fsync_dir",
                     "ragstore_cli.backends.files:FilesBackend.list_workspaces")
 FILES_DROP_HOOKS = ("pathlib:Path.unlink", "pathlib:Path.rmdir", "ragstore_cli.backends.files.jsonfile:count_members",
                     "ragstore_cli.backends.files.graphml:count_elements")
