@@ -45,6 +45,12 @@ def _describe(exc: BaseException) -> tuple[int, str, str | None]:
     if isinstance(exc, RagstoreError):
         return exc.exit_code, redact(str(exc)), exc.hint
     text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, OSError) and exc.strerror:  # a full disk, a vanished folder: say it plainly
+        where = f": {exc.filename}" if exc.filename else ""
+        return EXIT_FAILED, redact(f"{exc.strerror}{where}"), None
+    if type(exc).__module__.startswith("asyncpg") and "connection" in type(exc).__name__.lower() + text.lower():
+        return (EXIT_FAILED, redact(f"postgres: the connection was lost ({text or type(exc).__name__})"),
+                "run the command again; an interrupted import finishes with --resume")
     return EXIT_FAILED, redact(f"unexpected {type(exc).__name__}: {text}"), "run again with --debug for the traceback"
 
 

@@ -52,3 +52,18 @@ def test_files_check_missing_workspace(cli, tmp_path):
     result = cli("--json", "check-connections", "-b", "files", env={"WORKING_DIR": str(tmp_path), "WORKSPACE": "nope"})
     assert result.exit_code == 1
     assert "does not exist" in result.json()[0]["error"]
+
+
+def test_os_and_connection_errors_are_plain_one_liners():
+    import errno
+
+    import asyncpg
+
+    from ragstore_cli.cli.app import _describe
+
+    code, message, _ = _describe(OSError(errno.EFBIG, "File too large", "/data/out.ragstore.partial"))
+    assert (code, message) == (1, "File too large: /data/out.ragstore.partial")
+    code, message, hint = _describe(asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"))
+    assert code == 1 and message.startswith("postgres: the connection was lost") and "--resume" in hint
+    code, message, _ = _describe(ValueError("boom"))
+    assert message == "unexpected ValueError: boom"
