@@ -54,7 +54,7 @@ def remove_leftovers(output: Path) -> list[str]:
     Why here: a killed process runs no cleanup, so the next export to the same path does it. A live
     process's spool is never touched, and while one exists its `.partial` is left alone too.
     """
-    from ragstore_cli.backends.files.jsonfile import pid_alive
+    from ragstore_cli.procs import pid_alive
 
     removed: list[str] = []
     key, live = _output_key(output), False

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragstore_cli.embedded.postgres import alive, free_port, pid_from_file
+from ragstore_cli.embedded.postgres import free_port, pid_from_file
+from ragstore_cli.procs import pid_alive
 from ragstore_cli.errors import OperationFailed, UsageError
 
 
@@ -59,7 +60,7 @@ class EmbeddedFalkorDB:
         return pid_from_file(self.pidfile)
 
     def running(self) -> bool:
-        return alive(self.pid())
+        return pid_alive(self.pid())
 
     def start(self, timeout: float = 30) -> None:
         """Start in the background and wait until the Bolt port accepts connections."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragstore_cli.errors import OperationFailed, UsageError
+from ragstore_cli.procs import pid_alive
 
 SERVICE_USER = "embedded_postgres"
 
@@ -65,19 +66,6 @@ def pid_from_file(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists (owned by anyone)."""
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -220,7 +208,7 @@ class EmbeddedPostgres:
         return pid_from_file(self.data_dir / "postmaster.pid")
 
     def running(self) -> bool:
-        return alive(self.pid())
+        return pid_alive(self.pid())
 
     def stop(self, timeout: float = 30) -> None:
         """Fast shutdown; kill the postmaster if it does not stop in time."""

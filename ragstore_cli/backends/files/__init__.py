@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from ragstore_cli.atomic import fsync_dir
+from ragstore_cli.procs import pid_alive
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
     GraphEdge, GraphNode, KVRecord, NamespaceStats, Role,
@@ -380,7 +381,7 @@ def remove_stale_staging(root: Path, target: str) -> list[str]:
         pid, _, name = entry.name[len(STAGING_PREFIX):].partition("-")
         if not entry.name.startswith(STAGING_PREFIX) or name != target or not pid.isdigit():
             continue
-        if int(pid) != os.getpid() and not jsonfile.pid_alive(int(pid)) and entry.is_dir(follow_symlinks=False):
+        if int(pid) != os.getpid() and not pid_alive(int(pid)) and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
     return removed
