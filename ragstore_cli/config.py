@@ -86,9 +86,9 @@ def _choice(options: tuple[str, ...] | set[str], *, fold: Callable[[str], str] =
 def _existing_file(raw: str) -> str:
     path = Path(raw).expanduser()
     if not path.is_file():
-        raise ValueError(f"file {raw} does not exist")
+        raise ValueError(f"file {raw!r} does not exist")
     if not os.access(path, os.R_OK):
-        raise ValueError(f"file {raw} is not readable")
+        raise ValueError(f"file {raw!r} is not readable")
     return str(path)
 
 
