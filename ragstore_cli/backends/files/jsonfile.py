@@ -89,33 +89,42 @@ class _Buffer:
         self.file.close()
 
 
+def object_keys(buf: _Buffer) -> Iterator[str]:
+    """Yield the keys of the top-level object, leaving `buf.pos` at each key's value.
+
+    The caller consumes (or skips) each value before asking for the next key. Empty file → nothing.
+    """
+    first = buf.skip_ws()
+    if first == "":
+        return
+    if first != "{":
+        raise buf.error("expected a JSON object")
+    buf.pos += 1
+    if buf.skip_ws() == "}":
+        return
+    while True:
+        if buf.skip_ws() != '"':
+            raise buf.error("expected a quoted key")
+        key = buf.value()
+        if buf.skip_ws() != ":":
+            raise buf.error("expected ':'")
+        buf.pos += 1
+        buf.skip_ws()
+        yield key
+        sep = buf.skip_ws()
+        buf.pos += 1
+        if sep == "}":
+            return
+        if sep != ",":
+            raise buf.error("expected ',' or '}'")
+
+
 def iter_members(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield (key, value) of the file's top-level object in file order; empty or blank file → nothing."""
     buf = _Buffer(path)
     try:
-        first = buf.skip_ws()
-        if first == "":
-            return
-        if first != "{":
-            raise buf.error("expected a JSON object")
-        buf.pos += 1
-        if buf.skip_ws() == "}":
-            return
-        while True:
-            if buf.skip_ws() != '"':
-                raise buf.error("expected a quoted key")
-            key = buf.value()
-            if buf.skip_ws() != ":":
-                raise buf.error("expected ':'")
-            buf.pos += 1
-            buf.skip_ws()
+        for key in object_keys(buf):
             yield key, buf.value()
-            sep = buf.skip_ws()
-            buf.pos += 1
-            if sep == "}":
-                return
-            if sep != ",":
-                raise buf.error("expected ',' or '}'")
     finally:
         buf.close()
 

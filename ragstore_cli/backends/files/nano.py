@@ -24,7 +24,7 @@ import numpy as np
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
 from ragstore_cli.atomic import publish
-from ragstore_cli.backends.files.jsonfile import _Buffer, tmp_sibling
+from ragstore_cli.backends.files.jsonfile import _Buffer, object_keys, tmp_sibling
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.vectors.codecs import decode_records, encode_records
@@ -39,40 +39,13 @@ SYSTEM_FIELDS = ("__created_at__", "__write_seq__")
 _B64_STEP = 3 << 18  # bytes per base64 chunk (a multiple of 3: no padding mid-stream)
 
 
-def _open_object(buf: _Buffer) -> Iterator[str]:
-    """Yield top-level keys of the file's object, leaving `buf.pos` at each key's value."""
-    first = buf.skip_ws()
-    if first == "":
-        return
-    if first != "{":
-        raise buf.error("expected a JSON object")
-    buf.pos += 1
-    if buf.skip_ws() == "}":
-        return
-    while True:
-        if buf.skip_ws() != '"':
-            raise buf.error("expected a quoted key")
-        key = buf.value()
-        if buf.skip_ws() != ":":
-            raise buf.error("expected ':'")
-        buf.pos += 1
-        buf.skip_ws()
-        yield key
-        sep = buf.skip_ws()
-        buf.pos += 1
-        if sep == "}":
-            return
-        if sep != ",":
-            raise buf.error("expected ',' or '}'")
-
-
 def read_header_dim(path: Path) -> int | None:
     """`embedding_dim` of a Nano file (it comes first in files nano-vectordb writes)."""
     if not path.exists():
         return None
     buf = _Buffer(path)
     try:
-        for key in _open_object(buf):
+        for key in object_keys(buf):
             value = buf.value() if key != "data" else None
             if key == "embedding_dim":
                 return int(value)
@@ -88,7 +61,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     buf = _Buffer(path)
     dim: int | None = None
     try:
-        for key in _open_object(buf):
+        for key in object_keys(buf):
             if key == "embedding_dim":
                 dim = int(buf.value())
             elif key == "data":
