@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from ragstore_cli.cli.app import app
 from ragstore_cli.config import SPECS
 from tests.servers import TEST_PASSWORD, PlainRedis, make_test_ca, ssl_capable_bin_dir, start_falkordb, start_postgres
+
+# CI runs the same Hypothesis examples every time (a failure reproduces); developers explore new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 CONFIG_VARS = [spec.env for spec in SPECS] + ["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGHOST", "PGUSER"]
 

@@ -160,7 +160,10 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"archive manifest is missing or mistypes a field ({exc})") from None
-        manifest.check(doc.get("counts"))
+        try:
+            manifest.check(doc.get("counts"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field of the wrong JSON type
+            raise DataError(f"archive manifest has a field of the wrong type ({type(exc).__name__}: {exc})") from None
         return manifest
 
     def check(self, counts: Any = None) -> None:
