@@ -12,8 +12,7 @@ from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
-from ragstore_cli.backends.stream_copy import CopyReport, copy_stores
-from ragstore_cli.backends.registry import Stores
+from ragstore_cli.backends.transfer_journal import Journal
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
 from ragstore_cli.workspace import collisions, validate_workspace
@@ -151,6 +150,8 @@ async def drop_workspace(settings: Settings, profile_text: str | None, workspace
         raise UsageError(f"refusing to drop workspace {shown(workspace)!r} without --yes")
     async with _locked(settings, [workspace], "workspace drop", lock_timeout):
         removed = await _drop_each(settings, profile, workspace)
+        async with Journal(settings) as journal:
+            await journal.clear(workspace)  # a dropped workspace is no unfinished copy any more
     return {"workspace": workspace, "profile": describe(profile), "removed": removed}
 
 
@@ -165,59 +166,13 @@ async def _drop_each(settings: Settings, profile: Profile, workspace: str) -> di
     return removed
 
 
-async def _check_pair(settings: Settings, profile: Profile, source: str, target: str, move: bool) -> list[str]:
-    if source == target:
-        raise UsageError("source and target workspace are the same")
-    existing: set[str] = set()
-    for name in dict.fromkeys(profile.values()):
-        backend = await _open(settings, name, "")
-        try:
-            existing.update(await backend.list_workspaces())
-        finally:
-            await backend.close()
-    if source not in existing:
-        raise UsageError(f"no workspace {shown(source)!r} in any backend of profile {describe(profile)}")
-    if target in existing:
-        raise UsageError(f"workspace {shown(target)!r} already exists; drop it first or choose another name")
-    return collisions(target, sorted(existing - {source} if move else existing))
-
-
-async def _stream(settings: Settings, name: str, source: str, target: str) -> CopyReport:
-    """Copy through the streaming protocol (backends without a native copy)."""
-    src, dst = await _open(settings, name, source), await _open(settings, name, target)
-    try:
-        return await copy_stores(Stores({r: name for r in ROLE_ORDER}, source, {name: src}),
-                                 Stores({r: name for r in ROLE_ORDER}, target, {name: dst}))
-    finally:
-        await src.close()
-        await dst.close()
-
-
 async def copy_workspace(settings: Settings, profile_text: str | None, source: str, target: str, *,
                          move: bool = False, lock_timeout: float | None = None) -> dict[str, Any]:
-    """Copy (or, with move, rename) a workspace inside each backend: natively where possible."""
+    """Copy (or, with move, rename) a workspace inside each backend: natively where possible; a
+    re-run after a kill finishes the job (see workspace_transfer.py)."""
+    from ragstore_cli.backends.workspace_transfer import transfer
+
     source, target = validate_workspace(source), validate_workspace(target)
     profile = parse_profile(profile_text, settings)
     async with _locked(settings, [source, target], "workspace rename" if move else "workspace copy", lock_timeout):
-        return await _copy_each(settings, profile, source, target, move)
-
-
-async def _copy_each(settings: Settings, profile: Profile, source: str, target: str, move: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {"source": source, "target": target, "profile": describe(profile),
-                              "collides_with": await _check_pair(settings, profile, source, target, move),
-                              "backends": {}}
-    native = "rename_workspace" if move else "copy_workspace"
-    for name in dict.fromkeys(profile.values()):
-        backend = await _open(settings, name, source)
-        try:
-            if hasattr(backend, native):
-                done = {"method": "native", "details": await getattr(backend, native)(target)}
-            else:
-                copied = await _stream(settings, name, source, target)
-                done = {"method": "stream", "details": copied.copied, "dropped_fields": copied.dropped_fields}
-                if move:
-                    await backend.drop_workspace()
-        finally:
-            await backend.close()
-        report["backends"][name] = done
-    return report
+        return await transfer(settings, profile, source, target, move=move)

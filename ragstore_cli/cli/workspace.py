@@ -118,6 +118,9 @@ def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace
 
 def _transfer_render(report: dict[str, Any], verb: str) -> Any:
     def render(console: Any) -> None:
+        if report.get("resumed"):
+            console.print(f"finished an interrupted {'rename' if verb == 'moved' else 'copy'} of "
+                          f"{ops.shown(report['source'])} → {ops.shown(report['target'])}")
         for backend, done in report["backends"].items():
             detail = ", ".join(f"{k}={v}" for k, v in done["details"].items())
             console.print(f"{backend} ({done['method']}): {verb} {detail or 'nothing'}")
@@ -135,6 +138,8 @@ def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspa
              lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Copy a workspace inside each backend (server-side INSERT … SELECT for PostgreSQL, file copies for files).
 
+    A copy that was interrupted (killed, server gone) is restarted by running the same command again.
+
     Example: ragstore workspace copy prod staging --profile postgres
     """
     cli, cfg = _prepare(ctx, json_output, working_dir)
@@ -148,6 +153,8 @@ def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Works
                profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
                lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Rename a workspace in each backend (one transaction for PostgreSQL, file moves for files).
+
+    A rename that was interrupted is finished by running the same command again.
 
     Example: ragstore workspace rename team-a team_a
     """

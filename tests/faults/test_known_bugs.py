@@ -89,9 +89,7 @@ def test_files_workspace_rename_killed_after_one_file_is_finished_by_a_rerun(run
     assert harness.total_records(snapshot(env, "files", SRC)) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="backends/neo4j/backend.py Neo4jBackend.copy_workspace copies nodes, then "
-                   "edges, in separate statements: a `workspace copy` killed between them leaves the Bolt target with "
-                   "nodes and no edges, and a re-run refuses ('already exists')")
+# Fixed: `workspace copy|rename` keep a journal (backends/workspace_transfer.py); a re-run restarts the copy.
 def test_bolt_workspace_copy_killed_between_nodes_and_edges_is_finished_by_a_rerun(runner, archive, bolt_env, tmp_path):
     env = {**bolt_env, "WORKING_DIR": str(tmp_path / "t"), "EMBEDDING_MODEL": "fake-embed"}
     library_import(env, archive, "neo4j,files", "fb_copy_src")

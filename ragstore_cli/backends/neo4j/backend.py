@@ -170,17 +170,22 @@ class Neo4jBackend:
             return []
         return [NamespaceStats(GRAPH_NAMESPACE, Role.GRAPH, nodes + edges, location=f"label {self.label}")]
 
-    async def _empty_target(self, target: str) -> str:
+    async def _empty_target(self, target: str, *, resume: bool = False) -> str:
         label = neo4j_label(validate_workspace(target))
         if label == self.label:
             raise UsageError(f"workspace {target!r} is the source workspace")
-        if await self.bolt.scalar(cypher.count_nodes(label), read=True):
+        if not resume and await self.bolt.scalar(cypher.count_nodes(label), read=True):
             raise UsageError(f"workspace {target!r} already holds graph nodes (label {label})")
         return label
 
-    async def rename_workspace(self, target: str) -> dict[str, int]:
-        """Relabel every node server-side, in bounded batches (relationships follow their nodes)."""
-        label = await self._empty_target(target)
+    resumable_rename = True  # a rename killed between batches is continued by rename_workspace(resume=True)
+
+    async def rename_workspace(self, target: str, *, resume: bool = False) -> dict[str, int]:
+        """Relabel every node server-side, in bounded batches (relationships follow their nodes).
+
+        Not atomic; `resume` (set by workspace_transfer from its journal) accepts a target that an
+        interrupted rename of this workspace already filled in part, and moves the rest."""
+        label = await self._empty_target(target, resume=resume)
         nodes, edges = await self.graph().count()
         await self.bolt.repeat_until_zero(cypher.relabel_batch(self.label, label), {}, expected=nodes,
                                           limit=DELETE_BATCH)
@@ -188,7 +193,9 @@ class Neo4jBackend:
         return {GRAPH_NAMESPACE: nodes + edges}
 
     async def copy_workspace(self, target: str) -> dict[str, int]:
-        """Copy nodes, then relationships, server-side in keyset batches (no round trip of the data)."""
+        """Copy nodes, then relationships, server-side in keyset batches (no round trip of the data).
+
+        Not atomic: a killed copy is restarted from an empty target by workspace_transfer."""
         label = await self._empty_target(target)
         await self.ensure_indexes(label)  # the edge copy looks nodes up by entity_id
         dialect, nodes, edges = self.bolt.dialect, 0, 0

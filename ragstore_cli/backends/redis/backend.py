@@ -143,17 +143,22 @@ class RedisBackend:
         """COPY every record key (and the doc-status sidecar) to the target prefix, server-side."""
         return await self._transfer(target, move=False)
 
-    async def rename_workspace(self, target: str) -> dict[str, int]:
-        """RENAMENX every record key (and the sidecar) to the target prefix, server-side."""
-        return await self._transfer(target, move=True)
+    resumable_rename = True  # RENAMENX key by key is not atomic; a re-run moves the keys left behind
 
-    async def _transfer(self, target: str, *, move: bool) -> dict[str, int]:
+    async def rename_workspace(self, target: str, *, resume: bool = False) -> dict[str, int]:
+        """RENAMENX every record key (and the sidecar) to the target prefix, server-side.
+
+        `resume` (set by workspace_transfer from its journal) accepts a target that an interrupted
+        rename of this workspace filled in part; the keys still under the source move."""
+        return await self._transfer(target, move=True, resume=resume)
+
+    async def _transfer(self, target: str, *, move: bool, resume: bool = False) -> dict[str, int]:
         target = validate_workspace(target)
         if target == self.workspace:
             raise UsageError(f"workspace {target!r} is the source workspace")
         done: dict[str, int] = {}
         with K.translated(self.target):
-            for namespace in K.NAMESPACES:
+            for namespace in K.NAMESPACES if not resume else ():
                 if await Namespace(self.client, K.prefix(target, namespace), namespace, self.target).count():
                     raise UsageError(f"workspace {target!r} already holds redis keys in {namespace}")
             for namespace in K.NAMESPACES:
