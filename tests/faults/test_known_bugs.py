@@ -19,7 +19,7 @@ def test_files_workspace_copy_killed_after_one_file_is_finished_by_a_rerun(runne
     shutil.copytree(source.working_dir / SRC, wd / SRC)
     env = {"WORKING_DIR": str(wd)}
     args = ["workspace", "copy", SRC, "dst", "--profile", "files"]
-    killed = runner.run(args, env, fault=Fault(("os:replace",), 1, "after"))  # the first file is in place
+    killed = runner.run(args, env, fault=Fault(("shutil:copy2",), 2, "before"))  # the first file is staged
     assert killed.killed, killed.describe()
     again = runner.run(args, env)
     assert again.code == 0, again.describe()
