@@ -1,4 +1,5 @@
-"""`ragstore workspace copy` and `workspace drop` SIGKILLed at seeded points (files and PostgreSQL).
+"""`ragstore workspace copy` and `workspace drop` SIGKILLed at seeded points (files, PostgreSQL, and
+a Bolt graph beside files).
 
 copy: the source workspace stays byte-for-byte unchanged; the target is either absent or complete,
 or -- where the copy is not atomic -- a re-run must finish it. drop: every other workspace stays
@@ -27,6 +28,8 @@ FILES_DROP_HOOKS = ("pathlib:Path.unlink", "pathlib:Path.rmdir", "ragstore_cli.b
                     "ragstore_cli.backends.files.graphml:count_elements")
 PG_HOOKS = ("asyncpg.connection:Connection.execute", "asyncpg.connection:Connection.fetch",
             "asyncpg.connection:Connection.fetchval", "asyncpg.connection:Connection.fetchrow")
+BOLT_HOOKS = ("ragstore_cli.backends.neo4j.session:Bolt.run", "shutil:copy2", "os:replace")
+BOLT_PROFILE = "kv=files,vector=files,doc_status=files,graph=neo4j"
 KNOWN_PARTIAL_COPY = ("workspace copy (files) is not atomic: a killed copy leaves a partial target that a re-run "
                       "refuses ('already exists'); recovery needs `workspace drop` first")
 
@@ -210,3 +213,87 @@ def test_workspace_drop_postgres_killed(pg_ws, runner, pg_server, i):
         assert is_empty(snapshot(env, "postgres", "src"))
         assert harness.pg_digest(env, "keep") == keep
     pg_server.psql(f"DROP DATABASE IF EXISTS {env['POSTGRES_DATABASE']} WITH (FORCE)")
+
+
+# --------------------------------------------------------------------------- Bolt graph + files
+@pytest.fixture(scope="module")
+def bolt_ws(runner, archive, bolt_env, tmp_path_factory):
+    from tests.faults.test_import_kills import drop_graph, library_import
+
+    root = tmp_path_factory.mktemp("bolt-ws")
+    tag = uuid.uuid4().hex[:8]
+    src, keep = f"fbw_src_{tag}", f"fbw_keep_{tag}"
+    template = root / "template"
+    base = {**bolt_env, "EMBEDDING_MODEL": "fake-embed"}
+    for ws in (src, keep):
+        library_import({**base, "WORKING_DIR": str(template)}, archive, BOLT_PROFILE, ws)
+    made = [src, keep]
+
+    def env_for(name: str) -> dict[str, str]:
+        wd = root / name
+        shutil.copytree(template, wd)
+        return {**base, "WORKING_DIR": str(wd)}
+
+    env = env_for("clean")
+    made.append(f"fbw_dst_{tag}")
+    copy = runner.run(["workspace", "copy", src, f"fbw_dst_{tag}", "--profile", BOLT_PROFILE], env,
+                      fault=Fault(BOLT_HOOKS))
+    assert copy.code == 0, copy.describe()
+    reference = snapshot(env, BOLT_PROFILE, f"fbw_dst_{tag}")
+    assert compare(snapshot(env, BOLT_PROFILE, src), reference).equal and harness.total_records(reference) > 200
+    drop = runner.run(["workspace", "drop", f"fbw_dst_{tag}", "--yes", "--profile", BOLT_PROFILE], env,
+                      fault=Fault(BOLT_HOOKS + ("pathlib:Path.unlink",)))
+    assert drop.code == 0, drop.describe()
+    yield {"src": src, "keep": keep, "tag": tag, "env_for": env_for, "reference": reference, "made": made,
+           "copy_points": kill_points("copy-bolt", copy.trace["calls"], K), "copy_calls": copy.trace["calls"],
+           "drop_points": kill_points("drop-bolt", drop.trace["calls"], K), "drop_calls": drop.trace["calls"]}
+    for ws in made:
+        drop_graph(bolt_env, ws)
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_copy_bolt_killed(bolt_ws, runner, i):
+    s = bolt_ws
+    at, mode = s["copy_points"][i]
+    dst = f"fbw_c{i}_{s['tag']}"
+    s["made"].append(dst)
+    env = s["env_for"](f"c{i}")
+    before = snapshot(env, BOLT_PROFILE, s["src"])
+    args = ["workspace", "copy", s["src"], dst, "--profile", BOLT_PROFILE]
+    with fault_record("workspace copy (bolt + files)", f"call {at}/{s['copy_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(BOLT_HOOKS, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert compare(before, snapshot(env, BOLT_PROFILE, s["src"])).equal, "the copy changed its source"
+        finish_copy(runner, args, env, ["workspace", "drop", dst, "--yes", "--profile", BOLT_PROFILE], killed,
+                    snapshot(env, BOLT_PROFILE, dst), s["reference"], entry)
+        assert compare(before, snapshot(env, BOLT_PROFILE, s["src"])).equal
+        diff = compare(s["reference"], snapshot(env, BOLT_PROFILE, dst))
+        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
+        assert diff.equal, diff.where
+
+
+@pytest.mark.parametrize("i", range(K))
+def test_workspace_drop_bolt_killed(bolt_ws, runner, archive, i):
+    from tests.faults.test_import_kills import library_import
+
+    s = bolt_ws
+    at, mode = s["drop_points"][i]
+    victim = f"fbw_d{i}_{s['tag']}"
+    s["made"].append(victim)
+    env = s["env_for"](f"d{i}")
+    library_import(env, archive, BOLT_PROFILE, victim)
+    keep = snapshot(env, BOLT_PROFILE, s["keep"])
+    args = ["workspace", "drop", victim, "--yes", "--profile", BOLT_PROFILE]
+    with fault_record("workspace drop (bolt + files)", f"call {at}/{s['drop_calls']} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(BOLT_HOOKS + ("pathlib:Path.unlink",), at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert compare(keep, snapshot(env, BOLT_PROFILE, s["keep"])).equal, "the drop touched another workspace"
+        if killed.killed:
+            again = runner.run(args, env)
+            assert again.code == 0, again.describe()
+            entry["outcome"] = "killed, then re-run"
+        else:
+            assert killed.code == 0, killed.describe()
+            entry["outcome"] = "not reached"
+        assert is_empty(snapshot(env, BOLT_PROFILE, victim))
+        assert compare(keep, snapshot(env, BOLT_PROFILE, s["keep"])).equal
