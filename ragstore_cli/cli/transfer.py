@@ -8,37 +8,85 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import typer
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.summary import describe, human_bytes
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import CliState, emit, info, table
-from ragstore_cli.errors import UsageError
+from ragstore_cli.errors import RagstoreError, UsageError
 
 archive_app = typer.Typer(help="Check and look inside .ragstore archives.", no_args_is_help=True)
 
 ProgressFn = Callable[[str, int, int], None]
 
 
+class _BytesRate(ProgressColumn):
+    """MB/s of archive bytes, whatever unit the bar itself counts in."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.fields.get("bytes", 0) / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate / 1e6:6.1f} MB/s" if task.fields.get("bytes") else "", style="progress.data.speed")
+
+
+def bars_wanted(cli: CliState) -> bool:
+    return not cli.json and sys.stderr.isatty()
+
+
 @contextmanager
-def progress_bars(cli: CliState, totals: dict[str, int] | None = None) -> Iterator[ProgressFn | None]:
-    """Per-section progress bars (records or bytes, rate, ETA) on a TTY; nothing under --json or in pipes."""
-    if cli.json or not sys.stderr.isatty():
+def progress_bars(cli: CliState, totals: dict[str, int] | None = None,
+                  byte_totals: dict[str, int] | None = None) -> Iterator[ProgressFn | None]:
+    """Per-section bars on a TTY (records, MB/s, ETA); nothing under --json or in pipes.
+
+    A section with a known record count (`totals`, or announced by the library through the
+    callback's `total(key, records)`) is measured in records; else one with a known size
+    (`byte_totals`) in bytes; else it counts without an ETA.
+    """
+    if not bars_wanted(cli):
         yield None
         return
-    columns = (TextColumn("{task.description:<22}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TextColumn("{task.fields[records]} rec"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[unit]}"), _BytesRate(), TimeRemainingColumn())
+    known = dict(totals or {})
     tasks: dict[str, TaskID] = {}
-    counts: dict[str, int] = {}
+    by_records: dict[str, bool] = {}
+    sent: dict[str, int] = {}
     with Progress(*columns, console=cli.err_console, transient=False) as bars:
-        def update(key: str, records: int, nbytes: int) -> None:
+        def task(key: str) -> TaskID:
             if key not in tasks:
-                tasks[key] = bars.add_task(key, total=(totals or {}).get(key), records=0)
-            counts[key] = counts.get(key, 0) + records
-            bars.update(tasks[key], advance=nbytes, records=counts[key])
+                records = key in known
+                size = None if records else (byte_totals or {}).get(key)
+                by_records[key] = records or size is None
+                tasks[key] = bars.add_task(key, total=known[key] if records else size, bytes=0,
+                                           unit="rec" if by_records[key] else "bytes")
+            return tasks[key]
+
+        def update(key: str, records: int, nbytes: int) -> None:
+            tid = task(key)
+            sent[key] = sent.get(key, 0) + nbytes
+            bars.update(tid, advance=records if by_records[key] else nbytes, bytes=sent[key])
+
+        def total(key: str, records: int) -> None:
+            known[key] = records
+            if key in tasks and by_records[key]:
+                bars.update(tasks[key], total=records)
+
+        update.total = total  # type: ignore[attr-defined]
         yield update
+
+
+def _import_totals(file: Path) -> tuple[dict[str, int], dict[str, int]] | None:
+    """Records per section and stored bytes per `verify <section>`, from the manifest (None if unreadable:
+    the import reports that itself)."""
+    try:
+        reader = ArchiveReader(file)
+    except RagstoreError:
+        return None
+    return ({s.key: s.records for s in reader.manifest.sections},
+            {f"verify {k}": v for k, v in _stored_totals(reader).items()})
 
 
 def _local_json(ctx: typer.Context, json_output: bool) -> CliState:
@@ -60,7 +108,7 @@ def verify(
     cli = _local_json(ctx, json_output)
     reader = ArchiveReader(file)
     totals = _stored_totals(reader)
-    with progress_bars(cli, totals) as bar:
+    with progress_bars(cli, byte_totals=totals) as bar:
         reader._progress = bar
         stats = reader.verify()
     document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
@@ -165,7 +213,8 @@ def import_cmd(
     from ragstore_cli.transfer import import_archive
 
     cli = _local_json(ctx, json_output)
-    with progress_bars(cli) as bar:
+    records, stored = (_import_totals(file) if bars_wanted(cli) else None) or ({}, {})
+    with progress_bars(cli, records, stored) as bar:
         report = run(import_archive(settings(ctx), file, workspace=workspace, profile=target, if_exists=if_exists,
                                     dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar,
                                     batch_size=batch_size, lock_timeout=lock_timeout))

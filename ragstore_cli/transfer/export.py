@@ -7,7 +7,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ragstore_cli.archive import ArchiveWriter
 from ragstore_cli.archive.writer import SectionWriter
@@ -58,7 +58,7 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
                                embedding_model=model, embedding_dim=None, vector_dtype=vector_dtype,
                                progress=progress)
         try:
-            await _write_all(stores, writer, batch_size)
+            await _write_all(stores, writer, batch_size, progress)
             for section, fields in not_carried(prof, stores).items():
                 writer.not_carried(section, fields)
             manifest = writer.finish()
@@ -70,20 +70,34 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
                         embedding=manifest.embedding, warnings=warnings)
 
 
-async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int) -> None:
+async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int, progress: Progress | None = None) -> None:
+    announce = getattr(progress, "total", None)  # bars on a TTY want record counts for their ETA
+
+    async def opened(section: SectionWriter, count: Callable[[], Awaitable[int]]) -> SectionWriter:
+        if announce is not None:
+            announce(section.section.key, await count())
+        return section
+
     for ns in KV_NAMESPACES:
-        with writer.kv(ns) as section:
+        with await opened(writer.kv(ns), lambda: stores.kv.count(ns)) as section:
             await _pump(stores.kv.read(ns, batch_size), section)
-    with writer.doc_status() as section:
+    with await opened(writer.doc_status(), stores.doc_status.count) as section:
         await _pump(stores.doc_status.read(batch_size), section)
-    with writer.graph_nodes() as section:
+    with await opened(writer.graph_nodes(), _graph_count(stores, 0)) as section:
         await _pump(stores.graph.read_nodes(batch_size), section)
-    with writer.graph_edges() as section:
+    with await opened(writer.graph_edges(), _graph_count(stores, 1)) as section:
         await _pump(stores.graph.read_edges(batch_size), section)
     for ns in VECTOR_NAMESPACES:
-        with writer.vectors(ns) as section:
+        with await opened(writer.vectors(ns), lambda: stores.vectors.count(ns)) as section:
             if await stores.vectors.dimension(ns) is not None:
                 await _pump(stores.vectors.read(ns, batch_size), section)
+
+
+def _graph_count(stores: Any, which: int) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        return (await stores.graph.count())[which]
+
+    return count
 
 
 async def _pump(batches: AsyncIterator[Any], section: SectionWriter) -> None:
