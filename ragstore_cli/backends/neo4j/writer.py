@@ -6,6 +6,11 @@ deletes the old workspace nodes and relabels the staged ones (FalkorDB: copies t
 change costs ~1.5 ms per node there), all in bounded batches; abort() deletes the staged nodes and
 leaves the workspace untouched.
 
+On FalkorDB, requests are packed to the byte under its Bolt endpoint's 4 KB text buffer
+(session.falkordb_batches), and a replace-mode import CREATEs the rows whose node id / node pair it
+has certainly not written yet (SeenFilter): the staging label starts empty, so that is what MERGE
+would do, at a third of the cost for edges; repeats take LightRAG's MERGE as before.
+
 replace=False merges straight into the workspace (LightRAG's upsert semantics: properties are
 added, never removed). Items this import creates carry `_ragstore_import = <id>`; commit() removes
 the tag, abort() deletes what the import created. Properties it added to pre-existing items stay.
@@ -18,8 +23,8 @@ import uuid
 from typing import Any
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.backends.neo4j import cypher
-from ragstore_cli.backends.neo4j.session import Bolt, by_payload, inlined_size
+from ragstore_cli.backends.neo4j import bulk_cypher, cypher
+from ragstore_cli.backends.neo4j.session import Bolt, by_payload, falkordb_batches
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
 MAX_ROWS = 1000
@@ -51,6 +56,35 @@ def coalesce_edges(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             merged[key] = {"src": row["src"], "tgt": row["tgt"], "props": dict(row["props"])}
     return list(merged.values())
+
+
+class SeenFilter:
+    """Which keys (node ids, unordered node pairs) this import may already have written: a Bloom
+    filter in fixed memory (4 MB), so RSS stays flat whatever the graph size. "No" is certain (the
+    row can be CREATEd into the fresh staging label); "maybe" (a repeat, or a rare false positive,
+    more of them past a few million keys) takes LightRAG's MERGE, which is always correct."""
+
+    def __init__(self, bits: int = 1 << 25, hashes: int = 4) -> None:
+        self.bits = bytearray(bits // 8)
+        self.mask = bits - 1
+        self.hashes = hashes
+
+    def seen(self, key: Any) -> bool:
+        """Whether `key` may have been added before; adds it."""
+        h = hash(key)
+        h1, h2 = h & 0xFFFFFFFF, ((h >> 32) & 0xFFFFFFFF) | 1
+        bits, found = self.bits, True
+        for i in range(self.hashes):
+            pos = (h1 + i * h2) & self.mask
+            byte, bit = pos >> 3, 1 << (pos & 7)
+            if not bits[byte] & bit:
+                found = False
+                bits[byte] |= bit
+        return found
+
+
+def _pair(src: str, tgt: str) -> tuple[str, str]:
+    return (src, tgt) if src <= tgt else (tgt, src)
 
 
 async def _all_or_none(coroutines: list[Any]) -> None:
@@ -85,6 +119,7 @@ class GraphWriter:
         self._stage_index_drop: str | None = None
         self._ensure_indexes = ensure_indexes
         self.in_flight = IN_FLIGHT
+        self._seen: SeenFilter | None = None
 
     async def start(self) -> None:
         """Prepare the staging label's entity_id index so edge MATCHes stay index lookups."""
@@ -108,56 +143,94 @@ class GraphWriter:
         nodes, edges = coalesce_nodes(nodes), coalesce_edges(edges)
         tagged = not self.replace
         extra = {"tag": self.import_id} if tagged else {}
-        jobs = [(query, part, False) for query, part in self._node_statements(nodes, tagged)]
-        jobs += [(query, part, True) for query, part in self._edge_statements(edges, tagged)]
         # Requests in flight at once (nodes before edges: every node statement finishes before the
         # first edge statement starts). FalkorDB's tiny requests gain 1.5-2x from 4 at 10k nodes, but
         # at 50k nodes its Bolt endpoint hung with 4 concurrent connections and crashed with 2: default 1.
         gate = asyncio.Semaphore(self.in_flight)
 
-        async def run(query: str, part: list[Any], edge: bool) -> None:
-            async with gate:
-                written = await self.bolt.scalar(query, {"rows": part, **extra}) if edge else \
-                    await self.bolt.run(query, {"rows": part, **extra})
-            if edge and int(written or 0) != len(part):
-                await self._report_missing(part)
+        # every statement is built (and sized) before the first is sent
+        node_jobs = self._node_statements(nodes, tagged, extra)
+        edge_jobs = self._edge_statements(edges, tagged, extra)
 
-        await _all_or_none([run(*job) for job in jobs if not job[2]])
+        async def run(query: str, params: dict[str, Any], edge: bool) -> None:
+            async with gate:
+                sized = self.bolt.dialect.falkordb  # every FalkorDB request here comes from falkordb_batches
+                written = await self.bolt.scalar(query, params, sized=sized) if edge else \
+                    await self.bolt.run(query, params, sized=sized)
+            rows = next(iter(params.values()))  # the rows parameter comes first
+            if edge and int(written or 0) != len(rows):
+                await self._report_missing(rows)
+
+        await _all_or_none([run(q, p, False) for q, p in node_jobs])
         self.nodes += len(nodes)
-        await _all_or_none([run(*job) for job in jobs if job[2]])
+        await _all_or_none([run(q, p, True) for q, p in edge_jobs])
         self.edges += len(edges)
 
-    def _node_statements(self, rows: list[dict[str, Any]], tagged: bool) -> list[tuple[str, list[Any]]]:
-        limit = self.bolt.dialect.max_payload
+    def _fresh(self, rows: list[dict[str, Any]], key: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(rows certainly new to this import, the others). FalkorDB replace-mode imports only: there
+        the staging label starts empty, so a new node or pair can be CREATEd rather than MERGEd."""
+        if not (self.replace and self.bolt.dialect.falkordb):
+            return [], rows
+        if self._seen is None:
+            self._seen = SeenFilter()
+        fresh, again = [], []
+        for row in rows:  # marked seen before anything is sent: a retried batch MERGEs
+            (again if self._seen.seen(key(row)) else fresh).append(row)
+        return fresh, again
+
+    def _node_statements(self, rows: list[dict[str, Any]], tagged: bool,
+                         extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(query, parameters) per request: the rows first parameter, `extra` after it."""
         if not self.bolt.dialect.falkordb:
             query = cypher.merge_nodes(self.target, tag=tagged)
-            return [(query, part) for part in by_payload(rows, max_rows=MAX_ROWS, max_bytes=limit, describe="a node")]
+            return [(query, {"rows": part, **extra}) for part in
+                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="a node")]
+        fresh, again = self._fresh(rows, lambda r: r["id"])
         out = []
-        for keys, group in _by_keys(rows, skip="entity_id").items():
+        for keys, group in _by_keys(fresh, skip="entity_id").items():
+            if cypher.positional_ok(keys):
+                items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
+                out += self._sized(bulk_cypher.create_nodes(self.target, keys), bulk_cypher.ROWS, items, {}, "a node")
+            else:
+                again += group
+        for keys, group in _by_keys(again, skip="entity_id").items():
             if cypher.positional_ok(keys):
                 query = cypher.merge_nodes_positional(self.target, keys, tag=tagged)
                 items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
             else:
                 query, items = cypher.merge_nodes(self.target, tag=tagged), group
-            out += [(query, part) for part in by_payload(items, max_rows=MAX_ROWS, max_bytes=limit - len(query), describe="a node",
-                                                               measure=inlined_size)]
+            out += self._sized(query, "rows", items, extra, "a node")
         return out
 
-    def _edge_statements(self, rows: list[dict[str, Any]], tagged: bool) -> list[tuple[str, list[Any]]]:
-        limit = self.bolt.dialect.max_payload
+    def _edge_statements(self, rows: list[dict[str, Any]], tagged: bool,
+                         extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         if not self.bolt.dialect.falkordb:
             query = cypher.merge_edges(self.target, tag=tagged)
-            return [(query, part) for part in by_payload(rows, max_rows=MAX_ROWS, max_bytes=limit, describe="an edge")]
+            return [(query, {"rows": part, **extra}) for part in
+                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="an edge")]
+        fresh, again = self._fresh(rows, lambda r: _pair(r["src"], r["tgt"]))
         out = []
-        for keys, group in _by_keys(rows).items():
+        for keys, group in _by_keys(fresh).items():
+            if cypher.positional_ok(keys):
+                items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
+                out += self._sized(bulk_cypher.create_edges(self.target, keys), bulk_cypher.ROWS, items, {}, "an edge")
+            else:
+                again += group
+        for keys, group in _by_keys(again).items():
             if cypher.positional_ok(keys):
                 query = cypher.merge_edges_positional(self.target, keys, tag=tagged)
                 items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
             else:
                 query, items = cypher.merge_edges(self.target, tag=tagged), group
-            out += [(query, part) for part in by_payload(items, max_rows=MAX_ROWS, max_bytes=limit - len(query), describe="an edge",
-                                                               measure=inlined_size)]
+            out += self._sized(query, "rows", items, extra, "an edge")
         return out
+
+    @staticmethod
+    def _sized(query: str, param: str, items: list[Any], extra: dict[str, Any],
+               describe: str) -> list[tuple[str, dict[str, Any]]]:
+        """FalkorDB: requests packed up to the byte its Bolt endpoint takes (session.FALKORDB_TEXT_LIMIT)."""
+        return [(query, {param: part, **extra})
+                for part in falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe)]
 
     async def _report_missing(self, rows: list[Any]) -> None:
         pairs = [(r[0], r[1]) if isinstance(r, list) else (r["src"], r["tgt"]) for r in rows]

@@ -1,0 +1,36 @@
+"""Short statements for the FalkorDB bulk path: rows CREATEd into a replace-mode staging label.
+
+FalkorDB's Bolt endpoint renders the parameters into the query text and the whole text must fit its
+4 KB buffer (see session.FALKORDB_TEXT_BUFFER), so every byte of statement is a byte less of rows:
+the rows parameter is `$r`, the row variable `w`. Labels and property names go through
+`workspace.quote_label`; every id and value travels as a parameter.
+
+CREATE is only correct for a row whose node id (or unordered node pair) this import has not written
+yet (the writer's `SeenFilter` says which); the others take LightRAG's MERGE (cypher.py). On
+FalkorDB an undirected MERGE of an edge costs ~3x a CREATE (it probes both directions).
+"""
+
+from __future__ import annotations
+
+from ragstore_cli.backends.neo4j.cypher import REL
+from ragstore_cli.workspace import quote_label
+
+ROWS = "r"  # the rows parameter
+
+
+def _props(keys: tuple[str, ...], first: int) -> str:
+    return "".join(f", {quote_label(k)}: w[{i + first}]" for i, k in enumerate(keys))
+
+
+def create_nodes(label: str, keys: tuple[str, ...]) -> str:
+    """Rows `[id, v1, v2, ...]` for one key set (keys without entity_id, which is the id)."""
+    return f"UNWIND ${ROWS} AS w CREATE (:{quote_label(label)} {{entity_id: w[0]{_props(keys, 1)}}})"
+
+
+def create_edges(label: str, keys: tuple[str, ...]) -> str:
+    """Rows `[src, tgt, v1, ...]`; stored in the row's direction, as MERGE does for a new pair.
+    Returns how many were created: fewer than the rows means an endpoint is missing."""
+    q = quote_label(label)
+    props = _props(keys, 2)
+    return (f"UNWIND ${ROWS} AS w MATCH (s:{q} {{entity_id: w[0]}}) MATCH (t:{q} {{entity_id: w[1]}}) "
+            f"CREATE (s)-[e:{REL}{' {' + props[2:] + '}' if props else ''}]->(t) RETURN count(e) AS c")
