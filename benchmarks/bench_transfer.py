@@ -6,7 +6,9 @@ Workload per N: N chunks (text_chunks KV + 1024-dim chunk vectors), N/10 documen
 status), N/5 entities (graph nodes + entity vectors) and N/5 relations (graph edges). Every phase runs
 in its own process, so its peak RSS (ru_maxrss) is its own. Baselines, measured in the same run on
 the same embedded PostgreSQL + pgvector:
-- raw binary COPY of the same chunk rows into an unindexed copy of the vector table (load phase);
+- raw binary COPY of the same chunk rows into an unindexed copy of the vector table (load phase: the
+  import's chunk-vector section from its first batch written to its last, so archive decoding is in
+  and the index build at commit is out; the baseline's rows are pre-encoded, nothing decoded);
 - `COPY (SELECT …) TO STDOUT (FORMAT binary)` parsed into ids + a float32 matrix (export);
 - LightRAG 1.5.7 `PGVectorStorage.upsert` + `index_done_callback` into its own indexed table.
 """
@@ -99,9 +101,12 @@ def _timer() -> tuple[Any, dict[str, list[float]]]:
     marks: dict[str, list[float]] = {}
 
     def progress(key: str, records: int, nbytes: int) -> None:
+        # The span opens when the first batch is done, so its rows are not counted: [first, last, rows after first].
         if records and not key.startswith("verify"):
             now = time.perf_counter()
-            marks.setdefault(key, [now, now, 0])
+            if key not in marks:
+                marks[key] = [now, now, 0]
+                return
             marks[key][1] = now
             marks[key][2] += records
     return progress, marks
@@ -144,7 +149,9 @@ async def _vector_table(conn: Any) -> str:
 
 
 async def phase_baseline_copy(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Raw binary COPY of the same chunk rows (pre-encoded pgvector binary) into an unindexed table."""
+    """Raw binary COPY of the same chunk rows (pre-encoded pgvector binary) into an unindexed table:
+    one COPY statement per 1,000 rows (how this baseline used to be measured), then ONE COPY of all
+    rows, as the import streams its section (~10 % faster): the ratio uses that one."""
     import asyncpg
 
     from ragstore_cli.backends.postgres.copy import encode_vectors, register_raw_vector_codecs
@@ -153,8 +160,6 @@ async def phase_baseline_copy(ctx: dict[str, Any]) -> dict[str, Any]:
     conn = await asyncpg.connect(**_pg_kwargs(ctx["pg"]))
     await register_raw_vector_codecs(conn)
     table = await _vector_table(conn)
-    await conn.execute("DROP TABLE IF EXISTS bench_copy")
-    await conn.execute(f"CREATE TABLE bench_copy (LIKE {table} INCLUDING DEFAULTS)")
     cols = ["workspace", "id", "full_doc_id", "chunk_order_index", "tokens", "content", "content_vector", "file_path"]
     rng = np.random.default_rng(2)
     text = "lorem ipsum dolor sit amet " * 11
@@ -167,14 +172,22 @@ async def phase_baseline_copy(ctx: dict[str, Any]) -> dict[str, Any]:
         if len(batches) * 1000 * dim * 4 > 200e6:
             break  # keep the pre-built rows under ~200 MB; rates are per row
     rows = sum(len(b) for b in batches)
-    start = time.perf_counter()
-    async with conn.transaction():
-        for b in batches:
-            await conn.copy_records_to_table("bench_copy", records=b, columns=cols)
-    seconds = time.perf_counter() - start
+    rates = {}
+    for how in ("per_1000", "one_copy"):
+        await conn.execute("DROP TABLE IF EXISTS bench_copy")
+        await conn.execute(f"CREATE TABLE bench_copy (LIKE {table} INCLUDING DEFAULTS)")
+        start = time.perf_counter()
+        async with conn.transaction():
+            if how == "one_copy":
+                await conn.copy_records_to_table("bench_copy", records=[r for b in batches for r in b], columns=cols)
+            else:
+                for b in batches:
+                    await conn.copy_records_to_table("bench_copy", records=b, columns=cols)
+        rates[how] = rows / (time.perf_counter() - start)
     await conn.execute("DROP TABLE bench_copy")
     await conn.close()
-    return {"seconds": seconds, "rows": rows, "rows_per_s": rows / seconds}
+    return {"rows": rows, "rows_per_s": rates["one_copy"], "rows_per_s_per_1000": rates["per_1000"],
+            "rows_per_s_one_copy": rates["one_copy"]}
 
 
 async def phase_baseline_copy_out(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +307,7 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
                       "chunk_section_rows_per_s": res["export_pg"]["chunk_section_rows_per_s"],
                       "vector_MB_per_s": vec_mb / res["export_pg"]["seconds"], "peak_rss_MB": res["export_pg"]["rss_mb"]},
         "baseline_raw_copy_rows_per_s": res["baseline_copy"]["rows_per_s"],
+        "baseline_raw_copy_detail": {k: res["baseline_copy"][k] for k in ("rows_per_s_per_1000", "rows_per_s_one_copy")},
         "baseline_copy_out_parse_rows_per_s": res["baseline_copy_out"]["rows_per_s"],
         "baseline_lightrag_upsert_rows_per_s": res["baseline_lightrag"]["rows_per_s"],
         "baseline_lightrag_rows": res["baseline_lightrag"]["rows"],

@@ -30,6 +30,27 @@ def encode_line(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
+_SCAN = json.JSONDecoder().scan_once  # the C scanner behind json.loads, with its default settings
+
+
+def parse_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on one line (without its line end), or None: then `decode_line` says why.
+
+    Same result as `json.loads` for every line it accepts (the same C scanner, the same UTF-8
+    decoding with `surrogatepass` that `json.loads` picks for bytes opening with `{"`), minus its
+    per-call Python layers (encoding detection, whitespace regexes): about 3x faster per line. Any
+    line it does not take the plain way (leading or trailing whitespace, a BOM, bad JSON) is None.
+    """
+    if line[:2] != b'{"':
+        return None
+    try:
+        text = line.decode("utf-8", "surrogatepass")
+        obj, end = _SCAN(text, 0)
+    except Exception:  # noqa: BLE001 - StopIteration, JSONDecodeError, RecursionError, ...: the slow path names it
+        return None
+    return obj if end == len(text) and obj.__class__ is dict else None
+
+
 def decode_line(line: bytes, where: str) -> dict[str, Any]:
     """Parse one JSON line into an object, or raise a DataError naming where it was."""
     try:

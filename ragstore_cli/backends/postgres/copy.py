@@ -35,12 +35,18 @@ async def register_raw_vector_codecs(conn: asyncpg.Connection) -> None:
 
 
 def encode_vectors(vectors: np.ndarray, kind: str = "vector") -> list[bytes]:
-    """pgvector binary for each row."""
-    mat = np.ascontiguousarray(vectors, dtype=VECTOR_TYPES[kind])
-    head = struct.pack(">HH", mat.shape[1], 0)
-    raw = mat.tobytes()
-    step = mat.shape[1] * mat.itemsize
-    return [head + raw[i:i + step] for i in range(0, len(raw), step)]
+    """pgvector binary for each row: one numpy pass writes every row's `>HH` header and big-endian
+    values into a record array, one `tobytes()`, then a slice per row (no per-row concatenation)."""
+    mat = np.asarray(vectors)
+    n, dim = mat.shape
+    record = np.dtype([("dim", ">u2"), ("unused", ">u2"), ("values", VECTOR_TYPES[kind], (dim,))])
+    out = np.empty(n, dtype=record)
+    out["dim"] = dim
+    out["unused"] = 0
+    out["values"] = mat
+    raw = out.tobytes()
+    step = record.itemsize
+    return [raw[i:i + step] for i in range(0, len(raw), step)]
 
 
 def decode_vectors(values: list[bytes], dim: int, kind: str = "vector") -> np.ndarray:

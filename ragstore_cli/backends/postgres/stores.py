@@ -116,12 +116,8 @@ class VectorWriter:
             if not np.isfinite(vectors).all():
                 raise DataError(f"{self.ns}: vectors contain NaN or infinity")
             encoded = encode_vectors(vectors, self.kind) if len(batch.ids) else []
-            keys = mapping.VECTOR_KEYS[self.ns]
-            rows = []
-            for i, ident in enumerate(batch.ids):
-                meta = batch.meta[i] if batch.meta else {}
-                self.copy.dropped |= {k for k in meta if k not in keys and k not in mapping.SYSTEM_KEYS}
-                rows.append((self.workspace, ident, *mapping.vector_row(self.ns, ident, meta, encoded[i])))
+            rows, dropped = mapping.vector_rows(self.ns, self.workspace, batch.ids, batch.meta, encoded)
+            self.copy.dropped |= dropped
         except BaseException:
             await self.copy.abort()
             raise
