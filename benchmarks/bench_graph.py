@@ -205,6 +205,10 @@ def start_servers(folder: Path, redis: bool = True) -> tuple[dict[str, str], lis
         server = EmbeddedFalkorDB(folder / "falkordb")
         server.start()
         env.update(server.env())
+        # One driver serves each side for minutes: past NEO4J_MAX_CONNECTION_LIFETIME (300 s) the driver
+        # replaces its connection, and FalkorDB stalls that handshake until the request fails (seen once
+        # in the baseline on a loaded machine). The same setting for both sides; it only removes that failure.
+        env["NEO4J_MAX_CONNECTION_LIFETIME"] = "3600"
         stop.append(server.stop)
     if not redis:
         pass
