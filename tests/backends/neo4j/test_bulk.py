@@ -143,3 +143,15 @@ async def test_edges_to_missing_nodes_still_fail_on_the_create_path(open_backend
         await writer.write([GraphEdge("A", "Ghost", {"weight": 1.0})])
     await writer.abort()
     assert await backend.graph().count() == (0, 0)
+
+
+async def test_property_names_that_are_not_identifiers_on_the_create_path(open_backend):
+    backend = await open_backend()
+    props = {"a b": 1, "é中": "x", "weird-key.dot": True, "CREATE": 2.5, "truncate": ""}
+    nodes = [GraphNode("a", {"entity_id": "a", **props}), GraphNode("b", {"entity_id": "b"})]
+    edges = [GraphEdge("a", "b", dict(props))]
+    writer = await backend.graph().writer()
+    await writer.write(nodes)
+    await writer.write(edges)
+    await writer.commit()
+    assert await read_all(backend.graph()) == as_dicts(nodes, edges)
