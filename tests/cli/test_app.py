@@ -65,5 +65,7 @@ def test_os_and_connection_errors_are_plain_one_liners():
     assert (code, message) == (1, "File too large: /data/out.ragstore.partial")
     code, message, hint = _describe(asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"))
     assert code == 1 and message.startswith("postgres: the connection was lost") and "--resume" in hint
+    code, message, hint = _describe(TimeoutError())  # asyncpg's command_timeout raises it with no text
+    assert code == 1 and message.startswith("timed out") and "RAGSTORE_COMMAND_TIMEOUT" in message and "--resume" in hint
     code, message, _ = _describe(ValueError("boom"))
     assert message == "unexpected ValueError: boom"

@@ -270,4 +270,6 @@ def test_stalled_network_fails_within_a_bound(stalled_import):
     result = stalled_import["result"]
     with fault_record("stalled network to PostgreSQL (fails in time)", f"bound {STALL_BOUND:g}s") as entry:
         assert not result.timed_out, f"still hanging after {STALL_BOUND:g}s"
-        entry["outcome"] = f"exit 1: {one_line_error(result)[:120]}"
+        line = one_line_error(result)
+        assert "unexpected" not in line and "timed out" in line, line  # says what happened, not a bare class name
+        entry["outcome"] = f"exit 1: {line[:120]}"
