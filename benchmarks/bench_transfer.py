@@ -10,7 +10,11 @@ the same embedded PostgreSQL + pgvector:
   import's chunk-vector section from its first batch written to its last, so archive decoding is in
   and the index build at commit is out; the baseline's rows are pre-encoded, nothing decoded);
 - `COPY (SELECT …) TO STDOUT (FORMAT binary)` parsed into ids + a float32 matrix (export);
-- LightRAG 1.5.7 `PGVectorStorage.upsert` + `index_done_callback` into its own indexed table.
+- LightRAG 1.5.7 `PGVectorStorage.upsert` + `index_done_callback` into its own indexed table
+  (`--lightrag-rows` rows into an empty table: its rate only falls as the index grows). The end-to-end
+  ratio charges LightRAG only for the vector rows the import loads (N chunks + N/5 entities) and
+  ragstore for the whole import (KV, doc status and graph included); the chunks-only ratio, which
+  charges ragstore's whole import against N chunk rows, is printed too.
 """
 
 from __future__ import annotations
@@ -292,6 +296,7 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
     res = {name: run_phase(name, ctx) for name in
            ("export_files", "import_pg", "export_pg", "baseline_copy", "baseline_copy_out", "baseline_lightrag")}
     vec_mb = n * dim * 4 / 1e6
+    vector_rows = n + max(2, n // 5)  # chunk and entity vectors in the archive (phase_gen)
     summary = {
         "n": n, "dim": dim,
         "export_files": {"s": res["export_files"]["seconds"], "records_per_s": res["export_files"]["records"] / res["export_files"]["seconds"],
@@ -314,7 +319,12 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
     }
     summary["ratios"] = {
         "import_load_vs_raw_copy": summary["import_pg"]["chunk_load_rows_per_s"] / summary["baseline_raw_copy_rows_per_s"],
-        "import_end_to_end_vs_lightrag_upsert": summary["import_pg"]["chunks_end_to_end_rows_per_s"]
+        # like for like: the seconds LightRAG's upsert would need for the vector rows this import
+        # loaded (chunks + entities), at its measured rate, over the import's whole time (which also
+        # loads every KV, doc-status and graph record, none of which LightRAG's side is charged for)
+        "import_end_to_end_vs_lightrag_upsert": (vector_rows / summary["baseline_lightrag_upsert_rows_per_s"])
+        / res["import_pg"]["seconds"],
+        "import_end_to_end_chunks_only_vs_lightrag_upsert": summary["import_pg"]["chunks_end_to_end_rows_per_s"]
         / summary["baseline_lightrag_upsert_rows_per_s"],
         "export_pg_whole_vs_copy_out_parse": summary["export_pg"]["chunk_rows_per_s_whole_export"]
         / summary["baseline_copy_out_parse_rows_per_s"],
