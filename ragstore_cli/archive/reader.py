@@ -408,20 +408,20 @@ _SHAPES: dict[str, Callable[[dict[str, Any], str], Any]] = {
 
 
 # Fast shape checks for the common case: the checked shape (above) when they return None.
-def _kv_fast(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    if len(obj) == 2:
-        ident, value = obj.get("id"), obj.get("value")
-        if ident.__class__ is str and ident and value.__class__ is dict:
-            return ident, value
-    return None
+def _pair_fast(second: str) -> Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None]:
+    """The fast check of a `{"id": text, <second>: object}` record (KV/doc status: value; ids: meta)."""
+
+    def check(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        if len(obj) == 2:
+            ident, rest = obj.get("id"), obj.get(second)
+            if ident.__class__ is str and ident and rest.__class__ is dict:
+                return ident, rest
+        return None
+
+    return check
 
 
-def _ids_fast(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    if len(obj) == 2:
-        ident, meta = obj.get("id"), obj.get("meta")
-        if ident.__class__ is str and ident and meta.__class__ is dict:
-            return ident, meta
-    return None
+_kv_fast, _ids_fast = _pair_fast("value"), _pair_fast("meta")
 
 
 def _node_fast(obj: dict[str, Any]) -> GraphNode | None:

@@ -275,6 +275,12 @@ def snapshot(settings_env: dict[str, str], profile: str, workspace: str) -> dict
     return asyncio.run(snapshot_records(load_settings(environ=settings_env), profile, workspace))
 
 
+def snapshot_digest(snap: dict[str, Any]) -> str:
+    """One sha256 over every record of a snapshot (equal digests: equal records)."""
+    return _sha(sorted((section, repr(key), _sha(value)) for section, records in snap.items()
+                       for key, value in records.items()))
+
+
 def total_records(snap: dict[str, Any]) -> int:
     return sum(len(v) for v in snap.values())
 

@@ -12,7 +12,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -30,17 +30,13 @@ PG_HOOKS = ("asyncpg.connection:Connection.execute", "asyncpg.connection:Connect
             "asyncpg.connection:Connection.fetchval", "asyncpg.connection:Connection.fetchrow")
 BOLT_HOOKS = ("ragstore_cli.backends.neo4j.session:Bolt.run", "shutil:copy2", "os:replace")
 BOLT_PROFILE = "kv=files,vector=files,doc_status=files,graph=neo4j"
-KNOWN_PARTIAL_COPY = ("workspace copy (files) is not atomic: a killed copy leaves a partial target that a re-run "
-                      "refuses ('already exists'); recovery needs `workspace drop` first")
-
-
 def is_empty(snap: dict[str, Any]) -> bool:
     return harness.total_records(snap) == 0
 
 
-def finish_copy(runner, args: list[str], env: dict[str, str], drop_args: list[str], killed: harness.Result,
+def finish_copy(runner, args: list[str], env: dict[str, str], killed: harness.Result,
                 after: dict[str, Any], reference: dict[str, Any], entry: dict[str, Any]) -> None:
-    """Target absent → re-run; complete → done; partial → re-run must finish it."""
+    """Target absent → re-run; complete → done; partial → the re-run must finish it (the journal)."""
     if not killed.killed:
         assert killed.code == 0, killed.describe()
         entry["outcome"] = "not reached"
@@ -49,21 +45,25 @@ def finish_copy(runner, args: list[str], env: dict[str, str], drop_args: list[st
         entry["outcome"] = "complete when killed"
         return
     again = runner.run(args, env)
-    if is_empty(after):
-        assert again.code == 0, again.describe()
-        entry["outcome"] = "target absent, then re-run"
-        return
-    if again.code == 0:
-        entry["outcome"] = "partial target, re-run completed it"
-        return
-    # a partial target the re-run refuses: recorded as NOT survived (a known bug), recovered by hand
-    assert again.code == 2 and "already" in again.stderr, again.describe()
-    entry["known_bug"] = KNOWN_PARTIAL_COPY
-    entry["outcome"] = "partial target, re-run refused; drop + copy"
-    dropped = runner.run(drop_args, env)
-    assert dropped.code == 0, dropped.describe()
-    again = runner.run(args, env)
     assert again.code == 0, again.describe()
+    entry["outcome"] = "target absent, then re-run" if is_empty(after) else "partial target, re-run completed it"
+
+
+def copy_point(runner, scenario: str, point: tuple[int, str], calls: int, hooks: tuple[str, ...], args: list[str],
+               env: dict[str, str], profile: str, target: str, reference: dict[str, Any],
+               source_state: Callable[[], Any]) -> None:
+    """One seeded kill of `workspace copy`: the source never changes, the target ends equal to a clean copy."""
+    at, mode = point
+    before = source_state()
+    with fault_record(scenario, f"call {at}/{calls} {mode}") as entry:
+        killed = runner.run(args, env, fault=Fault(hooks, at, mode))
+        entry["point"] += f" ({killed.trace.get('name', '?')})"
+        assert source_state() == before, "the copy changed its source"
+        finish_copy(runner, args, env, killed, snapshot(env, profile, target), reference, entry)
+        assert source_state() == before
+        diff = compare(reference, snapshot(env, profile, target))
+        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
+        assert diff.equal, diff.where
 
 
 # --------------------------------------------------------------------------- files
@@ -91,22 +91,11 @@ def files_ws(runner, source, tmp_path_factory):
 @pytest.mark.parametrize("i", range(K))
 def test_workspace_copy_files_killed(files_ws, runner, i):
     s = files_ws
-    at, mode = s["copy_points"][i]
     wd = s["root"] / f"c{i}"
     shutil.copytree(s["template"], wd)
-    env = {"WORKING_DIR": str(wd)}
-    before = harness.tree_digest(wd / SRC)
-    args = ["workspace", "copy", SRC, "dst", "--profile", "files"]
-    with fault_record("workspace copy (files)", f"call {at}/{s['copy_calls']} {mode}") as entry:
-        killed = runner.run(args, env, fault=Fault(FILES_COPY_HOOKS, at, mode))
-        entry["point"] += f" ({killed.trace.get('name', '?')})"
-        assert harness.tree_digest(wd / SRC) == before, "the copy changed its source"
-        finish_copy(runner, args, env, ["workspace", "drop", "dst", "--yes", "--profile", "files"], killed,
-                    snapshot(env, "files", "dst"), s["reference"], entry)
-        assert harness.tree_digest(wd / SRC) == before
-        diff = compare(s["reference"], snapshot(env, "files", "dst"))
-        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
-        assert diff.equal, diff.where
+    copy_point(runner, "workspace copy (files)", s["copy_points"][i], s["copy_calls"], FILES_COPY_HOOKS,
+               ["workspace", "copy", SRC, "dst", "--profile", "files"], {"WORKING_DIR": str(wd)}, "files", "dst",
+               s["reference"], lambda: harness.tree_digest(wd / SRC))
     shutil.rmtree(wd, ignore_errors=True)
 
 
@@ -172,20 +161,10 @@ def pg_ws(runner, archive, pg_server):
 @pytest.mark.parametrize("i", range(K))
 def test_workspace_copy_postgres_killed(pg_ws, runner, pg_server, i):
     s = pg_ws
-    at, mode = s["copy_points"][i]
     env = s["database"]()
-    before = harness.pg_digest(env, "src")
-    args = ["workspace", "copy", "src", "dst", "--profile", "postgres"]
-    with fault_record("workspace copy (postgres)", f"call {at}/{s['copy_calls']} {mode}") as entry:
-        killed = runner.run(args, env, fault=Fault(PG_HOOKS, at, mode))
-        entry["point"] += f" ({killed.trace.get('name', '?')})"
-        assert harness.pg_digest(env, "src") == before, "the copy changed its source"
-        finish_copy(runner, args, env, ["workspace", "drop", "dst", "--yes", "--profile", "postgres"], killed,
-                    snapshot(env, "postgres", "dst"), s["reference"], entry)
-        assert harness.pg_digest(env, "src") == before
-        diff = compare(s["reference"], snapshot(env, "postgres", "dst"))
-        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
-        assert diff.equal, diff.where
+    copy_point(runner, "workspace copy (postgres)", s["copy_points"][i], s["copy_calls"], PG_HOOKS,
+               ["workspace", "copy", "src", "dst", "--profile", "postgres"], env, "postgres", "dst", s["reference"],
+               lambda: harness.pg_digest(env, "src"))
     pg_server.psql(f"DROP DATABASE IF EXISTS {env['POSTGRES_DATABASE']} WITH (FORCE)")
 
 
@@ -254,22 +233,12 @@ def bolt_ws(runner, archive, bolt_env, tmp_path_factory):
 @pytest.mark.parametrize("i", range(K))
 def test_workspace_copy_bolt_killed(bolt_ws, runner, i):
     s = bolt_ws
-    at, mode = s["copy_points"][i]
     dst = f"fbw_c{i}_{s['tag']}"
     s["made"].append(dst)
     env = s["env_for"](f"c{i}")
-    before = snapshot(env, BOLT_PROFILE, s["src"])
-    args = ["workspace", "copy", s["src"], dst, "--profile", BOLT_PROFILE]
-    with fault_record("workspace copy (bolt + files)", f"call {at}/{s['copy_calls']} {mode}") as entry:
-        killed = runner.run(args, env, fault=Fault(BOLT_HOOKS, at, mode))
-        entry["point"] += f" ({killed.trace.get('name', '?')})"
-        assert compare(before, snapshot(env, BOLT_PROFILE, s["src"])).equal, "the copy changed its source"
-        finish_copy(runner, args, env, ["workspace", "drop", dst, "--yes", "--profile", BOLT_PROFILE], killed,
-                    snapshot(env, BOLT_PROFILE, dst), s["reference"], entry)
-        assert compare(before, snapshot(env, BOLT_PROFILE, s["src"])).equal
-        diff = compare(s["reference"], snapshot(env, BOLT_PROFILE, dst))
-        entry.update(lost=diff.lost, extra=diff.extra, changed=diff.changed)
-        assert diff.equal, diff.where
+    copy_point(runner, "workspace copy (bolt + files)", s["copy_points"][i], s["copy_calls"], BOLT_HOOKS,
+               ["workspace", "copy", s["src"], dst, "--profile", BOLT_PROFILE], env, BOLT_PROFILE, dst, s["reference"],
+               lambda: harness.snapshot_digest(snapshot(env, BOLT_PROFILE, s["src"])))
 
 
 @pytest.mark.parametrize("i", range(K))
