@@ -79,7 +79,7 @@ async def copy_stores(src: Any, dst: Any, batch_size: int = DEFAULT_BATCH) -> Co
         if dim is None:
             report.copied[ns] = 0
             continue
-        writer = await dst.vectors.writer(ns, dim=dim)
+        writer = await dst.vectors.writer(ns, dim=dim, expected_rows=await src.vectors.count(ns))
         reader = src.vectors.read(ns, batch_size)
         if ns == "chunks" and getattr(writer, "needs_chunk_fields", False):
             reader = _complete_chunks(reader, chunk_fields)

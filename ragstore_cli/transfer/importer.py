@@ -278,7 +278,7 @@ async def _writer(stores: Stores, section: SectionReader, replace: bool, dim: in
             # NanoVectorDB files are rewritten whole: merge = the archive's rows + the target's other rows
             inner = await stores.vectors.writer(s.namespace, dim=width, replace=True)
             return _RewriteMerge(inner, stores.vectors.read(s.namespace))
-        return await stores.vectors.writer(s.namespace, dim=width, replace=replace)
+        return await stores.vectors.writer(s.namespace, dim=width, replace=replace, expected_rows=s.records)
     raise DataError(f"archive section {s.key} has an unknown kind {s.kind!r}")
 
 

@@ -233,7 +233,8 @@ class FilesVectors:
             if keep < len(batch):
                 yield VectorBatch(batch.ids[keep:], batch.vectors[keep:], batch.meta[keep:])
 
-    async def writer(self, namespace: str, *, dim: int, replace: bool = True) -> NanoWriter:
+    async def writer(self, namespace: str, *, dim: int, replace: bool = True,
+                     expected_rows: int | None = None) -> NanoWriter:
         if not replace:
             raise UsageError("the files backend rewrites a NanoVectorDB file whole; merging is not supported")
         path = self.path(namespace)

@@ -9,6 +9,8 @@ import numpy as np
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
 from ragstore_cli.backends.postgres import mapping
+from ragstore_cli.backends.postgres.ann_index import IndexRebuild
+from ragstore_cli.backends.postgres.chunk_fields import ChunkFields
 from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors, stream_rows
 from ragstore_cli.errors import DataError, UsageError
 
@@ -103,6 +105,7 @@ class VectorWriter:
     def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str) -> None:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
         self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
+        self.rebuild: IndexRebuild | None = None  # set by a replace: when and how the ANN index is rebuilt
 
     @property
     def dropped(self) -> set[str]:
@@ -157,7 +160,8 @@ class PgVectors:
             vectors = decode_vectors([r["content_vector"] for r in rows], dim, kind)
             yield VectorBatch([r["id"] for r in rows], vectors, [mapping.vector_meta(namespace, r) for r in rows])
 
-    async def writer(self, namespace: str, *, dim: int, replace: bool = True) -> VectorWriter:
+    async def writer(self, namespace: str, *, dim: int, replace: bool = True,
+                     expected_rows: int | None = None) -> VectorWriter:
         ns = self._check(namespace)
         await self.b.ensure_schema(dim=dim)
         table = self.b.vector_table_for(ns, dim)
@@ -165,12 +169,15 @@ class PgVectors:
         if actual != dim:
             raise DataError(f"{table} holds {actual}-dimensional vectors; cannot write {dim}-dimensional ones")
         ws = self.b.pg_ws
-        before = _complete_chunks(table, ws) if ns == "chunks" else None
-        rebuild = _IndexRebuild(table) if replace else None
+        fields = ChunkFields(table, ws) if ns == "chunks" else None
+        rebuild = IndexRebuild(table, ws, dim, expected_rows) if replace else None
         copy = CopyWriter(self.b.pool, table, ("workspace", "id", *mapping.VECTOR_COLUMNS[ns]), ws, replace=replace,
-                          before_commit=_chain(before, rebuild.restore if rebuild else None),
-                          on_start=rebuild.drop if rebuild else None, unit=self.b.unit)
-        return VectorWriter(copy, ns, dim, kind, ws)
+                          on_start=_chain(rebuild and rebuild.drop, fields and fields.install),
+                          before_commit=_chain(fields and fields.finish, rebuild and rebuild.restore),
+                          unit=self.b.unit)
+        writer = VectorWriter(copy, ns, dim, kind, ws)
+        writer.rebuild = rebuild
+        return writer
 
 
 def _chain(*steps: Any) -> Any:
@@ -181,62 +188,3 @@ def _chain(*steps: Any) -> Any:
             await step(conn)
 
     return run if steps else None
-
-
-def _complete_chunks(table: str, workspace: str) -> Any:
-    """Chunk vectors need tokens/chunk_order_index: take them from text_chunks, never invent them."""
-
-    async def complete(conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            f"UPDATE {table} AS v SET tokens = COALESCE(v.tokens, c.tokens), "
-            "chunk_order_index = COALESCE(v.chunk_order_index, c.chunk_order_index) "
-            "FROM lightrag_doc_chunks AS c WHERE v.workspace = $1 AND c.workspace = $1 AND c.id = v.id "
-            "AND (v.tokens IS NULL OR v.chunk_order_index IS NULL)", workspace)
-        missing = await conn.fetch(f"SELECT id FROM {table} WHERE workspace = $1 AND (tokens IS NULL OR "
-                                   "chunk_order_index IS NULL) LIMIT 3", workspace)
-        if missing:
-            ids = ", ".join(repr(r["id"][:60]) for r in missing)
-            raise DataError(f"chunk vectors {ids} have no tokens/chunk_order_index and no text_chunks record to take "
-                            "them from: write text_chunks first")
-
-    return complete
-
-
-INDEX_BUILD_TIMEOUT = 7 * 24 * 3600.0
-ANN_METHODS = frozenset({"hnsw", "ivfflat", "vchordrq"})
-
-
-class _IndexRebuild:
-    """During a replace, drop the ANN index and rebuild it once at commit (bulk load, then index).
-
-    When an ANN index is dropped (the table is then locked and re-indexed anyway), the plain btree
-    indexes that enforce nothing go too: LightRAG's vector tables carry two, `(id)` and a copy of the
-    primary key `(workspace, id)`. Inserting into them row by row (with full-page WAL images) cost
-    the server ~20 % more CPU per 1024-dim row during the COPY; a sorted rebuild at commit is cheap
-    next to the ANN build. Unique and constraint indexes stay: duplicates fail where they always did."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.defs: list[tuple[str, str]] = []
-
-    async def drop(self, conn: asyncpg.Connection) -> None:
-        rows = await conn.fetch(
-            "SELECT c.relname AS indexname, pg_get_indexdef(c.oid) AS indexdef, am.amname, "
-            "x.indisunique OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid) AS enforces "
-            "FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-            "JOIN pg_am am ON am.oid = c.relam "
-            "WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace ORDER BY c.relname",
-            self.table)
-        ann = [r for r in rows if r["amname"] in ANN_METHODS]
-        plain = [r for r in rows if r["amname"] == "btree" and not r["enforces"]] if ann else []
-        for row in ann + plain:
-            self.defs.append((row["indexname"], row["indexdef"]))
-            await conn.execute(f'DROP INDEX "{row["indexname"]}"')
-
-    async def restore(self, conn: asyncpg.Connection) -> None:
-        if self.defs:
-            await conn.execute("SET LOCAL maintenance_work_mem = '2GB'")
-        for _name, definition in self.defs:
-            # An ANN build takes what it takes (minutes at millions of rows): not bounded by
-            # RAGSTORE_COMMAND_TIMEOUT, which exists to catch stalled networks on data statements.
-            await conn.execute(definition, timeout=INDEX_BUILD_TIMEOUT)

@@ -35,7 +35,7 @@ async def test_replace_keeps_the_index_set(pg_database, pg_server):
 
         again = await stores.vectors.writer("chunks", dim=8)
         await again.write(_batch(["c", "d", "e"]))  # (the table is locked until commit, as before)
-        dropped = [definition for _, definition in again.copy.on_start.__self__.defs]
+        dropped = [definition for _, definition in again.rebuild.defs]
         assert len(dropped) == 3 and "hnsw" in dropped[0] and not any("UNIQUE" in d for d in dropped)
         await again.commit()
         assert _indexes(pg_server, db) == before

@@ -1,0 +1,70 @@
+"""Chunk vectors take tokens/chunk_order_index from text_chunks as they are inserted: one row version each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.backends.registry import open_backends
+from ragstore_cli.config import load_settings
+from ragstore_cli.errors import DataError
+
+DIM = 8
+TABLE = f"lightrag_vdb_chunks_m_{DIM}d"
+
+
+def _chunks(ids: list[str]) -> list[tuple[str, dict]]:
+    return [(i, {"tokens": 10 + n, "content": i, "chunk_order_index": n, "full_doc_id": "d", "file_path": "f",
+                 "llm_cache_list": []}) for n, i in enumerate(ids)]
+
+
+def _vectors(ids: list[str], **extra) -> VectorBatch:
+    meta = [{"full_doc_id": "d", "content": i, "file_path": "f", **extra} for i in ids]
+    return VectorBatch(ids, np.random.default_rng(0).standard_normal((len(ids), DIM), dtype=np.float32), meta)
+
+
+async def _load(env: dict[str, str], chunks: list[str], vectors: VectorBatch, *, replace: bool = True) -> None:
+    """text_chunks then chunk vectors in ONE import unit, as an import does."""
+    settings = load_settings(environ={**env, "EMBEDDING_MODEL": "m", "EMBEDDING_DIM": str(DIM)})
+    async with await open_backends(settings, "postgres", "ws") as stores:
+        backend = next(iter(stores.backends.values()))
+        async with backend.import_unit([DIM]):
+            kv = await stores.kv.writer("text_chunks", replace=replace)
+            await kv.write(_chunks(chunks))
+            await kv.commit()
+            writer = await stores.vectors.writer("chunks", dim=DIM, replace=replace, expected_rows=len(vectors.ids))
+            await writer.write(vectors)
+            await writer.commit()
+
+
+@pytest.mark.parametrize("replace", [True, False])
+async def test_fields_come_from_text_chunks_without_a_second_row_version(pg_database, pg_server, replace):
+    db = pg_database["POSTGRES_DATABASE"]
+    ids = [f"c{i}" for i in range(30)]
+    await _load(pg_database, ids, _vectors(ids), replace=replace)
+    rows = pg_server.psql(f"SELECT id, tokens, chunk_order_index FROM {TABLE} ORDER BY tokens", database=db)
+    assert rows.split() == [f"c{i}|{10 + i}|{i}" for i in range(30)]
+    # each row is the version the load inserted (line pointers 1..30 of page 0): no UPDATE made a second
+    # version, which the index build in the same transaction would have indexed as well
+    ctids = pg_server.psql(f"SELECT ctid FROM {TABLE} ORDER BY ctid", database=db).split()
+    assert ctids == [f"(0,{i})" for i in range(1, 31)]
+    leftovers = pg_server.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'ragstore%' AND NOT tgisinternal",
+                               database=db)
+    assert leftovers.strip() == "0"
+
+
+async def test_values_the_vectors_carry_are_kept(pg_database, pg_server):
+    await _load(pg_database, ["a"], _vectors(["a"], tokens=99, chunk_order_index=7))
+    row = pg_server.psql(f"SELECT tokens, chunk_order_index FROM {TABLE}", database=pg_database["POSTGRES_DATABASE"])
+    assert row.strip() == "99|7"
+
+
+async def test_a_chunk_vector_without_a_text_chunk_is_refused_and_nothing_lands(pg_database, pg_server):
+    db = pg_database["POSTGRES_DATABASE"]
+    await _load(pg_database, ["a"], _vectors(["a"]))
+    with pytest.raises(DataError, match="'orphan' have no tokens/chunk_order_index"):
+        await _load(pg_database, ["b"], _vectors(["b", "orphan"]))
+    assert pg_server.psql(f"SELECT string_agg(id, ',') FROM {TABLE}", database=db).strip() == "a"
+    leftovers = pg_server.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'ragstore%'", database=db)
+    assert leftovers.strip() == "0"
