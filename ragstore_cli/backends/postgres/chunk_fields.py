@@ -6,11 +6,20 @@ in the same transaction. An UPDATE after the load would leave a second version o
 index built later in that transaction indexes both (PostgreSQL indexes the rows its own transaction
 deleted): the HNSW rebuild did twice the work. So a trigger, created inside the transaction and
 dropped before its commit (never seen by anyone else), fills each row as it is inserted.
+
+That costs the server ~25 µs a row in a plpgsql lookup, half again the COPY's own cost. So inside an
+import unit the text_chunks writer also keeps a compact map of what it wrote (16 bytes a chunk) and
+the chunk-vector writer fills its rows from it before sending them; the trigger only sees the rows
+the map cannot answer (text_chunks written earlier, by someone else, or past the map's size cap).
 """
 
 from __future__ import annotations
 
+from array import array
+from typing import Any, Iterable
+
 import asyncpg
+import numpy as np
 
 from ragstore_cli.errors import DataError
 
@@ -62,3 +71,67 @@ class ChunkFields:
             ids = ", ".join(repr(r["id"][:60]) for r in missing)
             raise DataError(f"chunk vectors {ids} have no tokens/chunk_order_index and no text_chunks record to take "
                             "them from: write text_chunks first")
+
+
+class ChunkFieldMap:
+    """id → (tokens, chunk_order_index) of the text_chunks one import unit wrote, by 64-bit id hash.
+
+    Built while text_chunks streams through, read by the chunk-vector writer that follows. Hashes
+    that two ids share are dropped (those rows go to the trigger); an id the map lacks is left alone.
+    Past `limit` chunks the map gives up (memory stays bounded; the trigger does the rest)."""
+
+    def __init__(self, limit: int = 4_000_000) -> None:
+        self.limit = limit
+        self._hashes, self._tokens, self._orders = array("q"), array("q"), array("q")
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.full = False
+
+    def add(self, records: Iterable[tuple[str, Any]]) -> None:
+        if self.full:
+            return
+        hashes, tokens, orders = self._hashes, self._tokens, self._orders
+        for ident, value in records:
+            t, o = value.get("tokens"), value.get("chunk_order_index")
+            if t.__class__ is int and o.__class__ is int and -2**62 < t < 2**62 and -2**62 < o < 2**62:
+                hashes.append(hash(ident))
+                tokens.append(t)
+                orders.append(o)
+        self._sorted = None
+        if len(hashes) > self.limit:
+            self.full = True
+            self._hashes, self._tokens, self._orders = array("q"), array("q"), array("q")
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._sorted is None:
+            h = np.frombuffer(self._hashes, dtype=np.int64)
+            order = np.argsort(h, kind="stable")
+            h = h[order]
+            unique = np.ones(len(h), dtype=bool)
+            if len(h) > 1:
+                same = h[1:] == h[:-1]
+                unique[1:] &= ~same
+                unique[:-1] &= ~same
+            order = order[unique]
+            self._sorted = (h[unique], np.frombuffer(self._tokens, dtype=np.int64)[order],
+                            np.frombuffer(self._orders, dtype=np.int64)[order])
+        return self._sorted
+
+    def fill(self, ids: list[str], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The metas, with missing tokens/chunk_order_index taken from the map where it knows the id."""
+        if self.full or not self._hashes:
+            return metas
+        want = [i for i, m in enumerate(metas) if m.get("tokens") is None or m.get("chunk_order_index") is None]
+        if not want:
+            return metas
+        keys, tokens, orders = self._index()
+        probe = np.fromiter((hash(ids[i]) for i in want), dtype=np.int64, count=len(want))
+        at = np.minimum(np.searchsorted(keys, probe), max(len(keys) - 1, 0))
+        hit = keys[at] == probe if len(keys) else np.zeros(len(want), dtype=bool)
+        out = list(metas)
+        for n in np.flatnonzero(hit).tolist():
+            i, k = want[n], int(at[n])
+            meta = out[i]
+            out[i] = {**meta, "tokens": meta.get("tokens") if meta.get("tokens") is not None else int(tokens[k]),
+                      "chunk_order_index": meta.get("chunk_order_index") if meta.get("chunk_order_index") is not None
+                      else int(orders[k])}
+        return out

@@ -79,6 +79,7 @@ class ImportUnit:
         self.pool = pool
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
+        self.chunk_fields: Any = None  # ChunkFieldMap of the text_chunks written in this unit (chunk_fields.py)
 
     async def connection(self) -> asyncpg.Connection:
         """The unit's connection, its transaction started on first use."""

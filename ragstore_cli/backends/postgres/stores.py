@@ -10,7 +10,7 @@ import numpy as np
 from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.ann_index import IndexRebuild
-from ragstore_cli.backends.postgres.chunk_fields import ChunkFields
+from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap, ChunkFields
 from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors, stream_rows
 from ragstore_cli.errors import DataError, UsageError
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 class MappedWriter:
     """Converts JSON-shaped records to rows of one Mapping and COPYs them."""
 
-    def __init__(self, copy: CopyWriter, m: mapping.Mapping, workspace: str) -> None:
-        self.copy, self.m, self.workspace = copy, m, workspace
+    def __init__(self, copy: CopyWriter, m: mapping.Mapping, workspace: str,
+                 remember: ChunkFieldMap | None = None) -> None:
+        self.copy, self.m, self.workspace, self.remember = copy, m, workspace, remember
 
     @property
     def dropped(self) -> set[str]:
@@ -40,6 +41,8 @@ class MappedWriter:
             await self.copy.abort()
             raise
         await self.copy.write_rows(rows)
+        if self.remember is not None:
+            self.remember.add(batch)
 
     async def commit(self) -> None:
         await self.copy.commit()
@@ -73,7 +76,10 @@ class PgKV:
         await self.b.ensure_schema()
         copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace,
                           unit=self.b.unit)
-        return MappedWriter(copy, m, self.b.pg_ws)
+        remember = None
+        if self.b.unit is not None and namespace == "text_chunks":
+            remember = self.b.unit.chunk_fields = ChunkFieldMap()  # for the chunk vectors that follow
+        return MappedWriter(copy, m, self.b.pg_ws, remember)
 
 
 class PgDocStatus:
@@ -106,6 +112,7 @@ class VectorWriter:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
         self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
         self.rebuild: IndexRebuild | None = None  # set by a replace: when and how the ANN index is rebuilt
+        self.known_fields: ChunkFieldMap | None = None  # text_chunks written earlier in the same import unit
 
     @property
     def dropped(self) -> set[str]:
@@ -119,7 +126,8 @@ class VectorWriter:
             if not np.isfinite(vectors).all():
                 raise DataError(f"{self.ns}: vectors contain NaN or infinity")
             encoded = encode_vectors(vectors, self.kind) if len(batch.ids) else []
-            rows, dropped = mapping.vector_rows(self.ns, self.workspace, batch.ids, batch.meta, encoded)
+            metas = self.known_fields.fill(batch.ids, batch.meta) if self.known_fields and batch.meta else batch.meta
+            rows, dropped = mapping.vector_rows(self.ns, self.workspace, batch.ids, metas, encoded)
             self.copy.dropped |= dropped
         except BaseException:
             await self.copy.abort()
@@ -177,6 +185,8 @@ class PgVectors:
                           unit=self.b.unit)
         writer = VectorWriter(copy, ns, dim, kind, ws)
         writer.rebuild = rebuild
+        if ns == "chunks" and self.b.unit is not None:
+            writer.known_fields = self.b.unit.chunk_fields
         return writer
 
 

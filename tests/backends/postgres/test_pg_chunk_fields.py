@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import DataError
@@ -24,25 +25,34 @@ def _vectors(ids: list[str], **extra) -> VectorBatch:
     return VectorBatch(ids, np.random.default_rng(0).standard_normal((len(ids), DIM), dtype=np.float32), meta)
 
 
-async def _load(env: dict[str, str], chunks: list[str], vectors: VectorBatch, *, replace: bool = True) -> None:
-    """text_chunks then chunk vectors in ONE import unit, as an import does."""
+async def _load(env: dict[str, str], chunks: list[str], vectors: VectorBatch, *, replace: bool = True,
+                apart: bool = False) -> None:
+    """text_chunks then chunk vectors in ONE import unit, as an import does; `apart`: text_chunks
+    committed first, on their own (the vector writer then has no map of them: the trigger fills)."""
     settings = load_settings(environ={**env, "EMBEDDING_MODEL": "m", "EMBEDDING_DIM": str(DIM)})
     async with await open_backends(settings, "postgres", "ws") as stores:
         backend = next(iter(stores.backends.values()))
-        async with backend.import_unit([DIM]):
+        if apart:
             kv = await stores.kv.writer("text_chunks", replace=replace)
             await kv.write(_chunks(chunks))
             await kv.commit()
+        async with backend.import_unit([DIM]):
+            if not apart:
+                kv = await stores.kv.writer("text_chunks", replace=replace)
+                await kv.write(_chunks(chunks))
+                await kv.commit()
             writer = await stores.vectors.writer("chunks", dim=DIM, replace=replace, expected_rows=len(vectors.ids))
+            assert (writer.known_fields is None) is apart
             await writer.write(vectors)
             await writer.commit()
 
 
 @pytest.mark.parametrize("replace", [True, False])
-async def test_fields_come_from_text_chunks_without_a_second_row_version(pg_database, pg_server, replace):
+@pytest.mark.parametrize("apart", [False, True], ids=["same-unit", "earlier-transaction"])
+async def test_fields_come_from_text_chunks_without_a_second_row_version(pg_database, pg_server, replace, apart):
     db = pg_database["POSTGRES_DATABASE"]
     ids = [f"c{i}" for i in range(30)]
-    await _load(pg_database, ids, _vectors(ids), replace=replace)
+    await _load(pg_database, ids, _vectors(ids), replace=replace, apart=apart)
     rows = pg_server.psql(f"SELECT id, tokens, chunk_order_index FROM {TABLE} ORDER BY tokens", database=db)
     assert rows.split() == [f"c{i}|{10 + i}|{i}" for i in range(30)]
     # each row is the version the load inserted (line pointers 1..30 of page 0): no UPDATE made a second
@@ -68,3 +78,23 @@ async def test_a_chunk_vector_without_a_text_chunk_is_refused_and_nothing_lands(
     assert pg_server.psql(f"SELECT string_agg(id, ',') FROM {TABLE}", database=db).strip() == "a"
     leftovers = pg_server.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'ragstore%'", database=db)
     assert leftovers.strip() == "0"
+
+
+def test_the_map_answers_what_it_was_given_and_nothing_ambiguous():
+    known = ChunkFieldMap()
+    known.add([("a", {"tokens": 5, "chunk_order_index": 1}), ("b", {"tokens": 6, "chunk_order_index": 2}),
+               ("dup", {"tokens": 1, "chunk_order_index": 1}), ("dup", {"tokens": 2, "chunk_order_index": 2}),
+               ("bad", {"tokens": "7", "chunk_order_index": 3})])
+    metas = [{"content": "x"}, {"tokens": 60}, {}, {}, {}, {"tokens": 0, "chunk_order_index": 0}]
+    out = known.fill(["a", "b", "dup", "bad", "nobody", "a"], metas)
+    assert out[0] == {"content": "x", "tokens": 5, "chunk_order_index": 1}
+    assert out[1] == {"tokens": 60, "chunk_order_index": 2}  # what the vector carries wins
+    assert out[2] == {} and out[3] == {} and out[4] == {}  # two values for one id / not an int / unknown
+    assert out[5] is metas[5]
+    assert metas[0] == {"content": "x"}  # the caller's dicts are not changed
+
+
+def test_the_map_gives_up_past_its_limit():
+    known = ChunkFieldMap(limit=2)
+    known.add([(f"c{i}", {"tokens": i, "chunk_order_index": i}) for i in range(3)])
+    assert known.full and known.fill(["c0"], [{}]) == [{}]
