@@ -30,7 +30,7 @@ from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS
                                            KIND_NODES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME,
                                            MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, Manifest, Member, Section,
                                            section_key)
-from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
 ROWS_PER_PART = 8192

@@ -25,7 +25,7 @@ from typing import Any
 from ragstore_cli.archive import ArchiveReader, SectionReader
 from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, KIND_VECTORS, Manifest
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
-from ragstore_cli.backends.registry import Profile, Stores, describe, open_backends, parse_profile
+from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import staging

@@ -15,7 +15,7 @@ from ragstore_cli.archive import ArchiveReader, ArchiveWriter
 from ragstore_cli.archive import writer as writer_module
 from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError, UsageError
-from tests.archive.helpers import DIM, members, rewrite, sample_records, write_sample
+from tests.archive.helpers import DIM, rewrite, write_sample
 
 
 def read_all(path: Path, batch_size: int = 5) -> dict:

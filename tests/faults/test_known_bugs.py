@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
 
 from tests.faults import harness
 from tests.faults.conftest import SRC

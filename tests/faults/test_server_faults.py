@@ -9,7 +9,6 @@ The disturbance happens at a deterministic point: the child pauses itself at a h
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 import uuid

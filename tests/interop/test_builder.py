@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.interop.lightrag_builder import PG_STORAGES, build_workspace
 

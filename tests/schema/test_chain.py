@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from ragstore_cli.schema import api, catalog, names
 from tests.schema.conftest import pg, settings_for, snapshot, user_tables

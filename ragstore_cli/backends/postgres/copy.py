@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import struct
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import asyncpg

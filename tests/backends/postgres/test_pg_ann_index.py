@@ -16,7 +16,7 @@ from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.backends.postgres.ann_index import MB, IndexRebuild, build_memory, worth_rebuilding
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
-from tests.servers import TEST_PASSWORD, start_postgres
+from tests.servers import TEST_PASSWORD
 
 DIM = 16
 TABLE = f"lightrag_vdb_chunks_m_{DIM}d"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.backends.stream_copy import copy_stores
