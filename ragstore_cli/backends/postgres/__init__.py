@@ -17,7 +17,7 @@ import asyncpg
 from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs
-from ragstore_cli.backends.postgres.graph import DDL as GRAPH_DDL, EDGES, NODES, PgGraph
+from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, DDL as GRAPH_DDL, EDGES, NODES, PgGraph
 from ragstore_cli.backends.postgres.stores import PgDocStatus, PgKV, PgVectors
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.postgres import create_pool
@@ -228,6 +228,10 @@ class PostgresBackend:
         done: dict[str, int] = {}
         async with self.pool.acquire() as conn:
             async with conn.transaction():
+                if any(sql.startswith(f"DELETE FROM {NODES} ") for _, sql, _ in statements):
+                    # before any graph row changes (graph.py says why): statistics taken after this
+                    # transaction deleted the edges would call the table empty, and mislead the plan
+                    await conn.execute(ANALYZE_GRAPH)
                 for label, sql, args in statements:
                     status = await conn.execute(sql, *args)
                     done[label] = done.get(label, 0) + int(status.split()[-1])
