@@ -124,14 +124,17 @@ class ChunkFieldMap:
         if not want:
             return metas
         keys, tokens, orders = self._index()
+        if not len(keys):
+            return metas
         probe = np.fromiter((hash(ids[i]) for i in want), dtype=np.int64, count=len(want))
-        at = np.minimum(np.searchsorted(keys, probe), max(len(keys) - 1, 0))
-        hit = keys[at] == probe if len(keys) else np.zeros(len(want), dtype=bool)
+        at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
         out = list(metas)
-        for n in np.flatnonzero(hit).tolist():
+        for n in np.flatnonzero(keys[at] == probe).tolist():
             i, k = want[n], int(at[n])
-            meta = out[i]
-            out[i] = {**meta, "tokens": meta.get("tokens") if meta.get("tokens") is not None else int(tokens[k]),
-                      "chunk_order_index": meta.get("chunk_order_index") if meta.get("chunk_order_index") is not None
-                      else int(orders[k])}
+            filled = dict(out[i])  # the caller's dict stays as it was
+            if filled.get("tokens") is None:
+                filled["tokens"] = int(tokens[k])
+            if filled.get("chunk_order_index") is None:
+                filled["chunk_order_index"] = int(orders[k])
+            out[i] = filled
         return out

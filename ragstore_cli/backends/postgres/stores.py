@@ -108,11 +108,12 @@ class PgDocStatus:
 class VectorWriter:
     """VectorBatch → rows of a model-suffixed vector table; chunk rows completed from text_chunks."""
 
-    def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str) -> None:
+    def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str, *,
+                 rebuild: IndexRebuild | None = None, known_fields: ChunkFieldMap | None = None) -> None:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
         self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
-        self.rebuild: IndexRebuild | None = None  # set by a replace: when and how the ANN index is rebuilt
-        self.known_fields: ChunkFieldMap | None = None  # text_chunks written earlier in the same import unit
+        self.rebuild = rebuild  # a replace's plan: when and how the ANN index is rebuilt
+        self.known_fields = known_fields  # text_chunks written earlier in the same import unit
 
     @property
     def dropped(self) -> set[str]:
@@ -183,11 +184,8 @@ class PgVectors:
                           on_start=_chain(rebuild and rebuild.drop, fields and fields.install),
                           before_commit=_chain(fields and fields.finish, rebuild and rebuild.restore),
                           unit=self.b.unit)
-        writer = VectorWriter(copy, ns, dim, kind, ws)
-        writer.rebuild = rebuild
-        if ns == "chunks" and self.b.unit is not None:
-            writer.known_fields = self.b.unit.chunk_fields
-        return writer
+        known = self.b.unit.chunk_fields if ns == "chunks" and self.b.unit is not None else None
+        return VectorWriter(copy, ns, dim, kind, ws, rebuild=rebuild, known_fields=known)
 
 
 def _chain(*steps: Any) -> Any:

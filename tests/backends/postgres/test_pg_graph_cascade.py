@@ -30,19 +30,19 @@ async def _write_graph(env: dict[str, str], workspace: str) -> None:
         await writer.commit()
 
 
-async def _stats(env: dict[str, str], deleted_at_least: int) -> int:
-    """idx_tup_read of the tgt index once the deleting backend's statistics have arrived (bounded wait)."""
+async def _stats(env: dict[str, str], deleted_at_least: int, table: str = "lightrag_graph_edges") -> int:
+    """idx_tup_read of the tgt index once `table`'s deletions have reached the statistics (bounded wait)."""
     conn = await asyncpg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
                                  password=env["POSTGRES_PASSWORD"], database=env["POSTGRES_DATABASE"])
     try:
         for _ in range(100):
             await conn.execute("SELECT pg_stat_clear_snapshot()")
-            deleted = await conn.fetchval("SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'lightrag_graph_edges'")
+            deleted = await conn.fetchval("SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = $1", table)
             if deleted >= deleted_at_least:
                 return await conn.fetchval("SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1",
                                            TGT_INDEX)
             await asyncio.sleep(0.1)
-        raise AssertionError(f"edge deletions never reached the statistics ({deleted} < {deleted_at_least})")
+        raise AssertionError(f"{table} deletions never reached the statistics ({deleted} < {deleted_at_least})")
     finally:
         await conn.close()
 
@@ -72,16 +72,6 @@ async def test_renaming_a_workspace_reads_each_edge_once(pg_database):
         await next(iter(stores.backends.values())).rename_workspace("v")
     async with await open_backends(_settings(pg_database), "postgres", "v") as stores:
         assert await stores.graph.count() == (N, N)
-    conn = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
-                                 user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
-                                 database=pg_database["POSTGRES_DATABASE"])
-    try:  # the old nodes' deletion is what cascades; wait for it to reach the statistics
-        for _ in range(100):
-            await conn.execute("SELECT pg_stat_clear_snapshot()")
-            if await conn.fetchval("SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'lightrag_graph_nodes'") >= N:
-                break
-            await asyncio.sleep(0.1)
-        read = await conn.fetchval("SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1", TGT_INDEX)
-    finally:
-        await conn.close()
+    # the old nodes' deletion is what cascades
+    read = await _stats(pg_database, N, table="lightrag_graph_nodes")
     assert read - before < 20 * N, f"{read - before} index entries read for {N} moved nodes"
