@@ -137,8 +137,20 @@ async def upgrade(
                 notes.append(done["note"])
             else:
                 result["vector_tables"] = done["tables"]
+        result["access_covered"] = await _cover_new_tables(settings)
     result["notes"] = notes
     return result
+
+
+async def _cover_new_tables(settings: Settings) -> list[str]:
+    """Row-level security for tables this run created, when workspace grants exist (docs/access.md)."""
+    from ragstore_cli.access.coverage import cover_new_tables
+
+    conn = await connect(settings, retries=1)
+    try:
+        return await cover_new_tables(conn)
+    finally:
+        await conn.close()
 
 
 def _retry_budget(settings: Settings, lock_timeout: float | None) -> float:
