@@ -15,7 +15,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from ragstore_cli.access import redis_acl
 from ragstore_cli.backends.redis import keys as K
-from tests.security.conftest import read_env, unique
+from tests.security.conftest import REDIS_ADMIN_PASSWORD, read_env, unique
 
 NAMESPACES = K.NAMESPACES
 
@@ -46,8 +46,12 @@ async def dump(server, db: int) -> dict[bytes, bytes]:
 
 
 def grant(cli, server, db, workspace, role, env_file, *extra):
-    return cli("--json", "workspace", "grant", workspace, "--role", role, "--backend", "redis", "--write-env",
-               str(env_file), *extra, env={"REDIS_URI": server.admin_uri(db)})
+    result = cli("--json", "workspace", "grant", workspace, "--role", role, "--backend", "redis", "--write-env",
+                 str(env_file), *extra, env={"REDIS_URI": server.admin_uri(db)})
+    assert REDIS_ADMIN_PASSWORD not in result.output
+    if env_file.exists():
+        assert read_env(env_file)["REDIS_URI"].split("@")[0].split(":")[-1] not in result.output  # the tenant's
+    return result
 
 
 def tenant(env_file) -> aioredis.Redis:
