@@ -127,6 +127,7 @@ async def upgrade(
         result: dict[str, Any] = {"dry_run": False, "target": describe_target(settings), "from": before, "to": after,
                                   "applied": _between(before, after), "ddl_lock_retries": retries, **lock}
         result["vector_tables"] = []
+        covered: list[str] = []
         if with_vectors:
             conn = await connect(settings, retries=1)
             try:
@@ -137,7 +138,8 @@ async def upgrade(
                 notes.append(done["note"])
             else:
                 result["vector_tables"] = done["tables"]
-        result["access_covered"] = await _cover_new_tables(settings)
+                covered += done["access_covered"]
+        result["access_covered"] = covered + await _cover_new_tables(settings)
     result["notes"] = notes
     return result
 
