@@ -87,6 +87,10 @@ async def grant(settings: Settings, workspace: str, role: str, *, backends: list
                 dry_run: bool = False, print_cypher: bool = False) -> dict[str, Any]:
     """Give `role` the workspace on each chosen backend; passwords go to `write_env` only."""
     workspace, role = validate_workspace(workspace), validate_role(role)
+    if print_cypher and not backends and not any(b in _configured(settings) for b in GRANTABLE):
+        return {"workspace": workspace, "role": role, "dry_run": dry_run, "backends": [],
+                "not_enforced": [{"backend": "neo4j", "reason": neo4j.NOT_ENFORCED}],
+                "cypher": neo4j.enterprise_cypher(role, workspace, settings["NEO4J_DATABASE"])}
     chosen = choose_backends(settings, backends)
     env_path = envfile.check_writable(write_env) if write_env is not None else None
     plans: dict[str, dict[str, Any]] = {}
