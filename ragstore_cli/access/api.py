@@ -8,19 +8,23 @@ interrupted run left: every step is idempotent.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from ragstore_cli.access import envfile, files, neo4j
 from ragstore_cli.access import postgres as pg
 from ragstore_cli.access import redis_acl as rd
 from ragstore_cli.access.credentials import new_password, redis_password_hash, scram_verifier, validate_role
 from ragstore_cli.config import Settings
-from ragstore_cli.errors import UsageError
+from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.workspace import validate_workspace
 
 GRANTABLE = ("postgres", "redis", "files")
+T = TypeVar("T")
 
 
 def _configured(settings: Settings) -> list[str]:
@@ -53,6 +57,22 @@ async def _pg_connect(settings: Settings) -> Any:
     return await connect(settings, retries=1, command_timeout=settings["RAGSTORE_COMMAND_TIMEOUT"] or None)
 
 
+def _pg_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """A server-side refusal (a privilege the connected role lacks, a statement timeout) as one line, exit 1."""
+
+    @functools.wraps(fn)
+    async def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(settings, *args, **kwargs)
+        except asyncpg.PostgresError as exc:
+            from ragstore_cli.connect.postgres import describe_target
+
+            text = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise OperationFailed(f"postgres: {describe_target(settings)}: {text}") from None
+
+    return wrapper
+
+
 def redis_uri_for(settings: Settings, user: str, password: str) -> str:
     """The admin's REDIS_URI with the tenant's credentials instead (same server, TLS and database)."""
     parts = urlsplit(settings["REDIS_URI"])
@@ -81,6 +101,7 @@ def _env_values(settings: Settings, role: str, workspace: str, passwords: dict[s
     return values
 
 
+@_pg_errors
 async def grant(settings: Settings, workspace: str, role: str, *, backends: list[str] | None = None,
                 adopt: bool = False, force: bool = False, allow_new: bool = False, shared_db: bool = False,
                 rotate: bool = False, group: str | None = None, write_env: Path | None = None,
@@ -155,6 +176,7 @@ def _not_enforced(settings: Settings, report: dict[str, Any]) -> None:
         report["not_enforced"] = [{"backend": "neo4j", "reason": neo4j.NOT_ENFORCED}]
 
 
+@_pg_errors
 async def revoke(settings: Settings, workspace: str, role: str, *, backends: list[str] | None = None,
                  dry_run: bool = False) -> dict[str, Any]:
     """Take the workspace back from `role`; with no grant left on a backend, its login goes too."""
@@ -206,7 +228,9 @@ async def revoke(settings: Settings, workspace: str, role: str, *, backends: lis
             await conn.close()
 
 
-async def grants(settings: Settings, workspace: str | None = None, *, backends: list[str] | None = None) -> dict[str, Any]:
+@_pg_errors
+async def grants(settings: Settings, workspace: str | None = None, *,
+                 backends: list[str] | None = None) -> dict[str, Any]:
     """Every grant (or one workspace's) on each configured backend, and what is not enforced."""
     if workspace is not None:
         workspace = validate_workspace(workspace)

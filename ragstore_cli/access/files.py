@@ -89,7 +89,7 @@ def plan_grant(settings: Settings, role: str, workspace: str, *, group: str | No
     if exposed and not force:
         shown = ", ".join(exposed[:5]) + (" …" if len(exposed) > 5 else "")
         raise UsageError(f"files: every OS user may read {shown} in {root}, so the tenant could too; pass --force "
-                         "to grant anyway", hint=f"chmod -R o-rwx on them (LightRAG's default umask leaves 0755)")
+                         "to grant anyway", hint="chmod -R o-rwx on them (LightRAG's default umask leaves 0755)")
     traversable = bool(root.stat().st_mode & stat.S_IXOTH) or (gr is not None and root.stat().st_gid == gr.gr_gid)
     return {"backend": "files", "role": role, "workspace": workspace, "folder": str(folder), "uid": user.pw_uid,
             "gid": gr.gr_gid if gr else user.pw_gid, "group": gr.gr_name if gr else None,

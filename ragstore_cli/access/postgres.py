@@ -188,6 +188,9 @@ async def apply_revoke(conn, plan: dict[str, Any]) -> dict[str, Any]:  # noqa: A
                               "remaining": plan["remaining"], "login": "kept"}
     if not plan["removes_login"]:
         return result
+    if await _role(conn, plan["role"]) is None:  # dropped by hand meanwhile: only the grant row was left
+        result["login"] = "already gone"
+        return result
     schema = quote_ident(await coverage.current_schema(conn))
     for table in await coverage.workspace_tables(conn):
         await conn.execute(f"REVOKE ALL ON {schema}.{quote_ident(table)} FROM {role}")

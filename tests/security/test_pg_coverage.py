@@ -204,3 +204,25 @@ def test_workspace_tables_skips_tables_without_a_workspace_column(owner_db):
             await conn.close()
 
     assert "lightrag_vdb_chunks_odd" not in asyncio.run(go())
+
+
+def test_a_tenant_cannot_grant_itself_more(cli, owner_db, tmp_path):
+    asyncio.run(populate(owner_db))
+    role, env_file = unique("ta"), tmp_path / "a.env"
+    assert grant(cli, owner_db, "A", role, env_file).exit_code == 0
+    out = cli("workspace", "grant", "B", "--role", unique("tb"), "--backend", "postgres", "--write-env",
+              str(tmp_path / "b.env"), env=tenant_env(owner_db, env_file))
+    assert out.exit_code == 2 and "may not create roles" in out.stderr and "does not own" in out.stderr
+    out = cli("workspace", "revoke", "A", "--role", role, "--backend", "postgres", env=tenant_env(owner_db, env_file))
+    assert out.exit_code != 0 and "Traceback" not in out.output and out.stderr.startswith("error: postgres")
+
+
+def test_revoke_after_the_role_was_dropped_by_hand(cli, owner_db, tmp_path, pg_server):
+    asyncio.run(populate(owner_db))
+    role, env_file = unique("ta"), tmp_path / "a.env"
+    assert grant(cli, owner_db, "A", role, env_file).exit_code == 0
+    pg_server.psql(f"DROP OWNED BY {role}", database=owner_db["POSTGRES_DATABASE"])
+    pg_server.psql(f"DROP ROLE {role}")
+    out = cli("--json", "workspace", "revoke", "A", "--role", role, "--backend", "postgres", env=owner_db)
+    assert out.exit_code == 0 and out.json()["backends"][0]["login"] == "already gone"
+    assert cli("--json", "workspace", "grants", "--backend", "postgres", env=owner_db).json()["grants"] == []
