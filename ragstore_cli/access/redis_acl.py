@@ -139,8 +139,8 @@ async def _has_keys(client: Any, patterns: list[str]) -> bool:
     return False
 
 
-async def _admin_checks(client: Any) -> str:
-    """The admin's user name; UsageError when ACLs are unusable or the default user is open to anyone."""
+async def _admin_checks(client: Any, *, closed_default: bool = True) -> str:
+    """The admin's user name; UsageError when ACLs are unusable or (for a grant) the default user is open."""
     try:
         me = await client.acl_whoami()
         default = await client.acl_getuser("default")
@@ -149,10 +149,14 @@ async def _admin_checks(client: Any) -> str:
     except ResponseError as exc:
         raise UsageError(f"redis: the server does not support ACL users ({str(exc).splitlines()[0]})") from None
     me = me.decode() if isinstance(me, bytes) else me
-    if default and default.get("enabled") and "nopass" in (default.get("flags") or []):
+    if closed_default and default_user_open(default):
         raise UsageError("redis: the default user accepts connections without a password, so any client can bypass "
                          "a tenant's ACL", hint="ACL SETUSER default off (after creating an admin user)")
     return me
+
+
+def default_user_open(acl: dict[str, Any] | None) -> bool:
+    return bool(acl) and bool(acl.get("enabled")) and "nopass" in (acl.get("flags") or [])
 
 
 async def plan_grant(settings: Settings, role: str, workspace: str, *, adopt: bool, allow_new: bool,
@@ -235,7 +239,7 @@ async def apply_grant(settings: Settings, plan: dict[str, Any], password_hash: s
 async def plan_revoke(settings: Settings, role: str, workspace: str) -> dict[str, Any]:
     client = create_client(settings)
     try:
-        await _admin_checks(client)
+        await _admin_checks(client, closed_default=False)
         current = await client.acl_getuser(role)
     except RedisError as exc:
         raise explain(exc, settings) from None
@@ -273,7 +277,10 @@ async def apply_revoke(settings: Settings, plan: dict[str, Any]) -> dict[str, An
 async def list_grants(settings: Settings, workspace: str | None) -> dict[str, Any]:
     client = create_client(settings)
     try:
-        await _admin_checks(client)
+        try:
+            await _admin_checks(client, closed_default=False)
+        except UsageError as exc:
+            return {"grants": [], "error": str(exc)}
         rows = []
         for user in sorted(u.decode() if isinstance(u, bytes) else u for u in await client.acl_users()):
             managed = parse_managed(user, await client.acl_getuser(user) or {})
@@ -281,11 +288,12 @@ async def list_grants(settings: Settings, workspace: str | None) -> dict[str, An
                 if workspace is None or ws == workspace:
                     rows.append({"backend": "redis", "role": user, "workspace": ws, "db": managed["db"],
                                  "login": True})
+        open_default = default_user_open(await client.acl_getuser("default"))
     except RedisError as exc:
         raise explain(exc, settings) from None
     finally:
         await client.aclose()
-    return {"grants": rows}
+    return {"grants": rows, "db": database_of(settings), "default_user_open": open_default}
 
 
 async def access_status(client: Any, settings: Settings) -> dict[str, Any]:

@@ -117,6 +117,12 @@ def grants_cmd(ctx: typer.Context, name: Optional[str] = typer.Argument(None, he
         rows = [[g["backend"], _shown(g["workspace"]), g["role"],
                  "yes" if g.get("login", True) else "no", g.get("db", g.get("mode", ""))] for g in report["grants"]]
         console.print(table("Workspace grants", ["backend", "workspace", "role", "login", "db / mode"], rows))
+        redis_state = report["backends"].get("redis") or {}
+        if redis_state.get("error"):
+            console.print(f"[yellow]warning:[/] {redis_state['error']}")
+        if redis_state.get("default_user_open"):
+            console.print("[yellow]warning:[/] redis: the default user accepts connections without a password, so "
+                          "no ACL user is held to anything")
         pg_state = report["backends"].get("postgres")
         if pg_state and pg_state.get("uncovered_tables"):
             console.print(f"[yellow]uncovered:[/] {', '.join(pg_state['uncovered_tables'])} (no tenant can use them "

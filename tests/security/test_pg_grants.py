@@ -226,3 +226,24 @@ def test_adopting_a_role_the_owner_may_not_alter_is_refused_in_the_preflight(cli
     pg_server.psql(f"CREATE ROLE {foreign} LOGIN PASSWORD 'foreign-pw'")
     refused = grant(cli, owner_db, "A", foreign, tmp_path / "a.env", "--adopt")
     assert refused.exit_code == 2 and "ADMIN OPTION" in refused.stderr and not (tmp_path / "a.env").exists()
+
+
+def test_concurrent_first_grants_serialise_and_both_hold(owner_db, tmp_path):
+    """Both grants enable RLS on the same tables at once: the advisory lock makes one wait for the other."""
+    from ragstore_cli.access import api
+    from ragstore_cli.config import load_settings
+
+    asyncio.run(populate(owner_db, ("A", "B")))
+    settings = load_settings(environ=owner_db)
+    roles = [unique("ta"), unique("tb")]
+
+    async def both() -> list:
+        return await asyncio.gather(*(api.grant(settings, ws, role, backends=["postgres"], write_env=tmp_path / f"{ws}.env")
+                                      for ws, role in zip("AB", roles)))
+
+    reports = asyncio.run(both())
+    enabled = [len(r["backends"][0]["rls_enabled_on"]) for r in reports]
+    assert sorted(enabled)[0] == 0 and sorted(enabled)[1] >= 13  # exactly one of them enabled it
+    for ws, role in zip("AB", roles):
+        tenant = tenant_env(owner_db, tmp_path / f"{ws}.env")
+        assert all(seen == {ws} for seen in asyncio.run(rows_by_workspace(tenant)).values())

@@ -251,3 +251,9 @@ def test_check_connections_says_the_user_is_restricted(cli, redis_clean, tmp_pat
     assert "restricted to a" in " ".join(human.stdout.split())
     as_admin = cli("--json", "check-connections", "--backend", "redis", env={"REDIS_URI": server.admin_uri(1)})
     assert as_admin.json()[0]["details"]["access"]["restricted"] is False
+
+
+def test_grants_on_an_open_redis_warns_instead_of_failing(cli, redis_env):
+    out = cli("workspace", "grants", "--backend", "redis", env=redis_env)
+    assert out.exit_code == 0, out.output
+    assert "default user accepts connections without a password" in " ".join(out.stdout.split())
