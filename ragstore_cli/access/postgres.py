@@ -87,6 +87,26 @@ async def public_may_create(conn) -> bool:  # noqa: ANN001
     return bool(await conn.fetchval("SELECT has_schema_privilege('public', current_schema(), 'CREATE')"))
 
 
+async def _check_restrictable(conn, existing: dict[str, Any], tables: list[str]) -> None:  # noqa: ANN001
+    """UsageError when an existing role could step around row-level security or cannot be changed by us."""
+    role = existing["rolname"]
+    bad = [flag for attr, flag in _DANGEROUS.items() if existing[attr]]
+    owner_member = await conn.fetch(
+        """SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relname = ANY($2::text[])
+             AND pg_has_role($1, c.relowner, 'MEMBER')""", role, tables)
+    privileged = await conn.fetch(
+        """SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+           JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1 AND (b.rolsuper OR b.rolbypassrls)""", role)
+    bad += [f"member of table owner {r['owner']}" for r in owner_member]
+    bad += [f"member of privileged role {r['rolname']}" for r in privileged]
+    if bad:
+        raise UsageError(f"postgres: role {role} cannot be restricted: {', '.join(bad)}")
+    if not await may_alter_role(conn, role):
+        raise UsageError(f"postgres: the connected role may not change role {role} (PostgreSQL 16+ needs ADMIN "
+                         "OPTION on it, which its creator has)")
+
+
 async def plan_grant(conn, role: str, workspace: str, *, adopt: bool, force: bool, allow_new: bool,
                      rotate: bool) -> dict[str, Any]:  # noqa: ANN001
     """What a grant would do, or UsageError naming the first reason it cannot (nothing is changed)."""
@@ -113,21 +133,7 @@ async def plan_grant(conn, role: str, workspace: str, *, adopt: bool, force: boo
     if existing is not None and not managed and not adopt:
         raise UsageError(f"postgres: role {role} already exists and is not managed by ragstore; pass --adopt to use it")
     if existing is not None:
-        bad = [flag for attr, flag in _DANGEROUS.items() if existing[attr]]
-        owner_member = await conn.fetch(
-            """SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = current_schema() AND c.relname = ANY($2::text[])
-                 AND pg_has_role($1, c.relowner, 'MEMBER')""", role, tables)
-        privileged = await conn.fetch(
-            """SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
-               JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1 AND (b.rolsuper OR b.rolbypassrls)""", role)
-        bad += [f"member of table owner {r['owner']}" for r in owner_member]
-        bad += [f"member of privileged role {r['rolname']}" for r in privileged]
-        if bad:
-            raise UsageError(f"postgres: role {role} cannot be restricted: {', '.join(bad)}")
-        if not await may_alter_role(conn, role):
-            raise UsageError(f"postgres: the connected role may not change role {role} (PostgreSQL 16+ needs ADMIN "
-                             "OPTION on it, which its creator has)")
+        await _check_restrictable(conn, existing, tables)
     already = any(r["workspace"] == ws for r in rows)
     if not allow_new and not already and not await workspace_exists(conn, tables, ws):
         raise UsageError(f"postgres: workspace {workspace or '(default)'!r} holds no rows; pass --new to grant a "
@@ -141,7 +147,7 @@ async def plan_grant(conn, role: str, workspace: str, *, adopt: bool, force: boo
                          hint="see docs/access.md: give such roles BYPASSRLS, grants of their own, or ownership")
     return {"backend": "postgres", "role": role, "workspace": ws, "already_granted": already,
             "creates_login": existing is None, "adopts": existing is not None and not managed,
-            "sets_password": existing is None or (existing is not None and not managed) or rotate,
+            "sets_password": existing is None or not managed or rotate,
             "role_created": rows[0]["role_created"] if rows else existing is None,
             "tables": tables, "enables_rls_on": newly, "loses_access": foreign}
 
