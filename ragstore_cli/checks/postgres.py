@@ -42,6 +42,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
             may_create_tables=bool(row["may_create_tables"]),
         )
         details.update(await _schema_status(conn))
+        details["access"] = await _access_status(conn)
         details["latency_ms"] = latency
         return details
     finally:
@@ -55,3 +56,13 @@ async def _schema_status(conn) -> dict[str, Any]:
     except ImportError:
         return {}
     return await revision_status(conn)
+
+
+async def _access_status(conn) -> dict[str, Any]:
+    """Whether row-level security holds this role to some workspaces (docs/access.md); never fails the check."""
+    from ragstore_cli.access.postgres import access_status
+
+    try:
+        return await access_status(conn)
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the check
+        return {"restricted": None, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from redis.exceptions import NoPermissionError
+
+from ragstore_cli.access.redis_acl import access_status
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.redis import create_client, explain
 from ragstore_cli.redact import mask_uri
@@ -17,8 +20,12 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
         try:
             await client.ping()
             latency = round((time.perf_counter() - started) * 1000, 1)
-            server = await client.info("server")
-            memory = await client.info("memory")
+            try:
+                server = await client.info("server")
+                memory = await client.info("memory")
+            except NoPermissionError:  # a tenant's ACL user (docs/access.md) may not run INFO
+                server, memory = {}, {}
+            access = await access_status(client, settings)
         except Exception as exc:  # noqa: BLE001
             raise explain(exc, settings) from None
         policy = memory.get("maxmemory_policy")
@@ -29,6 +36,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
             "server_version": server.get("redis_version"),
             "maxmemory_policy": policy,
             "eviction_risk": bool(memory.get("maxmemory")) and str(policy).startswith("allkeys"),
+            "access": access,
             "latency_ms": latency,
         }
     finally:

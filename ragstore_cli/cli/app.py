@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from ragstore_cli import __version__
-from ragstore_cli.cli import check, config_cmd, demo, dev, locks, migrate, transfer, vectors, workspace
+from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, transfer, vectors, workspace
 from ragstore_cli.cli.common import state
 from ragstore_cli.cli.output import to_json
 from ragstore_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, RagstoreError
@@ -87,7 +87,7 @@ def _global(
     cli_state.env_file, cli_state.json, cli_state.debug = env_file, json_output, debug
 
 
-for module in (check, config_cmd, dev, migrate, workspace, transfer, vectors, locks, demo):
+for module in (check, config_cmd, dev, migrate, workspace, access, transfer, vectors, locks, demo):
     module.register(app)
 
 

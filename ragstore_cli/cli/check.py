@@ -41,7 +41,13 @@ def check_connections(
 def _summary(details: dict) -> str:
     keys = ("target", "server_version", "server_agent", "tls_version", "pgvector_version", "database_used",
             "schema_revision", "workspace_dir")
-    return ", ".join(f"{k}={details[k]}" for k in keys if details.get(k) not in (None, ""))
+    parts = [f"{k}={details[k]}" for k in keys if details.get(k) not in (None, "")]
+    access = details.get("access") or {}
+    if access.get("restricted"):
+        workspaces = access.get("workspaces")
+        parts.append("restricted to " + (", ".join(w or "(default)" for w in workspaces) if workspaces is not None
+                                         else "unknown workspaces"))
+    return ", ".join(parts)
 
 
 def register(root: typer.Typer) -> None:

@@ -127,6 +127,7 @@ async def upgrade(
         result: dict[str, Any] = {"dry_run": False, "target": describe_target(settings), "from": before, "to": after,
                                   "applied": _between(before, after), "ddl_lock_retries": retries, **lock}
         result["vector_tables"] = []
+        covered: list[str] = []
         if with_vectors:
             conn = await connect(settings, retries=1)
             try:
@@ -137,8 +138,21 @@ async def upgrade(
                 notes.append(done["note"])
             else:
                 result["vector_tables"] = done["tables"]
+                covered += done["access_covered"]
+        result["access_covered"] = covered + await _cover_new_tables(settings)
     result["notes"] = notes
     return result
+
+
+async def _cover_new_tables(settings: Settings) -> list[str]:
+    """Row-level security for tables this run created, when workspace grants exist (docs/access.md)."""
+    from ragstore_cli.access.coverage import cover_new_tables
+
+    conn = await connect(settings, retries=1)
+    try:
+        return await cover_new_tables(conn)
+    finally:
+        await conn.close()
 
 
 def _retry_budget(settings: Settings, lock_timeout: float | None) -> float:

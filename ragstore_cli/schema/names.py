@@ -101,3 +101,24 @@ def safe_index_name(table: str, suffix: str) -> str:
 def kv_index_names(table: str) -> tuple[str, str]:
     """The `(id)` and `(workspace, id)` index names `check_tables` gives a non-vector table."""
     return f"idx_{table.lower()}_id", f"idx_{table.lower()}_workspace_id"
+
+
+# PGTableGraphStorage's tables (LightRAG 1.5.7 `pgtable_impl.py`), lower case as LightRAG creates them.
+GRAPH_NODES = "lightrag_graph_nodes"
+GRAPH_EDGES = "lightrag_graph_edges"
+GRAPH_TABLES = (GRAPH_NODES, GRAPH_EDGES)
+
+
+def workspace_tables() -> tuple[str, ...]:
+    """Every fixed-name LightRAG table with a `workspace` column, lower case.
+
+    Workspace grants (row-level security) cover these and every table whose name starts with one of
+    `workspace_table_prefixes()`; a revision that adds a LightRAG table with a workspace column adds
+    its name here.
+    """
+    return (*(t.lower() for t in KV_TABLES), *GRAPH_TABLES)
+
+
+def workspace_table_prefixes() -> tuple[str, ...]:
+    """Name prefixes (lower case) of the per-model vector tables, created later for each new model."""
+    return tuple(base.lower() for base in VECTOR_BASES)
