@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 from pathlib import Path
 
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 
 from ragstore_cli.archive import ArchiveReader, ArchiveWriter
-from ragstore_cli.archive import reader as reader_module
-from ragstore_cli.archive.codec import parse_object
+from ragstore_cli.archive import lines as lines_module
+from ragstore_cli.archive.codec import decode_line, parse_object
 from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError
 
 LINES = [
-    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}',
+    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}', b'{"a":[-Infinity]}', b'{"a":{"b":1' + b"0" * 400 + b'.5}}',
     b'{"a":123456789012345678901234567890}', b'{"a":-0}', b'{"a":-0.0}', b'{"a":0.1}', b'{"a":5e-324}',
     b'{"a":"\\u0000"}', b'{"\xc3\xa9":"\xf0\x9f\x98\x80"}', b'{"a":[' * 50 + b"]" * 50 + b"}",
     b'{"a":1} ', b' {"a":1}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}{"b":2}', b'{"a":"\t"}', b'{"a":tru}', b'{"a":1',
@@ -34,8 +35,21 @@ def test_parse_object_is_json_loads_or_none(line: bytes) -> None:
     got = parse_object(line)
     if got is not None:  # whatever the fast path takes, it reads as json.loads does
         assert repr(got) == repr(expected)
-    elif isinstance(expected, dict):
-        assert line[:2] != b'{"' or line != line.strip()  # declined only for a layout it leaves to json.loads
+    elif isinstance(expected, dict):  # declined only for a layout it leaves to json.loads, or for NaN/Infinity
+        assert line[:2] != b'{"' or line != line.strip() or not _finite(expected)
+        if not _finite(expected):
+            with pytest.raises(DataError, match="NaN, Infinity"):
+                decode_line(line, "here")
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 class _Chunks:
@@ -61,7 +75,7 @@ def _readline_way(data: bytes, limit: int) -> list:
 def _block_way(data: bytes, limit: int, rng: random.Random) -> list:
     out: list = []
     try:
-        for lines, ended in reader_module._line_blocks(_Chunks(data, rng), "m", limit, block=12):  # type: ignore[arg-type]
+        for lines, ended in lines_module.line_blocks(_Chunks(data, rng), "m", limit, block=12):  # type: ignore[arg-type]
             out.extend(line + b"\n" if ended else line for line in lines)
     except DataError:
         out.append("too long")
