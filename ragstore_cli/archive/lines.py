@@ -69,7 +69,8 @@ def line_blocks(src: Source, name: str, limit: int, block: int = BLOCK) -> Itera
             if pending:
                 if pending_size + len(lines[0]) + 1 >= limit:
                     raise DataError(f"archive member {name!r} has a line over {limit} bytes")
-                lines[0] = b"".join(pending) + lines[0]
+                pending.append(lines[0])
+                lines[0] = b"".join(pending)  # one copy of the long line, not two
                 pending, pending_size = [], 0
             if len(data) >= limit:
                 for i, line in enumerate(lines):

@@ -21,11 +21,12 @@ MANIFEST_SHA_NAME = "manifest.json.sha256"
 # Limits of format v1 (docs/archive-format.md "Limits"). A reader refuses a manifest that exceeds
 # them, and holds no more than one batch of data in memory, so what an archive can make a reader
 # allocate is bounded whatever it declares.
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # ~50,000 members: 200M vectors in parts of 8192 rows
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024   # ~15,000 members: ~60M vectors in parts of 8192 rows
 ROWS_PER_PART = 8192                   # rows of one vector part (its .ids member and its matrix)
 MAX_LINE = 32 * 1024 * 1024            # bytes of one JSON line, its line end included
 MIN_LINE = 22                          # the shortest line a member can hold: {"id":"x","meta":{}} + line end
 MAX_DIM = 65536                        # vector dimension
+MIN_ENTRY_BYTES = 64                   # the JSON of a section or member holds more than this
 
 # Section kinds, in the order a writer is expected to produce them (readers accept any order).
 KIND_KV = "kv"
@@ -148,7 +149,7 @@ class Manifest:
         """Parse and check a manifest; every inconsistency is a one-line DataError."""
         try:
             doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise DataError(f"archive manifest is not valid JSON ({exc.__class__.__name__})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise DataError("not a ragstore archive (manifest format is not 'ragstore-archive')")
@@ -158,6 +159,11 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise DataError(f"archive format version {version} is newer than this ragstore reads "
                             f"(up to {FORMAT_VERSION}); upgrade ragstore")
+        for name in ("sections", "members"):  # a member takes ~200 bytes: refuse before building objects
+            listed = doc.get(name)
+            if isinstance(listed, list) and len(listed) > len(raw) // MIN_ENTRY_BYTES:
+                raise DataError(f"archive manifest lists {len(listed)} {name} in {len(raw)} bytes; "
+                                "they cannot all be real")
         try:
             manifest = cls(
                 ragstore_version=str(doc["ragstore_version"]), created_at=str(doc["created_at"]),
