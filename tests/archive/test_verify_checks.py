@@ -213,3 +213,78 @@ def test_f16_section_may_not_hold_float32_part_under_another_name(tmp_path: Path
     rewrite(path, bad, manifest=rename)
     with pytest.raises(DataError, match="its name says otherwise"):
         ArchiveReader(bad)
+
+
+# ---------------------------------------------------------------------- through the CLI: verify == import
+def _one_line(result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("case", ["duplicate id", "edge to a missing node", "NaN"])
+def test_verify_and_import_refuse_alike_and_write_nothing(cli, good: Path, tmp_path: Path, case: str) -> None:
+    bad = tmp_path / "b.ragstore"
+    if case == "duplicate id":
+        edit_lines(good, bad, "kv/full_docs.jsonl.zst", lambda rows: rows + [rows[4]])
+        fragment = "the id 'doc-0004' appears twice"
+    elif case == "edge to a missing node":
+        edit_lines(good, bad, "graph/chunk_entity_relation/edges.jsonl.zst",
+                   lambda rows: rows + [{"source": "E9", "target": "ghost", "properties": {}}])
+        fragment = "leads to node 'ghost'"
+    else:
+        edit_lines(good, bad, "vectors/chunks/000002.ids.jsonl.zst",
+                   lambda rows: rows[:-1] + [b'{"id":"chunk-00049","meta":{"w":NaN}}'])
+        fragment = "which JSON cannot carry"
+    _one_line(cli("archive", "verify", str(bad)), fragment)
+    target = tmp_path / "target"
+    target.mkdir()
+    env = {"WORKING_DIR": str(target), "XDG_RUNTIME_DIR": str(tmp_path)}
+    for extra in (["--dry-run"], []):
+        _one_line(cli("import", str(bad), "--to", "files", "--workspace", "w", *extra, env=env), fragment)
+    assert list(target.iterdir()) == []
+
+
+def test_import_into_files_refuses_vectors_beyond_float16_before_writing(cli, tmp_path: Path) -> None:
+    vectors = np.ones((5, DIM), dtype=np.float32)
+    vectors[3, 7] = 1e5  # fine in float32 (and PostgreSQL), inf in LightRAG's float16 `vector` copy
+    path = tmp_path / "big.ragstore"
+    w = ArchiveWriter(path, workspace="w", embedding_dim=DIM)
+    with w.vectors("chunks") as s:
+        s.write(VectorBatch([f"c{i}" for i in range(5)], vectors, [{} for _ in range(5)]))
+    w.finish()
+    assert cli("archive", "verify", str(path)).exit_code == 0  # a sound archive, for other targets
+    target = tmp_path / "target"
+    target.mkdir()
+    env = {"WORKING_DIR": str(target), "XDG_RUNTIME_DIR": str(tmp_path)}
+    for extra in (["--dry-run"], []):
+        _one_line(cli("import", str(path), "--to", "files", *extra, env=env), "beyond float16's ±65504")
+    assert list(target.iterdir()) == []
+
+
+def test_lightrag_float16_copies_never_turn_finite_values_into_inf() -> None:
+    from ragstore_cli.vectors.codecs import encode_records
+
+    with pytest.raises(DataError, match="beyond float16's range"):
+        encode_records(np.array([[1.0, 7e4]], dtype=np.float32))
+    assert len(encode_records(np.array([[1.0, 6e4]], dtype=np.float32))) == 1
+
+
+def test_recode_to_f16_reports_the_lossless_parts(cli, tmp_path: Path) -> None:
+    vectors = np.ones((40, DIM), dtype=np.float32)
+    vectors[25] *= 1e6
+    path = tmp_path / "x.ragstore"
+    w = ArchiveWriter(path, workspace="w", embedding_dim=DIM)
+    with w.vectors("chunks") as s:
+        for i in range(0, 40, 10):
+            s.write(VectorBatch([f"c{j}" for j in range(i, i + 10)], vectors[i:i + 10], [{}] * 10))
+    w.finish()
+    result = cli("vectors", "compress", str(path), "--codec", "f16")
+    assert result.exit_code == 0, result.output
+    assert "'c25' has values beyond float16's range" in result.stderr and "float32 (lossless)" in result.stderr
+    row = next(s for s in cli("--json", "archive", "inspect", str(path)).json()["sections"]
+               if s["section"] == "vectors/chunks")
+    assert row["dtype"] == "float16" and row["float32_parts"] == 1
+    got = np.concatenate([b.vectors for s in ArchiveReader(path).sections() if s.key == "vectors/chunks"
+                          for b in s.batches()])
+    assert np.array_equal(got, vectors)  # ones are exact in float16; the misfit is exact in float32
