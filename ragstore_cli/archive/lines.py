@@ -23,34 +23,40 @@ class Source(Protocol):
 
 
 def records(src: Source, name: str, kind: str, expected: int, *,
-            parse: bool = True) -> Iterator[tuple[Any, int]]:
-    """(record in the shape of backends/base.py, its line's size) for each line of `src`.
+            parse: bool = True) -> Iterator[tuple[list[Any], list[int]]]:
+    """The lines of `src`, a block at a time: (records in the shapes of backends/base.py, line sizes).
 
-    `kind` is a section kind, or MEMBER_IDS for a vector part's ids. A line past the `expected`
+    `kind` is a section kind, or MEMBER_IDS for a vector part's ids. Lines past the `expected`
     count, a line of MAX_LINE bytes or more, a last line without its line end: DataError at once.
-    With `parse=False` lines are only counted and sized (the item is None).
+    With `parse=False` lines are only counted and sized (the records are None).
     """
     shape, fast = _SHAPES[kind], _FAST_SHAPES[kind]
     count = 0
     for lines, ended in line_blocks(src, name, MAX_LINE):
-        for line in lines:
-            count += 1
-            if count > expected:
-                raise DataError(f"archive counts disagree in {name!r}: more than the {expected} records "
-                                "the manifest declares")
-            if not ended:
-                raise DataError(f"archive member {name!r} line {count}: no line end (truncated?)")
-            if not parse:
-                yield None, len(line) + 1
-                continue
-            obj = parse_object(line)
-            item = fast(obj) if obj is not None else None
-            if item is None:  # the checked way, which names the line and what is wrong with it
-                where = f"archive member {name!r} line {count}"
-                item = shape(decode_line(line + b"\n", where), where)
-            yield item, len(line) + 1
+        if count + len(lines) > expected:
+            raise DataError(f"archive counts disagree in {name!r}: more than the {expected} records "
+                            "the manifest declares")
+        if not ended:
+            raise DataError(f"archive member {name!r} line {count + 1}: no line end (truncated?)")
+        sizes = [len(line) + 1 for line in lines]
+        if not parse:
+            items: list[Any] = [None] * len(lines)
+        else:
+            items = [None if obj is None else fast(obj) for obj in map(parse_object, lines)]
+            for i, item in enumerate(items):
+                if item is None:  # the checked way, which names the line and what is wrong with it
+                    where = f"archive member {name!r} line {count + i + 1}"
+                    items[i] = shape(decode_line(lines[i] + b"\n", where), where)
+        count += len(lines)
+        yield items, sizes
     if count != expected:
         raise DataError(f"archive counts disagree in {name!r}: {count} records, the manifest says {expected}")
+
+
+def each(blocks: Iterator[tuple[list[Any], list[int]]]) -> Iterator[tuple[Any, int]]:
+    """(record, line size) one by one, from the blocks of `records`."""
+    for items, sizes in blocks:
+        yield from zip(items, sizes)
 
 
 def line_blocks(src: Source, name: str, limit: int, block: int = BLOCK) -> Iterator[tuple[list[bytes], bool]]:

@@ -25,7 +25,7 @@ import numpy as np
 import zstandard
 
 from ragstore_cli.archive.codec import HashingReader
-from ragstore_cli.archive.lines import records
+from ragstore_cli.archive.lines import each, records
 from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
                                            MEMBER_IDS, Manifest, Member, Section, check_member_path)
 from ragstore_cli.backends.base import DEFAULT_BATCH, VectorBatch
@@ -151,7 +151,8 @@ class ArchiveReader:
         with open(self.path, "rb") as fh:
             fh.seek(self.offsets[member.path])
             hashing = HashingReader(fh, member.size)
-            yield from records(_decompressor(hashing, member.path, member.raw_size), member.path, kind, member.records)
+            yield from each(records(_decompressor(hashing, member.path, member.raw_size), member.path, kind,
+                                    member.records))
             hashing.drain()
             if hashing.sha.hexdigest() != member.sha256:
                 raise DataError(f"archive member {member.path!r} changed while it was read")
@@ -259,24 +260,29 @@ class SectionReader:
         if self.archive._progress is not None:
             self.archive._progress(self.key, 0, member.size)
 
-    def _lines(self, member: Member, parse: bool = True) -> Iterator[tuple[Any, int]]:
-        """(record, line size) of a JSON-lines member, checked against every bound as it streams."""
+    def _lines(self, member: Member, parse: bool = True) -> Iterator[tuple[list[Any], list[int]]]:
+        """Blocks of (records, line sizes) of a JSON-lines member, checked against every bound as it streams."""
         hashing = self._open_member(member)
         decoder = _decompressor(hashing, member.path, member.raw_size)
         kind = self.section.kind if member.kind != MEMBER_IDS else MEMBER_IDS
         yield from records(decoder, member.path, kind, member.records, parse=parse)
         self._finish_member(member, hashing, decoder.total)
 
-    def _batched(self, items: Iterator[tuple[Any, int]]) -> Iterator[list[Any]]:
+    def _batched(self, blocks: Iterator[tuple[list[Any], list[int]]]) -> Iterator[list[Any]]:
         """Lists of at most batch_size records and about BATCH_BYTES of lines."""
         batch: list[Any] = []
         size = 0
-        for item, n in items:
-            batch.append(item)
-            size += n
-            if len(batch) >= self.batch_size or size >= BATCH_BYTES:
-                yield batch
-                batch, size = [], 0
+        for items, sizes in blocks:
+            if len(batch) + len(items) < self.batch_size and size + sum(sizes) < BATCH_BYTES:
+                batch.extend(items)  # the common case: the whole block fits
+                size += sum(sizes)
+                continue
+            for item, n in zip(items, sizes):
+                batch.append(item)
+                size += n
+                if len(batch) >= self.batch_size or size >= BATCH_BYTES:
+                    yield batch
+                    batch, size = [], 0
         if batch:
             yield batch
 
