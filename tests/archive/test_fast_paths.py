@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ragstore_cli.archive import ArchiveReader, ArchiveWriter
 from ragstore_cli.archive import lines as lines_module
@@ -35,11 +36,40 @@ def test_parse_object_is_json_loads_or_none(line: bytes) -> None:
     got = parse_object(line)
     if got is not None:  # whatever the fast path takes, it reads as json.loads does
         assert repr(got) == repr(expected)
-    elif isinstance(expected, dict):  # declined only for a layout it leaves to json.loads, or for NaN/Infinity
-        assert line[:2] != b'{"' or line != line.strip() or not _finite(expected)
+    elif isinstance(expected, dict):  # declined for a layout it leaves to json.loads, NaN/Infinity, surrogates
+        assert line[:2] != b'{"' or line != line.strip() or not _finite(expected) or _surrogates(expected)
         if not _finite(expected):
             with pytest.raises(DataError, match="NaN, Infinity"):
                 decode_line(line, "here")
+
+
+def _surrogates(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_surrogates(k) or _surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_surrogates(v) for v in value)
+    return False
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), JSON, max_size=6), ascii_only=st.booleans())
+def test_parse_object_reads_any_object_as_json_loads(value: dict, ascii_only: bool) -> None:
+    """Whatever the fast path accepts (integers of any size, floats, escapes), it reads exactly as json.loads."""
+    line = json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    got = parse_object(line)
+    expected = json.loads(line)
+    if got is None:
+        assert not value or _surrogates(expected) or line[:2] != b'{"'
+    else:
+        assert repr(got) == repr(expected)
 
 
 def _finite(value: object) -> bool:
