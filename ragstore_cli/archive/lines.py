@@ -48,6 +48,7 @@ def records(src: Source, name: str, kind: str, expected: int, *,
                     where = f"archive member {name!r} line {count + i + 1}"
                     items[i] = shape(decode_line(lines[i] + b"\n", where), where)
         count += len(lines)
+        lines.clear()  # the line bytes go now, not when the splitter reads on: a long line is held once
         yield items, sizes
     if count != expected:
         raise DataError(f"archive counts disagree in {name!r}: {count} records, the manifest says {expected}")

@@ -23,7 +23,7 @@ MANIFEST_SHA_NAME = "manifest.json.sha256"
 # allocate is bounded whatever it declares.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024   # ~15,000 members: ~60M vectors in parts of 8192 rows
 ROWS_PER_PART = 8192                   # rows of one vector part (its .ids member and its matrix)
-MAX_LINE = 32 * 1024 * 1024            # bytes of one JSON line, its line end included
+MAX_LINE = 16 * 1024 * 1024            # bytes of one JSON line, its line end included
 MIN_LINE = 22                          # the shortest line a member can hold: {"id":"x","meta":{}} + line end
 MAX_DIM = 65536                        # vector dimension
 MIN_ENTRY_BYTES = 64                   # the JSON of a section or member holds more than this
