@@ -93,7 +93,8 @@ def contains(keys: Keys, wanted: tuple[int, int]) -> np.ndarray:
 class KeySet:
     """A multiset of keys: in memory up to BUDGET, then partitioned on disk by the key's top byte."""
 
-    def __init__(self) -> None:
+    def __init__(self, unique: bool = True) -> None:
+        self.unique = unique  # look for a duplicate while spilling (not for edge ends, which repeat)
         self._parts: list[Keys] = []
         self._held = 0
         self._dir: Path | None = None
@@ -114,7 +115,7 @@ class KeySet:
 
     def _spill(self) -> None:
         keys = self._take()
-        if self.duplicate is None:  # cheap here, and stops a bomb of repeated lines a million lines in
+        if self.unique and self.duplicate is None:  # stops a bomb of repeated lines a million lines in
             self.duplicate = first_duplicate(keys)
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="ragstore-verify-"))

@@ -55,7 +55,7 @@ class _Checks:
         if section.kind == KIND_NODES:
             self.nodes = self.ids
         elif section.kind == KIND_EDGES:
-            self.ends, self.edges_section = KeySet(), section
+            self.ends, self.edges_section = KeySet(unique=False), section
 
     def observe(self, kind: str, batch: list[Any]) -> None:
         assert self.ids is not None
