@@ -19,7 +19,7 @@ from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError
 
 LINES = [
-    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}', b'{"a":[-Infinity]}', b'{"a":{"b":1' + b"0" * 400 + b'.5}}',
+    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":1,"b":2,"a":3}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}', b'{"a":[-Infinity]}', b'{"a":{"b":1' + b"0" * 400 + b'.5}}',
     b'{"a":123456789012345678901234567890}', b'{"a":-0}', b'{"a":-0.0}', b'{"a":0.1}', b'{"a":5e-324}',
     b'{"a":"\\u0000"}', b'{"\xc3\xa9":"\xf0\x9f\x98\x80"}', b'{"a":[' * 50 + b"]" * 50 + b"}",
     b'{"a":1} ', b' {"a":1}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}{"b":2}', b'{"a":"\t"}', b'{"a":tru}', b'{"a":1',
