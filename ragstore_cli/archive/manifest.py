@@ -17,7 +17,16 @@ FORMAT_NAME = "ragstore-archive"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SHA_NAME = "manifest.json.sha256"
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+
+# Limits of format v1 (docs/archive-format.md "Limits"). A reader refuses a manifest that exceeds
+# them, and holds no more than one batch of data in memory, so what an archive can make a reader
+# allocate is bounded whatever it declares.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024   # ~15,000 members: ~60M vectors in parts of 8192 rows
+ROWS_PER_PART = 8192                   # rows of one vector part (its .ids member and its matrix)
+MAX_LINE = 16 * 1024 * 1024            # bytes of one JSON line, its line end included
+MIN_LINE = 22                          # the shortest line a member can hold: {"id":"x","meta":{}} + line end
+MAX_DIM = 65536                        # vector dimension
+MIN_ENTRY_BYTES = 64                   # the JSON of a section or member holds more than this
 
 # Section kinds, in the order a writer is expected to produce them (readers accept any order).
 KIND_KV = "kv"
@@ -140,7 +149,7 @@ class Manifest:
         """Parse and check a manifest; every inconsistency is a one-line DataError."""
         try:
             doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise DataError(f"archive manifest is not valid JSON ({exc.__class__.__name__})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise DataError("not a ragstore archive (manifest format is not 'ragstore-archive')")
@@ -150,6 +159,11 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise DataError(f"archive format version {version} is newer than this ragstore reads "
                             f"(up to {FORMAT_VERSION}); upgrade ragstore")
+        for name in ("sections", "members"):  # a member takes ~200 bytes: refuse before building objects
+            listed = doc.get(name)
+            if isinstance(listed, list) and len(listed) > len(raw) // MIN_ENTRY_BYTES:
+                raise DataError(f"archive manifest lists {len(listed)} {name} in {len(raw)} bytes; "
+                                "they cannot all be real")
         try:
             manifest = cls(
                 ragstore_version=str(doc["ragstore_version"]), created_at=str(doc["created_at"]),
@@ -169,7 +183,7 @@ class Manifest:
     def check(self, counts: Any = None) -> None:
         """Internal consistency: paths, kinds, counts per section, dims, duplicate names."""
         dim = self.embedding.get("dim")
-        if dim is not None and (not _is_int(dim) or dim < 1):
+        if dim is not None and (not _is_int(dim) or not 0 < dim <= MAX_DIM):
             raise DataError(f"archive manifest has an invalid embedding dimension {dim!r}")
         sections: dict[str, Section] = {}
         for s in self.sections:
@@ -178,7 +192,7 @@ class Manifest:
             if s.key != section_key(s.kind, s.namespace) or not re.fullmatch(_NAMESPACE, str(s.namespace)):
                 raise DataError(f"archive manifest section {s.key!r} does not match its namespace")
             if s.kind == KIND_VECTORS:
-                if s.dtype not in DTYPES or (s.dim is not None and (not _is_int(s.dim) or s.dim < 1)):
+                if s.dtype not in DTYPES or (s.dim is not None and (not _is_int(s.dim) or not 0 < s.dim <= MAX_DIM)):
                     raise DataError(f"archive section {s.key} has an invalid dtype or dimension")
                 if dim is not None and s.dim is not None and s.dim != dim:
                     raise DataError(f"archive section {s.key} has dimension {s.dim}, manifest says {dim}")
@@ -202,10 +216,9 @@ class Manifest:
             if not isinstance(m.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", m.sha256):
                 raise DataError(f"archive member {m.path!r} has an invalid sha256")
             if m.kind == MEMBER_MATRIX:
-                if m.dtype != section.dtype or m.dim != section.dim or m.dim is None:
-                    raise DataError(f"archive member {m.path!r} disagrees with its section on dtype or dimension")
-                if m.raw_size != m.records * m.dim * int(DTYPES[m.dtype][-1]):
-                    raise DataError(f"archive member {m.path!r}: size does not match {m.records} rows × {m.dim}")
+                _check_matrix(m, section)
+            else:
+                _check_lines(m)
             if m.kind != MEMBER_MATRIX:  # matrix rows are counted by their ids member
                 totals[m.section] += m.records
         _check_vector_pairs(self.members, sections)
@@ -215,6 +228,31 @@ class Manifest:
                                 f"members hold {totals[key]}")
         if counts is not None and counts != self.counts():
             raise DataError("archive counts disagree: manifest 'counts' does not match its sections")
+
+
+def _check_matrix(m: Member, section: Section) -> None:
+    """A matrix member: its section's dimension, a dtype its path names, exactly rows × dim values.
+
+    A float16 section may hold float32 parts: export stores a part losslessly when one of its
+    vectors does not fit float16 (docs/archive-format.md).
+    """
+    if m.dim != section.dim or m.dim is None or m.dtype not in (section.dtype, "float32"):
+        raise DataError(f"archive member {m.path!r} disagrees with its section on dtype or dimension")
+    if not m.path.endswith(f".{DTYPE_SUFFIX[m.dtype]}.zst"):
+        raise DataError(f"archive member {m.path!r} is declared {m.dtype}, its name says otherwise")
+    if m.records > ROWS_PER_PART:
+        raise DataError(f"archive member {m.path!r} has {m.records} rows, over the {ROWS_PER_PART} of a part")
+    if m.raw_size != m.records * m.dim * int(DTYPES[m.dtype][-1]):
+        raise DataError(f"archive member {m.path!r}: size does not match {m.records} rows × {m.dim}")
+
+
+def _check_lines(m: Member) -> None:
+    """A JSON-lines member: between MIN_LINE and MAX_LINE bytes a record; ids members hold one part."""
+    if m.kind == MEMBER_IDS and m.records > ROWS_PER_PART:
+        raise DataError(f"archive member {m.path!r} has {m.records} rows, over the {ROWS_PER_PART} of a part")
+    if not m.records * MIN_LINE <= m.raw_size <= m.records * MAX_LINE:
+        raise DataError(f"archive member {m.path!r}: {m.raw_size} bytes cannot hold {m.records} records "
+                        f"(a line holds {MIN_LINE} to {MAX_LINE} bytes)")
 
 
 def _check_vector_pairs(members: list[Member], sections: dict[str, Section]) -> None:

@@ -4,6 +4,13 @@ The same code serves `verify` (read to the end, keep nothing) and `import` (hand
 target): both check member order and names, link members, sizes, SHA-256 of the stored bytes,
 JSON shape of every line, row counts and vector dimension/finiteness. `import` runs a full verify
 pass before its load pass, so nothing is written from an archive that fails anywhere.
+
+Memory is bounded by the format's limits, never by what an archive declares: a member may not
+decompress to one byte more than its manifest `raw_size` nor hold one line more than its `records`
+(both refused the moment they are passed), a line is at most MAX_LINE bytes, a batch at most
+BATCH_BYTES of lines or rows, a zstd frame's window at most MAX_WINDOW, a tar extension header at
+most MAX_TAR_HEADER. A vector part's ids are read twice rather than held: once to count and check
+them, once beside the matrix rows (the archive is a file, so the second read seeks to them).
 """
 
 from __future__ import annotations
@@ -17,15 +24,18 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import zstandard
 
-from ragstore_cli.archive.codec import HashingReader, decode_line, parse_object
-from ragstore_cli.archive.manifest import (DTYPES, KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, KIND_VECTORS,
-                                           MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES, MEMBER_IDS,
-                                           Manifest, Member, Section, check_member_path)
-from ragstore_cli.backends.base import DEFAULT_BATCH, GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.archive.codec import HashingReader
+from ragstore_cli.archive.lines import each, records
+from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
+                                           MEMBER_IDS, Manifest, Member, Section, check_member_path)
+from ragstore_cli.backends.base import DEFAULT_BATCH, VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
 Progress = Callable[[str, int, int], None]  # (section key, records, stored bytes)
-_MAX_LINE = 256 * 1024 * 1024
+Observer = Callable[[str, list[Any]], None]  # (section kind or MEMBER_IDS, a batch of its records)
+BATCH_BYTES = 8 << 20      # a batch ends once its lines (or matrix rows) reach this many bytes
+MAX_WINDOW = 1 << 24       # zstd window; ragstore writes levels 1-3 (windows of 2 MiB at most)
+MAX_TAR_HEADER = 1 << 20   # pax / GNU long-name header data, which tarfile reads whole
 _TAR_BUFFER = 1 << 16  # tarfile reads a stream in blocks of this size; its 10 KiB default costs ~15 % more per byte
 
 
@@ -46,13 +56,14 @@ class ArchiveReader:
             raise UsageError(f"archive {self.path} does not exist or is not a file")
         self._progress = progress
         self.manifest_sha256 = ""  # identifies the archive (ledger, import id)
+        self.offsets: dict[str, int] = {}  # where each member's data starts in the file, once read
         self.manifest = self._read_manifest()
 
     # ------------------------------------------------------------------ manifest
     def _open_tar(self) -> tuple[Any, tarfile.TarFile]:
         fh = open(self.path, "rb")
         try:
-            return fh, tarfile.open(fileobj=fh, mode="r|", bufsize=_TAR_BUFFER)
+            return fh, tarfile.open(fileobj=fh, mode="r|", bufsize=_TAR_BUFFER, tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, EOFError, OSError):
             fh.close()
             raise DataError(f"{self.path.name} is not a ragstore archive (not a tar stream)") from None
@@ -71,11 +82,16 @@ class ArchiveReader:
             expected = f"{self.manifest_sha256}  {MANIFEST_NAME}\n".encode()
             if self._small(tar, second) != expected:
                 raise DataError("archive manifest is damaged: its SHA-256 does not match manifest.json.sha256")
-            return Manifest.parse(raw)
+        manifest = Manifest.parse(raw)
+        stored = sum(m.size for m in manifest.members)
+        if stored > self.path.stat().st_size:
+            raise DataError(f"archive is truncated: its members hold {stored} bytes, the file has "
+                            f"{self.path.stat().st_size}")
+        return manifest
 
     def _small(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
         if info.size > MAX_MANIFEST_BYTES:
-            raise DataError(f"archive member {info.name} is implausibly large for a manifest")
+            raise DataError(f"archive member {info.name} is over the {MAX_MANIFEST_BYTES >> 20} MiB a manifest may have")
         src = tar.extractfile(info)
         assert src is not None
         return _read_exact(_TarStream(src, info.name), info.size, info.name)
@@ -90,7 +106,7 @@ class ArchiveReader:
         check_member_path(info.name)
         if info.issym() or info.islnk():
             raise DataError(f"archive member {info.name!r} is a link; links are refused")
-        if not info.isreg():
+        if not info.isreg() or info.sparse is not None:
             raise DataError(f"archive member {info.name!r} is not a regular file")
         return info
 
@@ -123,15 +139,26 @@ class ArchiveReader:
                 raise DataError(f"archive has a member the manifest does not list: {extra.name!r}")
 
     def verify(self) -> dict[str, SectionStats]:
-        """Read everything and check it; returns per-section statistics."""
-        stats: dict[str, SectionStats] = {}
-        for section in self.sections():
-            st = stats.setdefault(section.section.key, SectionStats())
-            for batch in section.batches():
-                st.records += len(batch)
-            st.stored_bytes = sum(m.size for m in section.members)
-            st.raw_bytes = sum(m.raw_size for m in section.members)
-        return stats
+        """Read everything and check it, across records too (ids, edges); returns per-section statistics."""
+        from ragstore_cli.archive.verify import verify_archive
+
+        return verify_archive(self)
+
+    def reread(self, member: Member) -> Iterator[tuple[Any, int]]:
+        """(record, line size) of a JSON-lines member read before: seeks to it in the file, checks every
+        bound again and its SHA-256 once it ends (a file changed since is refused)."""
+        kind = MEMBER_IDS if member.kind == MEMBER_IDS else self._section_kind(member.section)
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offsets[member.path])
+            hashing = HashingReader(fh, member.size)
+            yield from each(records(_decompressor(hashing, member.path, member.raw_size), member.path, kind,
+                                    member.records))
+            hashing.drain()
+            if hashing.sha.hexdigest() != member.sha256:
+                raise DataError(f"archive member {member.path!r} changed while it was read")
+
+    def _section_kind(self, key: str) -> str:
+        return next(s.kind for s in self.manifest.sections if s.key == key)
 
 
 class SectionReader:
@@ -149,37 +176,68 @@ class SectionReader:
 
     def batches(self) -> Iterator[Any]:
         """list[(id, value)] | list[GraphNode] | list[GraphEdge] | VectorBatch, until the section ends."""
-        if self._started:
-            raise RuntimeError(f"section {self.key} was already read")
-        self._started = True
+        self._begin()
         total = 0
         if self.section.kind == KIND_VECTORS:
-            pending_ids: list[tuple[str, dict[str, Any]]] | None = None
-            for member in self.members:
-                if member.kind == MEMBER_IDS:
-                    pending_ids = [rec for batch in self._jsonl(member) for rec in batch]
-                    continue
-                assert pending_ids is not None
-                for batch in self._matrix(member, pending_ids):
+            for ids, matrix in _parts(self.members):
+                for _ in self._lines(ids, parse=False):  # counted and checked; read again beside the rows
+                    pass
+                for batch in self._vectors(ids, matrix):
                     total += len(batch)
                     yield batch
-                pending_ids = None
         else:
             for member in self.members:
-                for batch in self._jsonl(member):
+                for batch in self._batched(self._lines(member)):
                     total += len(batch)
                     yield batch
-        if total != self.section.records:
-            raise DataError(f"archive counts disagree for {self.key}: manifest says {self.section.records}, "
-                            f"members hold {total}")
+        self._check_total(total)
+
+    def check(self, observe: Observer) -> SectionStats:
+        """Read and check every record, handing each batch to `observe(kind, batch)`; vector rows are
+        checked and counted, never paired with their ids (that needs the second read of the ids)."""
+        self._begin()
+        stats = SectionStats(stored_bytes=sum(m.size for m in self.members),
+                             raw_bytes=sum(m.raw_size for m in self.members))
+        if self.section.kind != KIND_VECTORS:
+            for member in self.members:
+                for batch in self._batched(self._lines(member)):
+                    observe(self.section.kind, batch)
+                    stats.records += len(batch)
+            self._check_total(stats.records)
+            return stats
+        peak = 0.0
+        for ids, member in _parts(self.members):
+            for batch in self._batched(self._lines(ids)):
+                observe(MEMBER_IDS, batch)
+            matrix = _MatrixReader(self, member)
+            while matrix.rows < member.records:
+                first = matrix.rows
+                rows = matrix.read(min(matrix.max_rows, member.records - first),
+                                   lambda i: _nth_id(self.archive, ids, first + i))
+                peak = max(peak, float(np.abs(rows).max(initial=0.0)))
+            matrix.finish()
+            stats.records += matrix.rows
+        stats.extra["max_abs"] = peak  # import compares it with what its target can store
+        self._check_total(stats.records)
+        return stats
 
     def skip(self) -> None:
         if not self._started:
             for _ in self.batches():
                 pass
 
+    def _begin(self) -> None:
+        if self._started:
+            raise RuntimeError(f"section {self.key} was already read")
+        self._started = True
+
+    def _check_total(self, total: int) -> None:
+        if total != self.section.records:
+            raise DataError(f"archive counts disagree for {self.key}: manifest says {self.section.records}, "
+                            f"members hold {total}")
+
     # ------------------------------------------------------------------ members
-    def _open_member(self, member: Member) -> tuple[tarfile.TarInfo, HashingReader]:
+    def _open_member(self, member: Member) -> HashingReader:
         info = self.archive._next(self.tar)
         if info is None:
             raise DataError(f"archive is truncated: member {member.path!r} is missing")
@@ -189,78 +247,132 @@ class SectionReader:
             raise DataError(f"archive member {member.path!r} is {info.size} bytes, the manifest says {member.size}")
         src = self.tar.extractfile(info)
         assert src is not None
-        return info, HashingReader(_TarStream(src, member.path), info.size)
+        self.archive.offsets[member.path] = info.offset_data
+        return HashingReader(_TarStream(src, member.path), info.size)
 
-    def _finish_member(self, member: Member, hashing: HashingReader, raw_size: int, records: int) -> None:
+    def _finish_member(self, member: Member, hashing: HashingReader, raw_size: int) -> None:
         hashing.drain()
         if hashing.sha.hexdigest() != member.sha256:
             raise DataError(f"archive member {member.path!r} is damaged: SHA-256 mismatch")
         if raw_size != member.raw_size:
             raise DataError(f"archive member {member.path!r} decompresses to {raw_size} bytes, "
                             f"the manifest says {member.raw_size}")
-        if records != member.records:
-            raise DataError(f"archive counts disagree in {member.path!r}: {records} records, "
-                            f"the manifest says {member.records}")
         if self.archive._progress is not None:
             self.archive._progress(self.key, 0, member.size)
 
-    def _jsonl(self, member: Member) -> Iterator[list[Any]]:
-        _, hashing = self._open_member(member)
-        decoder = _decompressor(hashing, member.path)
+    def _lines(self, member: Member, parse: bool = True) -> Iterator[tuple[list[Any], list[int]]]:
+        """Blocks of (records, line sizes) of a JSON-lines member, checked against every bound as it streams."""
+        hashing = self._open_member(member)
+        decoder = _decompressor(hashing, member.path, member.raw_size)
         kind = self.section.kind if member.kind != MEMBER_IDS else MEMBER_IDS
-        shape, fast = _SHAPES[kind], _FAST_SHAPES[kind]
+        yield from records(decoder, member.path, kind, member.records, parse=parse)
+        self._finish_member(member, hashing, decoder.total)
+
+    def _batched(self, blocks: Iterator[tuple[list[Any], list[int]]]) -> Iterator[list[Any]]:
+        """Lists of at most batch_size records and about BATCH_BYTES of lines."""
         batch: list[Any] = []
-        records = 0
-        for lines, ended in _line_blocks(decoder, member.path, _MAX_LINE):
-            for line in lines:
-                records += 1
-                if not ended:
-                    raise DataError(f"archive member {member.path!r} line {records}: no line end (truncated?)")
-                obj = parse_object(line)
-                item = fast(obj) if obj is not None else None
-                if item is None:  # the checked way, which names the line and what is wrong with it
-                    where = f"archive member {member.path!r} line {records}"
-                    item = shape(decode_line(line + b"\n", where), where)
+        size = 0
+        for items, sizes in blocks:
+            if len(batch) + len(items) < self.batch_size and size + sum(sizes) < BATCH_BYTES:
+                batch.extend(items)  # the common case: the whole block fits
+                size += sum(sizes)
+                continue
+            for item, n in zip(items, sizes):
                 batch.append(item)
-                if len(batch) >= self.batch_size:
+                size += n
+                if len(batch) >= self.batch_size or size >= BATCH_BYTES:
                     yield batch
-                    batch = []
+                    batch, size = [], 0
         if batch:
             yield batch
-        self._finish_member(member, hashing, decoder.total, records)
 
-    def _matrix(self, member: Member, ids: list[tuple[str, dict[str, Any]]]) -> Iterator[VectorBatch]:
-        _, hashing = self._open_member(member)
-        decoder = _decompressor(hashing, member.path)
-        dim = int(member.dim or 0)
-        dtype = np.dtype(DTYPES[member.dtype or "float32"])
-        row_bytes = dim * dtype.itemsize
-        raw_size = rows = 0
+    def _vectors(self, ids_member: Member, member: Member) -> Iterator[VectorBatch]:
+        """One vector part: its ids read again from the file, beside its matrix rows."""
+        ids = self.archive.reread(ids_member)
+        matrix = _MatrixReader(self, member)
+        most = min(self.batch_size, matrix.max_rows)
         while True:
-            want = min(self.batch_size, max(len(ids) - rows, 1)) * row_bytes
-            # decompressed straight into the batch's array: no intermediate bytes objects
-            buf = np.empty(want, dtype=np.uint8)
-            got = decoder.read_into(buf)
-            if not got:
+            chunk: list[tuple[str, dict[str, Any]]] = []
+            size = 0
+            for item, n in ids:
+                chunk.append(item)
+                size += n
+                if len(chunk) >= most or size >= BATCH_BYTES:
+                    break
+            if not chunk:
                 break
-            raw_size += got
-            if got % row_bytes:
-                raise DataError(f"archive member {member.path!r}: data is not a whole number of rows "
-                                f"of dimension {dim} (wrong dimension?)")
-            matrix = buf[:got].view(dtype).reshape(-1, dim).astype(np.float32, copy=False)
-            if not np.isfinite(matrix).all():
-                bad = rows + int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
-                name = ids[bad][0] if bad < len(ids) else f"row {bad}"
-                raise DataError(f"archive member {member.path!r}: the vector of {name!r} is NaN or infinite")
-            n = matrix.shape[0]
-            if rows + n > len(ids):
-                raise DataError(f"archive counts disagree in {member.path!r}: more rows than ids ({len(ids)})")
-            part = ids[rows:rows + n]
-            rows += n
-            yield VectorBatch(ids=[i for i, _ in part], vectors=matrix, meta=[m for _, m in part])
-        if rows != len(ids):
-            raise DataError(f"archive counts disagree in {member.path!r}: {rows} rows for {len(ids)} ids")
-        self._finish_member(member, hashing, raw_size, rows)
+            vectors = matrix.read(len(chunk), lambda i: chunk[i][0])
+            yield VectorBatch(ids=[i for i, _ in chunk], vectors=vectors, meta=[m for _, m in chunk])
+        matrix.finish()
+
+
+class _MatrixReader:
+    """The rows of one matrix member, read as many at a time as asked, each row checked finite."""
+
+    def __init__(self, section: SectionReader, member: Member) -> None:
+        self.section, self.member = section, member
+        self.hashing = section._open_member(member)
+        self.decoder = _decompressor(self.hashing, member.path, member.raw_size)
+        self.dim = int(member.dim or 0)
+        self.dtype = np.dtype(DTYPES[member.dtype or "float32"])
+        self.row_bytes = self.dim * self.dtype.itemsize
+        self.max_rows = max(1, BATCH_BYTES // self.row_bytes)
+        self.rows = 0
+
+    def read(self, n: int, name_of: Callable[[int], str]) -> np.ndarray:
+        """The next `n` rows as float32 (n, dim); `name_of(i)` names row i of them in an error."""
+        buf = np.empty(n * self.row_bytes, dtype=np.uint8)  # decompressed straight into the batch's array
+        got = self.decoder.read_into(buf)
+        path = self.member.path
+        if got % self.row_bytes:
+            raise DataError(f"archive member {path!r}: data is not a whole number of rows "
+                            f"of dimension {self.dim} (wrong dimension?)")
+        if got < len(buf):
+            raise DataError(f"archive counts disagree in {path!r}: {self.rows + got // self.row_bytes} rows "
+                            f"for {self.member.records} ids")
+        matrix = buf.view(self.dtype).reshape(n, self.dim).astype(np.float32, copy=False)
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise DataError(f"archive member {path!r}: the vector of {name_of(bad)!r} is NaN or infinite")
+        self.rows += n
+        return matrix
+
+    def finish(self) -> None:
+        if self.decoder.read(1):  # raw_size is exactly rows x dim, so this is past it and refused
+            raise DataError(f"archive counts disagree in {self.member.path!r}: more rows than ids")
+        self.section._finish_member(self.member, self.hashing, self.decoder.total)
+
+
+def _parts(members: list[Member]) -> Iterator[tuple[Member, Member]]:
+    """(ids member, matrix member) of each vector part; the manifest check paired them."""
+    it = iter(members)
+    for ids in it:
+        yield ids, next(it)
+
+
+def _nth_id(archive: ArchiveReader, ids: Member, row: int) -> str:
+    """The id on line `row` of an ids member already read (only to name a refused vector)."""
+    for i, (item, _) in enumerate(archive.reread(ids)):
+        if i == row:
+            return str(item[0])
+    return f"row {row}"
+
+
+_EXTENSION_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                      tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a pax or GNU long-name header's data whole, and expands sparse members: refuse
+    those past MAX_TAR_HEADER bytes, and sparse members outright (ragstore never writes them)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.SubsequentHeaderError(f"member {self.name[:80]!r} is sparse; sparse members are refused")
+        if self.type in _EXTENSION_HEADERS and self.size > MAX_TAR_HEADER:
+            raise tarfile.SubsequentHeaderError(f"a tar extension header of {self.size} bytes (over {MAX_TAR_HEADER})")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 class _TarStream:
@@ -276,30 +388,34 @@ class _TarStream:
             raise DataError(f"archive is truncated or damaged in {self.name!r} ({_short(exc)})") from None
 
 
-def _decompressor(src: HashingReader, name: str) -> "_Zstd":
-    reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True, closefd=False)
-    return _Zstd(reader, name)
+def _decompressor(src: HashingReader, name: str, limit: int) -> "_Zstd":
+    reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
+        src, read_across_frames=True, closefd=False)
+    return _Zstd(reader, name, limit)
 
 
 class _Zstd:
-    """zstd output of one member, counted; corrupt frames are reported as DataError."""
+    """zstd output of one member, counted and bounded: one byte past `limit` (the manifest's
+    raw_size) is refused before more is decompressed; corrupt frames are reported as DataError."""
 
-    def __init__(self, reader: Any, name: str) -> None:
-        self.reader, self.name = reader, name
+    def __init__(self, reader: Any, name: str, limit: int) -> None:
+        self.reader, self.name, self.limit = reader, name, limit
         self.total = 0  # decompressed bytes handed out
 
     def read(self, n: int) -> bytes:
         """Up to n bytes; b"" at the end."""
         try:
-            data = self.reader.read(n)
+            data = self.reader.read(min(n, self.limit - self.total + 1))
         except zstandard.ZstdError as exc:
             raise DataError(f"archive member {self.name!r} is damaged (zstd: {_short(exc)})") from None
         self.total += len(data)
+        self._bound()
         return data
 
     def read_into(self, buffer: Any) -> int:
         """Fill `buffer` (short only at the end); returns the bytes written."""
         view = memoryview(buffer).cast("B")
+        view = view[:min(len(view), self.limit - self.total + 1)]
         got = 0
         try:
             while got < len(view):
@@ -310,38 +426,13 @@ class _Zstd:
         except zstandard.ZstdError as exc:
             raise DataError(f"archive member {self.name!r} is damaged (zstd: {_short(exc)})") from None
         self.total += got
+        self._bound()
         return got
 
-
-def _line_blocks(src: _Zstd, name: str, limit: int, block: int = 1 << 20) -> Iterator[tuple[list[bytes], bool]]:
-    """The lines of `src` without their line ends, a block at a time, as (lines, True); a last line
-    with no line end comes alone as ([line], False). A line of `limit` bytes or more (with its
-    line end) is a DataError once the lines before it are out, as `readline(limit)` finds it."""
-    pending: list[bytes] = []  # the start of a line that runs past the blocks read so far
-    pending_size = 0
-    while True:
-        data = src.read(block)
-        if not data:
-            break
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        if lines:
-            if pending:
-                lines[0] = b"".join(pending) + lines[0]
-                pending, pending_size = [], 0
-            if len(lines[0]) + 1 >= limit or len(data) >= limit:
-                for i, line in enumerate(lines):
-                    if len(line) + 1 >= limit:
-                        yield lines[:i], True
-                        raise DataError(f"archive member {name!r} has a line over {limit} bytes")
-            yield lines, True
-        if rest:
-            pending.append(rest)
-            pending_size += len(rest)
-            if pending_size >= limit:
-                raise DataError(f"archive member {name!r} has a line over {limit} bytes")
-    if pending:
-        yield [b"".join(pending)], False
+    def _bound(self) -> None:
+        if self.total > self.limit:
+            raise DataError(f"archive member {self.name!r} decompresses to more than the {self.limit} bytes "
+                            "the manifest declares (a decompression bomb?)")
 
 
 def _read_exact(src: Any, n: int, name: str = "", allow_short: bool = False) -> bytes:
@@ -360,86 +451,3 @@ def _read_exact(src: Any, n: int, name: str = "", allow_short: bool = False) -> 
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:120]
-
-
-# ---------------------------------------------------------------------- line shapes
-def _text(obj: dict[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise DataError(f"{where}: field {key!r} must be non-empty text")
-    return value
-
-
-def _mapping(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise DataError(f"{where}: field {key!r} must be a JSON object")
-    return value
-
-
-def _fields(obj: dict[str, Any], names: tuple[str, ...], where: str) -> None:
-    if set(obj) != set(names):
-        raise DataError(f"{where}: expected exactly the fields {', '.join(names)}")
-
-
-def _kv(obj: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
-    _fields(obj, ("id", "value"), where)
-    return _text(obj, "id", where), _mapping(obj, "value", where)
-
-
-def _node(obj: dict[str, Any], where: str) -> GraphNode:
-    _fields(obj, ("id", "properties"), where)
-    return GraphNode(_text(obj, "id", where), _mapping(obj, "properties", where))
-
-
-def _edge(obj: dict[str, Any], where: str) -> GraphEdge:
-    _fields(obj, ("source", "target", "properties"), where)
-    return GraphEdge(_text(obj, "source", where), _text(obj, "target", where), _mapping(obj, "properties", where))
-
-
-def _ids(obj: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
-    _fields(obj, ("id", "meta"), where)
-    return _text(obj, "id", where), _mapping(obj, "meta", where)
-
-
-_SHAPES: dict[str, Callable[[dict[str, Any], str], Any]] = {
-    KIND_KV: _kv, KIND_DOC_STATUS: _kv, KIND_NODES: _node, KIND_EDGES: _edge, MEMBER_IDS: _ids,
-}
-
-
-# Fast shape checks for the common case: the checked shape (above) when they return None.
-def _pair_fast(second: str) -> Callable[[dict[str, Any]], tuple[str, dict[str, Any]] | None]:
-    """The fast check of a `{"id": text, <second>: object}` record (KV/doc status: value; ids: meta)."""
-
-    def check(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        if len(obj) == 2:
-            ident, rest = obj.get("id"), obj.get(second)
-            if ident.__class__ is str and ident and rest.__class__ is dict:
-                return ident, rest
-        return None
-
-    return check
-
-
-_kv_fast, _ids_fast = _pair_fast("value"), _pair_fast("meta")
-
-
-def _node_fast(obj: dict[str, Any]) -> GraphNode | None:
-    if len(obj) == 2:
-        ident, props = obj.get("id"), obj.get("properties")
-        if ident.__class__ is str and ident and props.__class__ is dict:
-            return GraphNode(ident, props)
-    return None
-
-
-def _edge_fast(obj: dict[str, Any]) -> GraphEdge | None:
-    if len(obj) == 3:
-        src, tgt, props = obj.get("source"), obj.get("target"), obj.get("properties")
-        if src.__class__ is str and src and tgt.__class__ is str and tgt and props.__class__ is dict:
-            return GraphEdge(src, tgt, props)
-    return None
-
-
-_FAST_SHAPES: dict[str, Callable[[dict[str, Any]], Any]] = {
-    KIND_KV: _kv_fast, KIND_DOC_STATUS: _kv_fast, KIND_NODES: _node_fast, KIND_EDGES: _edge_fast, MEMBER_IDS: _ids_fast,
-}

@@ -22,6 +22,9 @@ def describe(manifest: Manifest, stats: dict[str, SectionStats] | None = None) -
         }
         if s.dim is not None or s.dtype is not None:
             row.update(dim=s.dim, dtype=s.dtype)
+            lossless = sum(1 for m in members if m.kind == "matrix" and m.dtype != s.dtype)
+            if lossless:  # a float16 section whose parts hold vectors float16 cannot (docs/archive-format.md)
+                row["float32_parts"] = lossless
         if stats is not None:
             row["verified_records"] = stats[s.key].records if s.key in stats else 0
         sections.append(row)

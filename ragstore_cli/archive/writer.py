@@ -28,12 +28,13 @@ from ragstore_cli.archive.codec import (ZSTD_LEVEL_JSON, ZSTD_LEVEL_MATRIX, Hash
                                         to_stored)
 from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS, KIND_EDGES, KIND_KV,
                                            KIND_NODES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME,
-                                           MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, Manifest, Member, Section,
-                                           section_key)
+                                           MAX_LINE, MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, ROWS_PER_PART, Manifest,
+                                           Member, Section, section_key)
 from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
-ROWS_PER_PART = 8192
+F16_MAX = 65504.0          # the largest finite float16
+F16_ROW_ERROR = 2.0 ** -10  # a row's float16 rounding error, relative to its norm, within which it "fits"
 SPOOL_PREFIX = ".ragstore-spool-"
 Progress = Callable[[str, int, int], None]  # (section key, records added, stored bytes added)
 
@@ -117,6 +118,8 @@ class SectionWriter:
         self._part = 0
         self._ids: _MemberFile | None = None
         self._matrix: _MemberFile | None = None
+        self._dtype = section.dtype or "float32"  # of the next parts: float32 once a vector misfits float16
+        self._matrix_dtype = self._dtype
         self.closed = False
 
     def _jsonl_path(self) -> str:
@@ -142,6 +145,7 @@ class SectionWriter:
         else:
             lines = [encode_line({"source": _id(e.source), "target": _id(e.target),
                                   "properties": _obj(e.properties, e.source)}) for e in batch]
+        _fits_lines(lines, self.section.key)
         assert self._member is not None
         before = self._member.stored()
         self._member.write(b"".join(lines), len(lines))
@@ -161,13 +165,17 @@ class SectionWriter:
             self.archive._agree_dim(dim, self.section.key)
         elif dim != self.section.dim:
             raise DataError(f"{self.section.key}: vectors of dimension {dim} after {self.section.dim}")
-        stored = to_stored(vectors, self.section.dtype or "float32")
-        check = np.frombuffer(stored, dtype=DTYPES[self.section.dtype or "float32"])
-        if not np.isfinite(check).all():
-            bad = int(np.flatnonzero(~np.isfinite(check.reshape(n, dim)).all(axis=1))[0])
-            what = "overflows float16" if np.isfinite(vectors[bad]).all() else "is not finite (NaN/Inf)"
-            raise DataError(f"{self.section.key}: the vector of {batch.ids[bad]!r} {what}")
-        row_bytes = dim * int(DTYPES[self.section.dtype or "float32"][-1])
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise DataError(f"{self.section.key}: the vector of {batch.ids[bad]!r} is not finite (NaN/Inf)")
+        stored = to_stored(vectors, self._dtype)
+        if self._dtype == "float16":
+            bad_row = float16_misfit(vectors, stored)
+            if bad_row is not None:
+                self._go_lossless(batch.ids[bad_row], vectors[bad_row])
+                stored = to_stored(vectors, self._dtype)
+        row_bytes = dim * int(DTYPES[self._dtype][-1])
         start = 0
         while start < n:
             if self._ids is None:
@@ -177,7 +185,9 @@ class SectionWriter:
             metas = batch.meta[start:start + take] if batch.meta else [{}] * take
             ids = batch.ids[start:start + take]
             before = self._ids.stored() + self._matrix.stored()
-            self._ids.write(b"".join(encode_line({"id": _id(i), "meta": _obj(m, i)}) for i, m in zip(ids, metas)), take)
+            lines = [encode_line({"id": _id(i), "meta": _obj(m, i)}) for i, m in zip(ids, metas)]
+            _fits_lines(lines, self.section.key)
+            self._ids.write(b"".join(lines), take)
             self._matrix.write(stored[start * row_bytes:(start + take) * row_bytes], take)
             self.section.records += take
             self.archive._report(self.section.key, take, self._ids.stored() + self._matrix.stored() - before)
@@ -185,9 +195,22 @@ class SectionWriter:
             if self._ids.records >= ROWS_PER_PART:
                 self._close_part()
 
+    def _go_lossless(self, ident: str, vector: np.ndarray) -> None:
+        """Store this section's vectors as float32 from here on: the part being written ends early (its
+        rows, all float16-safe, stay float16) and the next ones are lossless (docs/archive-format.md)."""
+        if self._ids is not None:
+            self._close_part()
+        self._dtype = "float32"
+        peak = float(np.abs(vector.astype(np.float64)).max())
+        why = "beyond float16's range" if peak > F16_MAX else "too small for float16's precision"
+        self.archive.notes.append(f"{self.section.key}: the vector of {str(ident)[:80]!r} has values {why} "
+                                  f"(up to {peak:.3g}); its parts from {self._part:06d} on are stored as float32 "
+                                  "(lossless)")
+
     def _open_part(self) -> None:
         base = f"vectors/{self.section.namespace}/{self._part:06d}"
-        dtype = self.section.dtype or "float32"
+        dtype = self._dtype
+        self._matrix_dtype = dtype
         self._ids = self.archive._open_member(f"{base}.ids.jsonl.zst", MEMBER_IDS, self.section.key, ZSTD_LEVEL_JSON)
         self._matrix = self.archive._open_member(f"{base}.{DTYPE_SUFFIX[dtype]}.zst", MEMBER_MATRIX,
                                                  self.section.key, ZSTD_LEVEL_MATRIX)
@@ -196,7 +219,7 @@ class SectionWriter:
     def _close_part(self) -> None:
         assert self._ids is not None and self._matrix is not None
         self.archive._close_member(self._ids)
-        self.archive._close_member(self._matrix, dtype=self.section.dtype, dim=self.section.dim)
+        self.archive._close_member(self._matrix, dtype=self._matrix_dtype, dim=self.section.dim)
         self._ids = self._matrix = None
 
     def close(self) -> None:
@@ -236,6 +259,7 @@ class ArchiveWriter:
             embedding={"model": embedding_model, "dim": embedding_dim},
         )
         self._progress = progress
+        self.notes: list[str] = []  # what the caller should tell the user (vectors stored losslessly)
         remove_leftovers(self.output)
         self._wrote_partial = False
         self._spool = Path(tempfile.mkdtemp(prefix=spool_prefix(self.output, os.getpid()), dir=self.output.parent))
@@ -358,6 +382,27 @@ def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     info.size, info.mtime, info.mode = size, mtime, 0o644
     info.uname = info.gname = ""
     return info
+
+
+def float16_misfit(vectors: np.ndarray, stored: bytes) -> int | None:
+    """The first row whose float16 copy (`stored`) is not within float16's own rounding of the vector:
+    past float16's range (inf) or so small that its values go subnormal or to zero. None if all fit."""
+    n, dim = vectors.shape
+    original = vectors.astype(np.float64)
+    half = np.frombuffer(stored, dtype="<f2").reshape(n, dim).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.einsum("ij,ij->i", half - original, half - original)
+        scale = np.einsum("ij,ij->i", original, original)
+    bad = ~np.isfinite(half).all(axis=1) | ~(error <= scale * F16_ROW_ERROR ** 2)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def _fits_lines(lines: list[bytes], key: str) -> None:
+    """Refuse a record whose JSON line a reader would refuse (MAX_LINE)."""
+    longest = max(map(len, lines), default=0)
+    if longest >= MAX_LINE:
+        raise DataError(f"{key}: a record is {longest} bytes as a JSON line; the archive format carries "
+                        f"lines under {MAX_LINE >> 20} MiB")
 
 
 def _id(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ragstore_cli.cli.common import settings, state
-from ragstore_cli.cli.output import CliState, emit, table
+from ragstore_cli.cli.output import CliState, emit, info, table
 from ragstore_cli.errors import EXIT_FAILED, UsageError
 from ragstore_cli.workspace import files_dir
 
@@ -129,6 +129,8 @@ def compress_cmd(
         from ragstore_cli.vectors.archive_recode import recode_archive
 
         report = recode_archive(path, output, codec or "f16")
+        for note in report["notes"]:  # vectors float16 cannot hold, kept as float32
+            info(cli, f"[yellow]note:[/] {note}")
         emit(cli, report, lambda console: console.print(
             f"[green]re-encoded[/] vectors as {report['dtype']}: {report['bytes_before']:,} -> "
             f"{report['bytes_after']:,} B ({report['target']})"))

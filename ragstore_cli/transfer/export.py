@@ -62,6 +62,7 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
             for section, fields in not_carried(prof, stores).items():
                 writer.not_carried(section, fields)
             manifest = writer.finish()
+            warnings.extend(writer.notes)  # vector parts stored as float32 because float16 could not hold them
         except BaseException:
             writer.abort()
             raise

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragstore_cli.archive import ArchiveReader, SectionReader
+from ragstore_cli.archive import ArchiveReader, SectionReader, SectionStats
+from ragstore_cli.archive.writer import F16_MAX
 from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, KIND_VECTORS, Manifest
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
@@ -86,6 +87,18 @@ def target_embedding(settings: Settings, manifest: Manifest, relabel: str | None
     return configured or model, dim
 
 
+def check_float16(stats: dict[str, SectionStats], prof: dict[Role, str]) -> None:
+    """LightRAG's files vector store keeps a float16 copy of every vector (its `vector` field): refuse,
+    before any write, vectors that copy would turn into inf (verify measured each section's peak)."""
+    if prof[Role.VECTOR] != "files":
+        return
+    for key, st in stats.items():
+        peak = float(st.extra.get("max_abs", 0.0))
+        if peak > F16_MAX:
+            raise DataError(f"{key}: vectors reach {peak:.3g}, beyond float16's ±65504, and LightRAG's files "
+                            "vector store keeps a float16 copy of every vector; import them into postgres instead")
+
+
 async def existing_records(stores: Stores) -> int:
     total = 0
     for ns in KV_NAMESPACES:
@@ -125,8 +138,9 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
     warnings = [w for w in (lightrag_warning(settings, prof),) if w]
 
     reader._progress = (lambda key, rec, nbytes: progress(f"verify {key}", rec, nbytes)) if progress else None
-    reader.verify()  # the whole archive, before anything is written
+    stats = reader.verify()  # the whole archive, before anything is written
     reader._progress = progress
+    check_float16(stats, prof)
 
     async with contextlib.AsyncExitStack() as stack:
         if needs_lock(prof) and not dry_run:

@@ -45,4 +45,4 @@ def recode_archive(src: str | Path, dst: str | Path | None, dtype: str) -> dict[
             writer.not_carried(key, fields)
         writer.finish()
     return {"source": str(reader.path), "target": str(out), "dtype": target_dtype, "vector_sections": before,
-            "bytes_before": size_before, "bytes_after": out.stat().st_size}
+            "bytes_before": size_before, "bytes_after": out.stat().st_size, "notes": writer.notes}

@@ -40,7 +40,11 @@ def encode_records(vectors: np.ndarray) -> list[str]:
         return []
     if mat.shape[1] == 0:
         raise DataError("cannot encode 0-dimensional vectors")
-    half = np.ascontiguousarray(mat.astype("<f2"))
+    with np.errstate(over="ignore"):
+        half = np.ascontiguousarray(mat.astype("<f2"))
+    if not np.isfinite(half).all() and (np.isinf(half) & np.isfinite(mat)).any():  # never inf from a finite value
+        raise DataError("a vector holds values beyond float16's range (±65504): LightRAG's per-record "
+                        "`vector` is float16 and cannot hold them")
     buf = memoryview(half.reshape(-1).view(np.uint8))
     step = half.shape[1] * 2
     compress, b64 = zlib.compress, binascii.b2a_base64

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ragstore_cli.archive import ArchiveReader, ArchiveWriter
-from ragstore_cli.archive import reader as reader_module
-from ragstore_cli.archive.codec import parse_object
+from ragstore_cli.archive import lines as lines_module
+from ragstore_cli.archive.codec import decode_line, parse_object
 from ragstore_cli.backends.base import VectorBatch
 from ragstore_cli.errors import DataError
 
 LINES = [
-    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}',
+    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":1,"b":2,"a":3}', b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{"a":1e400}', b'{"a":NaN}', b'{"a":[-Infinity]}', b'{"a":{"b":1' + b"0" * 400 + b'.5}}',
     b'{"a":123456789012345678901234567890}', b'{"a":-0}', b'{"a":-0.0}', b'{"a":0.1}', b'{"a":5e-324}',
     b'{"a":"\\u0000"}', b'{"\xc3\xa9":"\xf0\x9f\x98\x80"}', b'{"a":[' * 50 + b"]" * 50 + b"}",
     b'{"a":1} ', b' {"a":1}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}{"b":2}', b'{"a":"\t"}', b'{"a":tru}', b'{"a":1',
@@ -34,8 +36,50 @@ def test_parse_object_is_json_loads_or_none(line: bytes) -> None:
     got = parse_object(line)
     if got is not None:  # whatever the fast path takes, it reads as json.loads does
         assert repr(got) == repr(expected)
-    elif isinstance(expected, dict):
-        assert line[:2] != b'{"' or line != line.strip()  # declined only for a layout it leaves to json.loads
+    elif isinstance(expected, dict):  # declined for a layout it leaves to json.loads, NaN/Infinity, surrogates
+        assert line[:2] != b'{"' or line != line.strip() or not _finite(expected) or _surrogates(expected)
+        if not _finite(expected):
+            with pytest.raises(DataError, match="NaN, Infinity"):
+                decode_line(line, "here")
+
+
+def _surrogates(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_surrogates(k) or _surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_surrogates(v) for v in value)
+    return False
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), JSON, max_size=6), ascii_only=st.booleans())
+def test_parse_object_reads_any_object_as_json_loads(value: dict, ascii_only: bool) -> None:
+    """Whatever the fast path accepts (integers of any size, floats, escapes), it reads exactly as json.loads."""
+    line = json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    got = parse_object(line)
+    expected = json.loads(line)
+    if got is None:
+        assert not value or _surrogates(expected) or line[:2] != b'{"'
+    else:
+        assert repr(got) == repr(expected)
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 class _Chunks:
@@ -61,7 +105,7 @@ def _readline_way(data: bytes, limit: int) -> list:
 def _block_way(data: bytes, limit: int, rng: random.Random) -> list:
     out: list = []
     try:
-        for lines, ended in reader_module._line_blocks(_Chunks(data, rng), "m", limit, block=12):  # type: ignore[arg-type]
+        for lines, ended in lines_module.line_blocks(_Chunks(data, rng), "m", limit, block=12):  # type: ignore[arg-type]
             out.extend(line + b"\n" if ended else line for line in lines)
     except DataError:
         out.append("too long")

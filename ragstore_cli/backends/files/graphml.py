@@ -80,7 +80,7 @@ def iter_elements(path: Path, want: str, batch_size: int) -> Iterator[list[Any]]
                         batch = []
                 if parent is not None:
                     parent.remove(elem)  # keep memory flat: the graph element never accumulates children
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an XML declaration naming an unknown encoding
         raise DataError(f"{path.name}: malformed GraphML ({exc})") from None
     except ValueError as exc:
         raise DataError(f"{path.name}: bad attribute value ({exc})") from None
@@ -105,7 +105,7 @@ def count_elements(path: Path) -> tuple[int, int]:
                     edges += 1
                 if parent is not None:
                     parent.remove(elem)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:
         raise DataError(f"{path.name}: malformed GraphML ({exc})") from None
     return nodes, edges
 
