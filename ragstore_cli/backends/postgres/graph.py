@@ -17,7 +17,7 @@ from ragstore_cli.backends.base import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge
 from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain, stream_rows
 from ragstore_cli.errors import DataError
 # the same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates
-from ragstore_cli.schema.graph_tables import DDL, EDGES, NODES  # noqa: F401 - DDL re-exported for the backend
+from ragstore_cli.schema.graph_tables import EDGES, NODES
 
 if TYPE_CHECKING:
     from ragstore_cli.backends.postgres import PostgresBackend
@@ -146,7 +146,7 @@ class PgGraph:
     async def count(self) -> tuple[int, int]:
         if not await self.b.table_exists(NODES):
             return 0, 0
-        row = await self.b.pool.fetchrow(
+        row = await self.b.lookup.fetchrow(
             f"SELECT (SELECT count(*) FROM {NODES} WHERE workspace = $1 AND namespace = $2) AS n, "
             f"(SELECT count(*) FROM {EDGES} WHERE workspace = $1 AND namespace = $2) AS e",
             self.b.pg_ws, GRAPH_NAMESPACE)

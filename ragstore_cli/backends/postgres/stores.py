@@ -13,6 +13,7 @@ from ragstore_cli.backends.postgres.ann_index import IndexRebuild
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap, ChunkFields
 from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors, stream_rows
 from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.schema import names
 
 if TYPE_CHECKING:
     from ragstore_cli.backends.postgres import PostgresBackend
@@ -158,6 +159,13 @@ class PgVectors:
     async def dimension(self, namespace: str) -> int | None:
         table = await self.b.vector_table(self._check(namespace))
         return (await self.b.vector_column(table))[1] if table else None
+
+    async def model(self, namespace: str) -> str | None:
+        """The model part of the name of the table holding this workspace's vectors (None: bare table)."""
+        table = await self.b.vector_table(self._check(namespace))
+        if not table:
+            return None
+        return names.model_of_table(table, names.NAMESPACE_TABLES[namespace], (await self.b.vector_column(table))[1])
 
     async def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
         table = await self.b.vector_table(self._check(namespace))
