@@ -121,3 +121,51 @@ def open_ledger(backend: str, settings: Settings, workspace: str, folder: Path |
     if backend == "redis":
         return RedisLedger(settings, workspace)
     return FileLedger(folder or files_dir(settings.working_dir, workspace))
+
+
+async def forget(settings: Settings, backends: list[str], workspace: str, *, remove: bool) -> list[str]:
+    """The import traces of `workspace` each backend of `backends` may keep — the ledger of an
+    interrupted or refused import, a files import's staging folder — described, and removed when
+    `remove` (`workspace drop`: nothing of a dropped workspace may block or confuse a later import)."""
+    from ragstore_cli.transfer import staging
+
+    found: list[str] = []
+    if "files" in backends:
+        for path in (files_dir(settings.working_dir, workspace) / LEDGER_FILE, staging.root(settings, workspace)):
+            if path.exists():
+                found.append(str(path))
+                if remove and path.is_dir():
+                    staging.discard(settings, workspace)
+                elif remove:
+                    path.unlink(missing_ok=True)
+    if "postgres" in backends:
+        ledger = PgLedger(settings, workspace)
+        try:
+            conn = await _pg_connect(settings)
+            try:
+                if await conn.fetchval("SELECT to_regclass('ragstore_import_ledger') IS NOT NULL") and \
+                        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ragstore_import_ledger WHERE workspace = $1)",
+                                            ledger.workspace):
+                    found.append(f"postgres: ragstore_import_ledger row {ledger.workspace!r}")
+                    if remove:
+                        await ledger.clear(conn)
+            finally:
+                await conn.close()
+        finally:
+            await ledger.close()
+    if "redis" in backends:
+        redis = RedisLedger(settings, workspace)
+        try:
+            if await redis.client.exists(redis.key):
+                found.append(f"redis: {redis.key}")
+                if remove:
+                    await redis.clear()
+        finally:
+            await redis.close()
+    return found
+
+
+async def _pg_connect(settings: Settings) -> Any:
+    from ragstore_cli.connect.postgres import connect
+
+    return await connect(settings, command_timeout=settings["RAGSTORE_COMMAND_TIMEOUT"])
