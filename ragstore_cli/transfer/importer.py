@@ -240,8 +240,8 @@ async def _after_refusal(exc: RagstoreError, state: dict[str, Any], ledger: Any,
     when nothing is committed for good (staged files are not; PostgreSQL's unit rolled back)."""
     kept = [] if staged else sorted(state.get("done", {}))
     if kept:
-        exc.hint = (f"sections {', '.join(kept)} of this archive are already committed in the target and --resume "
-                    "would stop here again: import a sound archive with --if-exists replace")
+        exc.hint = (f"sections {', '.join(kept)} of this archive are already committed in the target; going on "
+                    "would stop at the same record again: import a sound archive with --if-exists replace")
         return
     if staged:
         staging.discard(target, workspace)

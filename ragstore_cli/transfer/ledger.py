@@ -60,20 +60,24 @@ class PgLedger:
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings, self.workspace = settings, workspace or "default"
         self._conn: Any = None
+        self._table = False
 
-    async def _c(self) -> Any:
+    async def _c(self, create: bool = True) -> Any:
+        """The ledger's connection; the table is made by the first save (a dry run creates nothing)."""
         if self._conn is None:
-            from ragstore_cli.connect.postgres import connect
-
-            self._conn = await connect(self.settings, command_timeout=self.settings["RAGSTORE_COMMAND_TIMEOUT"])
+            self._conn = await _pg_connect(self.settings)
+        if create and not self._table:
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS ragstore_import_ledger (workspace TEXT PRIMARY KEY, "
                 "state JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            self._table = True
         return self._conn
 
     async def load(self) -> dict[str, Any] | None:
-        raw = await (await self._c()).fetchval(
-            "SELECT state::text FROM ragstore_import_ledger WHERE workspace = $1", self.workspace)
+        conn = await self._c(create=False)
+        if not await conn.fetchval("SELECT to_regclass('ragstore_import_ledger') IS NOT NULL"):
+            return None
+        raw = await conn.fetchval("SELECT state::text FROM ragstore_import_ledger WHERE workspace = $1", self.workspace)
         return json.loads(raw) if raw else None
 
     async def save(self, state: dict[str, Any]) -> None:

@@ -77,7 +77,8 @@ class ChunkFieldMap:
     """id → (tokens, chunk_order_index) of the text_chunks one import unit wrote, by 64-bit id hash.
 
     Built while text_chunks streams through, read by the chunk-vector writer that follows. Hashes
-    that two ids share are dropped (those rows go to the trigger); an id the map lacks is left alone.
+    that two ids share with different fields are dropped (those rows go to the trigger); an id the
+    map lacks is left alone.
     Past `limit` chunks the map gives up (memory stays bounded; the trigger does the rest)."""
 
     def __init__(self, limit: int = 4_000_000) -> None:
@@ -106,14 +107,14 @@ class ChunkFieldMap:
             h = np.frombuffer(self._hashes, dtype=np.int64)
             order = np.argsort(h, kind="stable")
             h = h[order]
+            tokens = np.frombuffer(self._tokens, dtype=np.int64)[order]
+            orders = np.frombuffer(self._orders, dtype=np.int64)[order]
             unique = np.ones(len(h), dtype=bool)
-            if len(h) > 1:
-                same = h[1:] == h[:-1]
-                unique[1:] &= ~same
-                unique[:-1] &= ~same
-            order = order[unique]
-            self._sorted = (h[unique], np.frombuffer(self._tokens, dtype=np.int64)[order],
-                            np.frombuffer(self._orders, dtype=np.int64)[order])
+            if len(h) > 1:  # a hash with two different answers is dropped; the same answer twice is kept
+                clash = (h[1:] == h[:-1]) & ((tokens[1:] != tokens[:-1]) | (orders[1:] != orders[:-1]))
+                unique[1:] &= ~clash
+                unique[:-1] &= ~clash
+            self._sorted = (h[unique], tokens[unique], orders[unique])
         return self._sorted
 
     def fill(self, ids: list[str], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
