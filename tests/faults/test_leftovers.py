@@ -70,11 +70,16 @@ def test_drop_removes_a_redis_import_ledger_and_staged_keys(runner, archive, red
     client = redis.Redis.from_url(redis_env["REDIS_URI"])
     try:
         killed_import(runner, archive, env, profile, ws, "batch:kv/text_chunks:2")  # full_docs in, text_chunks staged
+        def indexes() -> list[bytes]:  # the SETs listing what each import staged
+            return [k for k in client.scan_iter("__ragstore_import:*") if k.count(b":") == 1
+                    and (client.srandmember(k) or b"").startswith(f"{ws}_".encode())]
+
         staged = [k for k in client.scan_iter("__ragstore_import:*") if f":{ws}_".encode() in k]
-        assert staged and client.exists(f"ragstore:import_ledger:{ws}")
+        assert staged and indexes() and client.exists(f"ragstore:import_ledger:{ws}")
         dropped = runner.run(["workspace", "drop", ws, "--yes", "--profile", profile], env)
         assert dropped.code == 0, dropped.describe()
         assert not [k for k in client.scan_iter("__ragstore_import:*") if f":{ws}_".encode() in k]
+        assert not indexes()
         assert not client.exists(f"ragstore:import_ledger:{ws}") and not list(client.scan_iter(f"{ws}_*"))
         again = runner.run(["import", str(archive), "--to", profile, "--workspace", ws], env)
         assert again.code == 0, again.describe()
