@@ -15,7 +15,7 @@ from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, 
 from ragstore_cli.backends.transfer_journal import PREFIX, Journal
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
-from ragstore_cli.workspace import collisions, validate_workspace
+from ragstore_cli.workspace import collisions, files_dir, validate_workspace
 
 _ROLE_NAMESPACES = {
     Role.KV: set(KV_NAMESPACES),
@@ -169,6 +169,8 @@ async def _present(settings: Settings, names: list[str], workspace: str) -> bool
     """The workspace holds data in one of the backends, or ragstore keeps a trace of it."""
     from ragstore_cli.transfer import ledger
 
+    if "files" in names and workspace and files_dir(settings.working_dir, workspace).is_dir():
+        return True  # a folder a killed drop emptied but could not remove yet
     for name in names:
         backend = await _open(settings, name, workspace)
         try:
