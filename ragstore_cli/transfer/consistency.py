@@ -2,7 +2,8 @@
 
 - PostgreSQL: every read, table discovery included, runs in one REPEATABLE READ snapshot (the
   backend's `snapshot()`): the archive is the database as of one moment, whatever is written
-  meanwhile (a `workspace drop`, LightRAG upserts).
+  meanwhile (a `workspace drop`, LightRAG upserts). A TRUNCATE, table rewrite or DROP (not
+  MVCC-safe: a snapshot could see such a table empty) waits until the export ends.
 - files: ragstore's workspace lock keeps other ragstore commands out; LightRAG writes each file by
   rename, so each file is read whole from one version. Every file's identity (inode, size, mtime) is
   taken before the first read and compared before the archive is finished (`fingerprint()`).
@@ -24,7 +25,8 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
-from ragstore_cli.backends.base import GRAPH_NAMESPACE, GraphEdge, GraphNode, Role, VectorBatch
+from ragstore_cli.backends.base import (DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
+                                       GraphEdge, GraphNode, Role, VectorBatch)
 from ragstore_cli.backends.registry import Stores
 from ragstore_cli.errors import DataError
 
@@ -76,7 +78,6 @@ class ExportView:
     """The consistency the export's sources offer; `confirm()` before the archive is finished."""
 
     stores: Stores
-    batch_size: int
     fingerprints: dict[str, Any] = field(default_factory=dict)
     digests: dict[str, Digest] = field(default_factory=dict)
     readers: dict[str, Reader] = field(default_factory=dict)
@@ -120,9 +121,7 @@ def _mechanism(backend: Any) -> str:
 
 
 def _served(stores: Stores, name: str) -> list[str]:
-    """The namespaces (file names' keys) backend `name` serves in this profile."""
-    from ragstore_cli.backends.base import DOC_STATUS_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES
-
+    """The namespaces backend `name` serves in this profile."""
     per_role = {Role.KV: list(KV_NAMESPACES), Role.VECTOR: list(VECTOR_NAMESPACES), Role.GRAPH: [GRAPH_NAMESPACE],
                 Role.DOC_STATUS: [DOC_STATUS_NAMESPACE]}
     return [ns for role, backend in stores.profile.items() if backend == name for ns in per_role[role]]
@@ -134,9 +133,9 @@ def mechanisms(stores: Stores) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def consistent_view(stores: Stores, batch_size: int) -> AsyncIterator[ExportView]:
+async def consistent_view(stores: Stores) -> AsyncIterator[ExportView]:
     """Open every backend's snapshot, take the fingerprints, and yield the view the export reads through."""
-    view = ExportView(stores, batch_size)
+    view = ExportView(stores)
     async with contextlib.AsyncExitStack() as stack:
         for name, backend in stores.backends.items():
             how = _mechanism(backend)

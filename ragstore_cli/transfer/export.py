@@ -58,7 +58,7 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
             await stack.enter_async_context(workspace_lock(settings, workspace, command="export", timeout=lock_timeout))
         stores = await open_backends(settings, prof, workspace)
         stack.push_async_callback(stores.close)
-        view = await stack.enter_async_context(consistent_view(stores, batch_size))
+        view = await stack.enter_async_context(consistent_view(stores))
         check = getattr(stores.backend(Role.VECTOR), "check_export", None)
         if callable(check):
             await check()

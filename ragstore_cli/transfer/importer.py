@@ -1,13 +1,15 @@
 """`import`: verify an archive completely, then load it into a workspace of any profile.
 
 Order of events: manifest check → full verify pass (nothing written yet) → embedding model and
-dimension checks against the target → lock → emptiness check (`--if-exists`) → load section by
-section, each through the backend's atomic writer (PostgreSQL: every section in ONE transaction of
-the backend's import unit, committed at the end together with the ledger's removal; files: tmp +
-rename; Bolt: tagged writes removed on abort), recording each committed section in the target's
-ledger (PostgreSQL sections only as `uncommitted`: they commit all at once) → (files-only targets) swap
-the staged folder in → clear the ledger. `--resume` skips the sections the ledger lists as
-committed by the same archive.
+dimension checks against the target → lock → preflight: pending ledger, `--if-exists`, every
+backend's `check_import`, chunk-vector fields (preflight.py; `--dry-run` runs it and stops) → load
+section by section, each through the backend's atomic writer (PostgreSQL: every section in ONE
+transaction of the backend's import unit, committed at the end together with the ledger's removal;
+files: tmp + rename; Bolt: tagged writes removed on abort), recording each committed section in the
+target's ledger (PostgreSQL sections only as `uncommitted`: they commit all at once) → (files-only
+targets) swap the staged folder in → clear the ledger. `--resume` skips the sections the ledger
+lists as committed by the same archive. A writer refusing the archive's data leaves no ledger when
+nothing was committed for good, and no resume hint (resuming would stop at the same record).
 """
 
 from __future__ import annotations
@@ -182,6 +184,9 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
             written = await _write(stores, reader, state, ledger, target, workspace, if_exists, staged, batch_size,
                                    dim, stack)
         except (DataError, UsageError) as exc:
+            if not _refused(exc):
+                exc.hint = exc.hint or RESUME_HINT
+                raise
             await _after_refusal(exc, state, ledger, target, workspace, staged)
             raise
         except Exception as exc:  # noqa: BLE001 - a server lost, a timeout: the ledger lets --resume finish
@@ -234,6 +239,24 @@ async def _write(stores: Stores, reader: ArchiveReader, state: dict[str, Any], l
     return written
 
 
+def _refused(exc: BaseException) -> bool:
+    """The target refused the archive's data (ragstore's own checks, a PostgreSQL data exception or
+    constraint, class 22/23), rather than failing on its own (lost connection, shutdown, timeout):
+    only then would --resume stop at the same place. A driver error wrapped as DataError keeps its
+    cause as __context__."""
+    cause: BaseException | None = exc.__context__
+    for _ in range(5):
+        if cause is None:
+            return True
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state:
+            return state[:2] in ("22", "23")
+        if isinstance(cause, (OSError, TimeoutError)) or type(cause).__module__.startswith("asyncpg"):
+            return False
+        cause = cause.__context__
+    return True
+
+
 async def _after_refusal(exc: RagstoreError, state: dict[str, Any], ledger: Any, target: Settings, workspace: str,
                          staged: bool) -> None:
     """A writer refused the archive's data: resuming would stop at the same place. Leave nothing behind
@@ -255,8 +278,9 @@ def _model_warning(settings: Settings, prof: dict[Role, str], model: str | None,
         return None
     from ragstore_cli.schema.names import VDB_CHUNKS, vector_table_name
 
-    return (f"EMBEDDING_MODEL is not set: the vectors go to the archive's model's tables ({vector_table_name(VDB_CHUNKS, model, dim)} "
-            f"and its siblings), which LightRAG reads with EMBEDDING_MODEL={model}")
+    table = vector_table_name(VDB_CHUNKS, model, dim).lower()
+    return (f"EMBEDDING_MODEL is not set: the vectors go to the archive's model's tables ({table} and its "
+            f"siblings), which LightRAG reads with EMBEDDING_MODEL={model}")
 
 
 async def _open_units(stack: contextlib.AsyncExitStack, stores: Stores, manifest: Manifest,

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -84,6 +85,41 @@ async def test_postgres_export_racing_a_workspace_drop_is_the_whole_workspace(pg
     assert counts(out) == counts(archive)  # vectors included: their tables were found in the snapshot
     with pytest.raises(Exception, match="holds no records"):
         await export_workspace(plain, tmp_path / "after.ragstore", workspace="w", profile="postgres")
+
+
+async def test_a_truncate_during_a_postgres_export_waits_for_it(pg_database, archive, tmp_path):
+    """TRUNCATE is not MVCC-safe (a snapshot taken before it sees the table empty): it waits until the
+    export ends, and the archive holds the rows."""
+    await _pg_workspace(pg_database, archive, "w")
+    settings = load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL})
+    done: list[float] = []
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
+                                     user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
+                                     database=pg_database["POSTGRES_DATABASE"])
+        try:
+            await conn.execute("SET lock_timeout = '60s'")
+            await conn.execute("TRUNCATE lightrag_full_entities, lightrag_vdb_entity_fake_embed_16d")
+            done.append(time.monotonic())
+        finally:
+            await conn.close()
+
+    started: list[threading.Thread] = []
+    last_read: list[float] = [0.0]
+
+    def start_truncate(key: str, records: int, nbytes: int) -> None:
+        last_read[0] = time.monotonic()
+        if key == "kv/full_docs" and not started:  # before either table is read; not waited for
+            started.append(threading.Thread(target=lambda: asyncio.run(truncate())))
+            started[0].start()
+            time.sleep(0.5)  # let it reach the server and queue for its lock
+
+    out = tmp_path / "t.ragstore"
+    await export_workspace(settings, out, workspace="w", profile="postgres", progress=start_truncate, batch_size=5)
+    started[0].join(60)
+    assert done and done[0] > last_read[0]  # the TRUNCATE ran only once the export had read everything
+    assert counts(out) == counts(archive)
 
 
 async def test_postgres_export_racing_lightrag_style_writes_is_one_moment(pg_database, archive, tmp_path):

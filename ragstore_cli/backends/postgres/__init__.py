@@ -16,7 +16,7 @@ import asyncpg
 
 from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
 from ragstore_cli.backends.postgres import mapping
-from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs
+from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs, stream_rows
 from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, EDGES, NODES, PgGraph
 from ragstore_cli.backends.postgres.stores import PgDocStatus, PgKV, PgVectors
 from ragstore_cli.config import Settings
@@ -46,7 +46,6 @@ class PostgresBackend:
         self.pg_ws = pg_workspace(self.workspace)
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()
-        self.snapshot_id: str | None = None  # set inside snapshot(): every reader uses it
         self.unit: ImportUnit | None = None  # set inside import_unit(): every writer shares it
         self._snapshot_conn: _Serialized | None = None
         self.archive_chunk_fields: Any = None  # ChunkFieldMap an import's preflight built (chunk_fields.py)
@@ -76,16 +75,17 @@ class PostgresBackend:
             self.unit = None
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[str]:
-        """One REPEATABLE READ snapshot for every read made inside, table discovery included (export's
-        consistent view).
+    async def snapshot(self) -> AsyncIterator[None]:
+        """One REPEATABLE READ transaction for every read made inside, table discovery included
+        (export's consistent view): all roles, namespaces and tables are seen as of one moment.
 
-        A read-only transaction first takes ACCESS SHARE locks on every LightRAG table of the schema
-        (before its snapshot exists: no DROP, TRUNCATE or rewriting ALTER — which are not MVCC-safe —
-        can slip in between), then exports its snapshot and stays open. Each reader's own
-        transaction runs `SET TRANSACTION SNAPSHOT`; catalog look-ups run on this transaction itself
-        (`lookup`), reading pg_class under the same snapshot, so all roles, namespaces and tables
-        are seen as of one moment. Plain writes (LightRAG's, a `workspace drop`) are not blocked.
+        The read-only transaction first takes ACCESS SHARE locks on every LightRAG table of the
+        schema, before its snapshot exists: a TRUNCATE, table rewrite or DROP — not MVCC-safe, a
+        snapshot could see such a table empty — waits until the export ends instead. Plain writes
+        (LightRAG's, a `workspace drop`) never wait. Every read then runs on this one connection
+        (`lookup` for catalog look-ups and counts, `rows()` for the data, a cursor at a time): a
+        reader on another connection would queue behind a DDL statement that itself waits for these
+        locks, and the export would stall until the DDL gave up.
         """
         tables = [table for _ns, table, _role in await self._workspace_tables()]
         conn = await self.pool.acquire()
@@ -94,15 +94,41 @@ class PostgresBackend:
             await tx.start()
             if tables:
                 await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE")
-            self.snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
+            await conn.fetchval("SELECT 1")  # the first query takes the transaction's snapshot: now
             self._snapshot_conn = _Serialized(conn)
-            yield self.snapshot_id
+            yield
         finally:
-            self.snapshot_id, self._snapshot_conn = None, None
+            self._snapshot_conn = None
             try:
                 await tx.rollback()
             finally:
                 await self.pool.release(conn)
+
+    async def rows(self, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
+        """Batches of a query's rows: inside snapshot() from a cursor of its transaction (the next
+        batch fetched while the caller works on this one), else from stream_rows on a pooled connection."""
+        snap = self._snapshot_conn
+        if snap is None:
+            async for batch in stream_rows(self.pool, sql, args, batch_size):
+                yield batch
+            return
+        async with snap.lock:
+            cursor = await snap.conn.cursor(sql, *args)
+        pending = asyncio.ensure_future(snap.locked(cursor.fetch, batch_size))
+        try:
+            while True:
+                batch = await pending
+                if not batch:
+                    return
+                more = len(batch) == batch_size
+                if more:
+                    pending = asyncio.ensure_future(snap.locked(cursor.fetch, batch_size))
+                yield batch
+                if not more:
+                    return
+        finally:
+            if not pending.done():  # early exit: let the prefetch finish so the connection stays usable
+                await asyncio.gather(pending, return_exceptions=True)
 
     @property
     def lookup(self) -> Any:
@@ -378,6 +404,10 @@ class _Serialized:
     async def fetch(self, sql: str, *args: Any) -> Any:
         async with self.lock:
             return await self.conn.fetch(sql, *args)
+
+    async def locked(self, call: Any, *args: Any) -> Any:
+        async with self.lock:
+            return await call(*args)
 
 
 def create(settings: Settings, workspace: str) -> PostgresBackend:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
-from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain, stream_rows
+from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain
 from ragstore_cli.errors import DataError
 # the same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates
 from ragstore_cli.schema.graph_tables import EDGES, NODES
@@ -156,7 +156,7 @@ class PgGraph:
         if not await self.b.table_exists(NODES):
             return
         sql = f"SELECT id, properties FROM {NODES} WHERE workspace = $1 AND namespace = $2 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
             yield [GraphNode(r["id"], _props(r["properties"])) for r in rows]
 
     async def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]:
@@ -164,7 +164,7 @@ class PgGraph:
             return
         sql = (f"SELECT src_id, tgt_id, properties FROM {EDGES} WHERE workspace = $1 AND namespace = $2 "
                "ORDER BY src_id, tgt_id")
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
             yield [GraphEdge(r["src_id"], r["tgt_id"], _props(r["properties"])) for r in rows]
 
     async def writer(self, *, replace: bool = True) -> PgGraphWriter:
