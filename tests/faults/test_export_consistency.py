@@ -215,11 +215,16 @@ async def test_files_workspace_drop_waits_for_the_export(source, tmp_path):
 REDIS_PROFILE = "kv=redis,doc_status=redis,vector=files,graph=files"
 
 
+async def imported(archive: Path, server_env: dict[str, str], tmp_path: Path, profile: str) -> tuple[Any, str]:
+    """A fresh workspace holding the archive in `profile` (files roles under tmp_path): settings, name."""
+    ws = "ec" + uuid.uuid4().hex[:8]
+    settings = load_settings(environ={**server_env, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": MODEL})
+    await import_archive(settings, archive, workspace=ws, profile=profile, if_exists="replace")
+    return settings, ws
+
+
 async def test_redis_export_fails_loudly_when_a_read_section_changes(archive, redis_env, tmp_path):
-    ws = "rc" + uuid.uuid4().hex[:8]
-    env = {**redis_env, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": MODEL}
-    settings = load_settings(environ=env)
-    await import_archive(settings, archive, workspace=ws, profile=REDIS_PROFILE, if_exists="replace")
+    settings, ws = await imported(archive, redis_env, tmp_path, REDIS_PROFILE)
     client = redis.Redis.from_url(redis_env["REDIS_URI"])
     try:
         key = sorted(client.scan_iter(f"{ws}_full_docs:*"))[0]
@@ -247,10 +252,7 @@ BOLT_PROFILE = "kv=files,vector=files,doc_status=files,graph=neo4j"
 async def test_bolt_export_fails_loudly_when_the_graph_changes(archive, bolt_env, tmp_path):
     from ragstore_cli.backends.neo4j.session import Bolt
 
-    ws = "bc" + uuid.uuid4().hex[:8]
-    env = {**bolt_env, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": MODEL}
-    settings = load_settings(environ=env)
-    await import_archive(settings, archive, workspace=ws, profile=BOLT_PROFILE, if_exists="replace")
+    settings, ws = await imported(archive, bolt_env, tmp_path, BOLT_PROFILE)
 
     async def add_node() -> None:  # what LightRAG's Neo4JStorage.upsert_node does: MERGE on entity_id
         bolt = Bolt(settings)

@@ -37,11 +37,11 @@ SNAPSHOT_SQL = {
 }
 
 
-async def snapshot(env: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+async def snapshot(env: dict[str, str], queries: dict[str, str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Every table, column (type, nullability, default), constraint and index of schema public."""
     conn = await pg(env)
     try:
-        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in SNAPSHOT_SQL.items()}
+        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in (queries or SNAPSHOT_SQL).items()}
     finally:
         await conn.close()
 
@@ -69,11 +69,7 @@ STRICT_SQL = {
 
 async def strict_snapshot(env: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
     """`snapshot` plus the oid and file node of every relation, constraint, trigger, function and type."""
-    conn = await pg(env)
-    try:
-        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in STRICT_SQL.items()}
-    finally:
-        await conn.close()
+    return await snapshot(env, STRICT_SQL)
 
 
 def catalog_changes(before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]) -> list[str]:
