@@ -62,7 +62,7 @@ async def embedding_model_of(stores: Stores, settings: Settings) -> tuple[str | 
     wins when it disagrees with EMBEDDING_MODEL: the archive describes the data it holds."""
     configured = settings["EMBEDDING_MODEL"] if settings.is_set("EMBEDDING_MODEL") else None
     vectors: Any = stores.vectors
-    holding = [ns for ns in VECTOR_NAMESPACES if await vectors.count(ns)]
+    holding = [ns for ns in VECTOR_NAMESPACES if await vectors.dimension(ns) is not None]  # cheap: no count
     named = callable(getattr(vectors, "model", None))
     stored = {await vectors.model(ns) for ns in holding} if named else set()
     if len(stored) > 1:

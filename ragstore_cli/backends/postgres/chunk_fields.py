@@ -171,7 +171,7 @@ class ChunkFieldCheck:
             return []  # text_chunks go to PostgreSQL: the trigger fills the rows from them
         metas = self.map.fill(ids, metas or [{}] * len(ids))
         missing = [i for i, m in zip(ids, metas) if m.get("tokens") is None or m.get("chunk_order_index") is None]
-        if missing and self.existing:
+        if missing and self.existing and await self.backend.table_exists("lightrag_doc_chunks"):
             rows = await self.backend.pool.fetch(
                 "SELECT id FROM lightrag_doc_chunks WHERE workspace = $1 AND id = ANY($2::text[]) "
                 "AND tokens IS NOT NULL AND chunk_order_index IS NOT NULL", self.backend.pg_ws, missing)
