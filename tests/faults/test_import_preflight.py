@@ -208,3 +208,18 @@ async def test_a_refused_mixed_import_keeps_the_ledger_of_what_it_committed(arch
         assert "graph/nodes" in (refused.value.hint or "") and "resume" not in (refused.value.hint or "")
     finally:
         await drop_workspace(settings, profile, ws, yes=True)
+
+
+async def test_a_merge_takes_chunk_fields_from_text_chunks_already_in_postgres(pg_database, archive, tmp_path):
+    orphan = sorted(archive_chunks(archive))[0]
+    cut = edit_archive(archive, tmp_path / "cut.ragstore",
+                       lambda key, batch: [r for r in batch if r[0] != orphan] if key == "kv/text_chunks" else batch)
+    settings = load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL})
+    with pytest.raises(UsageError, match="no tokens/chunk_order_index"):  # nothing there to take them from
+        await import_archive(settings, cut, workspace="m", profile="postgres", if_exists="merge")
+    await import_archive(settings, archive, workspace="m", profile="postgres")
+    merged = await import_archive(settings, cut, workspace="m", profile="postgres", if_exists="merge")
+    assert merged.counts["vectors/chunks"] == len(archive_chunks(archive))
+    rows = await pg_fetch(pg_database, "SELECT tokens, chunk_order_index FROM lightrag_vdb_chunks_fake_embed_16d "
+                                       "WHERE workspace = 'm' AND id = $1", orphan)
+    assert (rows[0]["tokens"], rows[0]["chunk_order_index"]) == archive_chunks(archive)[orphan]
