@@ -69,6 +69,10 @@ class Journal:
     async def save(self, pending: Pending) -> None:
         await self.coordinator.backend.bump_version(PREFIX + pending.target, pending.as_data())
 
-    async def clear(self, target: str) -> None:
-        if await self.pending(target) is not None:
-            await self.coordinator.backend.bump_version(PREFIX + target, {})
+    async def clear(self, target: str) -> bool:
+        """Remove the note for `target` entirely; True when there was one (finished or not)."""
+        version, _ = await self.coordinator.backend.get_data(PREFIX + target)
+        if not version:
+            return False
+        await self.coordinator.backend.forget(PREFIX + target)
+        return True

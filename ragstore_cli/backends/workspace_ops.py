@@ -12,10 +12,10 @@ from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
-from ragstore_cli.backends.transfer_journal import Journal
+from ragstore_cli.backends.transfer_journal import PREFIX, Journal
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
-from ragstore_cli.workspace import collisions, validate_workspace
+from ragstore_cli.workspace import collisions, files_dir, validate_workspace
 
 _ROLE_NAMESPACES = {
     Role.KV: set(KV_NAMESPACES),
@@ -143,16 +143,45 @@ async def _locked(settings: Settings, workspaces: list[str], command: str, timeo
 
 async def drop_workspace(settings: Settings, profile_text: str | None, workspace: str, *, yes: bool,
                          lock_timeout: float | None = None) -> dict[str, Any]:
-    """Delete the workspace from every backend of the profile; refuses without `yes`."""
+    """Delete the workspace from every backend of the profile, with every trace ragstore keeps of it
+    (import ledgers and staging, transfer journal, staged keys and nodes); refuses without `yes`, and
+    refuses a workspace that is in none of the backends and left no trace (a misspelt name)."""
+    from ragstore_cli.transfer import ledger
+
     workspace = validate_workspace(workspace)
     profile = parse_profile(profile_text, settings)
     if not yes:
         raise UsageError(f"refusing to drop workspace {shown(workspace)!r} without --yes")
+    names = list(dict.fromkeys(profile.values()))
+    if not await _present(settings, names, workspace):
+        raise UsageError(f"no workspace {shown(workspace)!r} in any backend of profile {describe(profile)}, "
+                         "and no trace of one: nothing to drop", hint="`ragstore workspace list` shows what exists")
     async with _locked(settings, [workspace], "workspace drop", lock_timeout):
+        traces = await ledger.forget(settings, names, workspace, remove=True)
         removed = await _drop_each(settings, profile, workspace)
         async with Journal(settings) as journal:
-            await journal.clear(workspace)  # a dropped workspace is no unfinished copy any more
-    return {"workspace": workspace, "profile": describe(profile), "removed": removed}
+            if await journal.clear(workspace):  # a dropped workspace is no unfinished copy any more
+                traces.append(f"workspace-transfer journal of {shown(workspace)!r}")
+    return {"workspace": workspace, "profile": describe(profile), "removed": removed, "traces": traces}
+
+
+async def _present(settings: Settings, names: list[str], workspace: str) -> bool:
+    """The workspace holds data in one of the backends, or ragstore keeps a trace of it."""
+    from ragstore_cli.transfer import ledger
+
+    if "files" in names and workspace and files_dir(settings.working_dir, workspace).is_dir():
+        return True  # a folder a killed drop emptied but could not remove yet
+    for name in names:
+        backend = await _open(settings, name, workspace)
+        try:
+            if workspace in await backend.list_workspaces():
+                return True
+        finally:
+            await backend.close()
+    if await ledger.forget(settings, names, workspace, remove=False):
+        return True
+    async with Journal(settings) as journal:
+        return (await journal.coordinator.backend.get_data(PREFIX + workspace))[0] > 0
 
 
 async def _drop_each(settings: Settings, profile: Profile, workspace: str) -> dict[str, Any]:

@@ -50,10 +50,10 @@ def _describe(exc: BaseException) -> tuple[int, str, str | None]:
         return EXIT_FAILED, redact(f"{exc.strerror}{where}"), None
     if type(exc).__module__.startswith("asyncpg") and "connection" in type(exc).__name__.lower() + text.lower():
         return (EXIT_FAILED, redact(f"postgres: the connection was lost ({text or type(exc).__name__})"),
-                "run the command again; an interrupted import finishes with --resume")
+                "run the command again")
     if isinstance(exc, TimeoutError):  # asyncpg's command_timeout, a driver's socket timeout
         return (EXIT_FAILED, "timed out: a server did not answer within the command timeout (RAGSTORE_COMMAND_TIMEOUT); "
-                "is the network or the server stalled?", "run the command again; an interrupted import finishes with --resume")
+                "is the network or the server stalled?", "run the command again")
     return EXIT_FAILED, redact(f"unexpected {type(exc).__name__}: {text}"), "run again with --debug for the traceback"
 
 

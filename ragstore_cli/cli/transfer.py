@@ -165,6 +165,8 @@ def export_cmd(
     vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per read batch."),
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
+    allow_empty: bool = typer.Option(False, "--allow-empty",
+                                     help="Write an archive even when the workspace holds no record (else exit 2)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
@@ -180,7 +182,7 @@ def export_cmd(
     with progress_bars(cli) as bar:
         report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=source,
                                       vector_dtype=dtype, progress=bar, batch_size=batch_size,
-                                      lock_timeout=lock_timeout))
+                                      lock_timeout=lock_timeout, allow_empty=allow_empty))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -189,6 +191,9 @@ def export_cmd(
         total = sum(report.counts.values())
         console.print(f"[green]exported[/] workspace {report.workspace!r} ({report.profile}) to {report.output}: "
                       f"{total} records, {human_bytes(report.bytes)} in {report.seconds:.1f} s")
+        if report.embedding.get("dim"):
+            console.print(f"embedding recorded: model {report.embedding.get('model')!r}, "
+                          f"dimension {report.embedding['dim']} (the data's)")
 
     emit(cli, document, render)
 

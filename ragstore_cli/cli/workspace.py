@@ -102,7 +102,8 @@ def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace
              yes: bool = typer.Option(False, "--yes", help="Really delete (required)."),
              profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
              lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
-    """Delete a workspace from every backend of the profile; stop LightRAG first.
+    """Delete a workspace from every backend of the profile, with ragstore's own traces of it (import
+    ledgers and staging, transfer journal); stop LightRAG first. A name found nowhere is refused (exit 2).
 
     Example: ragstore workspace drop old_team --yes
     """
@@ -112,6 +113,8 @@ def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace
     def render(console: Any) -> None:
         rows = [[backend, ns, n] for backend, removed in report["removed"].items() for ns, n in removed.items()]
         console.print(table(f"Dropped {ops.shown(report['workspace'])}", ["backend", "namespace", "records"], rows))
+        for trace in report["traces"]:
+            console.print(f"removed {trace}")
 
     emit(cli, report, render)
 

@@ -97,6 +97,11 @@ class LockBackend(abc.ABC):
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         """The namespace's shared data and the version it belongs to."""
 
+    async def forget(self, namespace: str) -> None:
+        """Remove the namespace's record entirely (a note nobody will read again, e.g. a finished
+        workspace transfer). Never for a namespace whose version update flags still watch."""
+        await self.bump_version(namespace, {})
+
     async def foreign_locks(self) -> list[dict[str, Any]]:
         """Locks held by other tools that this backend can see (PostgreSQL advisory locks); none elsewhere."""
         return []

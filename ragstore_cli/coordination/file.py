@@ -307,6 +307,18 @@ class FileBackend(LockBackend):
         finally:
             os.close(fd)
 
+    async def forget(self, namespace: str) -> None:
+        lock_path, state_path = self._ns_paths(namespace)
+        if not state_path.exists():
+            return
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # not while a bump_version writes it
+            state_path.unlink(missing_ok=True)
+            lock_path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         data = _read_json(self._ns_paths(namespace)[1])
         return (int(data["version"]), dict(data.get("data") or {})) if data else (0, {})

@@ -62,6 +62,9 @@ class MemoryBackend(LockBackend):
         self._versions[namespace] = (version + 1, dict(data) if data is not None else old)
         return version + 1
 
+    async def forget(self, namespace: str) -> None:
+        self._versions.pop(namespace, None)
+
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         version, data = self._versions.get(namespace, (0, {}))
         return version, dict(data)

@@ -227,6 +227,10 @@ class PostgresBackend(LockBackend):
     async def bump_version(self, namespace: str, data: dict[str, Any] | None = None) -> int:
         return int(await self._run("fetchval", BUMP, namespace, None if data is None else json.dumps(data), write=True))
 
+    async def forget(self, namespace: str) -> None:
+        if await self._has_schema():
+            await self._run("execute", "DELETE FROM ragstore_namespaces WHERE namespace = $1", namespace, write=True)
+
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         if not await self._has_schema():
             return 0, {}

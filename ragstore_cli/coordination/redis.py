@@ -147,6 +147,9 @@ class RedisBackend(LockBackend):
         payload = "" if data is None else json.dumps(data)
         return int(await self._call(self._bump(keys=[NS_PREFIX + namespace], args=[payload])))
 
+    async def forget(self, namespace: str) -> None:
+        await self._call(self.client.delete(NS_PREFIX + namespace))
+
     async def get_data(self, namespace: str) -> tuple[int, dict[str, Any]]:
         version, data = await self._call(self.client.hmget(NS_PREFIX + namespace, ["version", "data"]))
         return int(version or 0), json.loads(data) if data else {}

@@ -2,7 +2,9 @@
 
 `migrate adopt` compares a database that LightRAG created (any version in the chain) against the
 expected fingerprint of every revision: table set, column names and type families, primary keys and
-index names. Vector columns and vector tables are outside the chain and ignored here.
+index names. Vector columns and vector tables are outside the chain and ignored here; the graph
+tables (PGTableGraphStorage's, which LightRAG creates only when that storage is used) join the chain
+at 0012 and are ignored when comparing with an earlier revision.
 A test upgrades a fresh database one revision at a time and checks these declarations against it.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragstore_cli.schema import names
+from ragstore_cli.schema import graph_tables, names
 
 Fingerprint = dict[str, dict[str, Any]]  # table -> {"columns": {name: family}, "pk": [...], "indexes": [...]}
 
@@ -90,15 +92,23 @@ def _expected() -> dict[str, Fingerprint]:
         "track_id", "workspace_content_hash", "workspace_status_updated_at", "workspace_status_created_at",
         "workspace_updated_at", "workspace_created_at", "workspace_file_path", "ws_status_created_nf_id")]
     snap("0011")
+    fp[graph_tables.NODES] = _table({"workspace": "text", "namespace": "text", "id": "text", "properties": "jsonb",
+                                     "updated_at": TZ}, pk=("workspace", "namespace", "id"))
+    fp[graph_tables.EDGES] = _table({"workspace": "text", "namespace": "text", "src_id": "text", "tgt_id": "text",
+                                     "properties": "jsonb", "updated_at": TZ},
+                                    pk=("workspace", "namespace", "src_id", "tgt_id"))
+    fp[graph_tables.EDGES]["indexes"] = list(graph_tables.INDEXES)
+    snap("0012")
     return out
 
 
 EXPECTED = _expected()
+CHAIN_TABLES = (*names.KV_TABLES, graph_tables.NODES, graph_tables.EDGES)
 
 
 async def fingerprint(conn) -> Fingerprint:  # noqa: ANN001 - asyncpg connection
-    """The LightRAG KV tables of the connection's current schema, reduced to what revisions change."""
-    tables = [t.lower() for t in names.KV_TABLES]
+    """The LightRAG KV and graph tables of the connection's current schema, reduced to what revisions change."""
+    tables = [t.lower() for t in CHAIN_TABLES]
     fp: Fingerprint = {}
     rows = await conn.fetch(
         """SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS fmt,
@@ -109,7 +119,7 @@ async def fingerprint(conn) -> Fingerprint:  # noqa: ANN001 - asyncpg connection
            JOIN pg_type t ON t.oid = a.atttypid
            WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY($1::text[])
            ORDER BY c.relname, a.attnum""", tables)
-    upper = {t.lower(): t for t in names.KV_TABLES}
+    upper = {t.lower(): t for t in CHAIN_TABLES}
     for row in rows:
         spec = fp.setdefault(upper[row["relname"]], {"columns": {}, "pk": [], "indexes": []})
         if row["dt"] == "USER-DEFINED":
@@ -132,9 +142,12 @@ async def fingerprint(conn) -> Fingerprint:  # noqa: ANN001 - asyncpg connection
     return fp
 
 
-def differences(actual: Fingerprint, expected: Fingerprint) -> list[str]:
-    """Human-readable differences, empty when `actual` matches `expected`."""
+def differences(actual: Fingerprint, expected: Fingerprint, *, lenient: bool = False) -> list[str]:
+    """Human-readable differences, empty when `actual` matches `expected`; `lenient` ignores graph tables
+    that a revision before 0012 does not declare (LightRAG makes them whenever its graph storage is PG)."""
     out: list[str] = []
+    if lenient and graph_tables.NODES not in expected:
+        actual = {t: spec for t, spec in actual.items() if t not in (graph_tables.NODES, graph_tables.EDGES)}
     for table in sorted(set(actual) | set(expected)):
         if table not in actual:
             out.append(f"missing table {table.lower()}")
@@ -162,14 +175,16 @@ def differences(actual: Fingerprint, expected: Fingerprint) -> list[str]:
 
 
 def match(actual: Fingerprint) -> dict[str, Any]:
-    """The earliest revision whose fingerprint equals `actual`, or the closest one and its differences."""
+    """The earliest revision whose fingerprint equals `actual` (graph tables included; failing that, an
+    earlier revision with graph tables beside it), or the closest one and its differences."""
     best: tuple[int, str, list[str]] | None = None
-    for revision, expected in EXPECTED.items():
-        diff = differences(actual, expected)
-        if not diff:
-            same = [r for r, e in EXPECTED.items() if not differences(actual, e)]
-            return {"matched": True, "revision": revision, "same_catalog": same, "differences": []}
-        if best is None or len(diff) <= best[0]:
-            best = (len(diff), revision, diff)
+    for lenient in (False, True):
+        for revision, expected in EXPECTED.items():
+            diff = differences(actual, expected, lenient=lenient)
+            if not diff:
+                same = [r for r, e in EXPECTED.items() if not differences(actual, e, lenient=lenient)]
+                return {"matched": True, "revision": revision, "same_catalog": same, "differences": []}
+            if best is None or len(diff) <= best[0]:
+                best = (len(diff), revision, diff)
     assert best is not None
     return {"matched": False, "revision": None, "closest": best[1], "differences": best[2]}

@@ -80,6 +80,18 @@ def vector_table_name(base: str, model_name: str | None, dim: int) -> str:
     return name
 
 
+def model_of_table(table: str, base: str, dim: int | None) -> str | None:
+    """The (sanitised) model part of a vector table's name: `…_demo_hash_embed_16d` → `demo_hash_embed`.
+
+    None for the bare legacy table. Feeding it back to `vector_table_name` with the same dimension
+    names the same table (sanitising is idempotent), so an archive that records it restores there.
+    """
+    suffix = table.lower()[len(base) + 1:] if table.lower().startswith(base.lower() + "_") else ""
+    if dim is not None and suffix.endswith(f"_{dim}d"):
+        suffix = suffix[: -len(f"_{dim}d")]
+    return suffix or None
+
+
 def vector_table_names(model_name: str | None, dim: int) -> dict[str, str]:
     """The three vector tables (chunks, entities, relationships) for one model and dimension."""
     return {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
-from ragstore_cli.backends.base import Role
+from ragstore_cli.backends.base import VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Profile, Stores
 from ragstore_cli.config import Settings
+from ragstore_cli.errors import UsageError
+from ragstore_cli.schema.names import model_suffix
 
 Progress = Callable[[str, int, int], None]  # (section key, records, bytes)
 
@@ -36,21 +37,6 @@ def not_carried(profile: Profile, stores: Stores) -> dict[str, list[str]]:
     return dict(NANO_NOT_CARRIED) if profile[Role.VECTOR] == "files" else {}
 
 
-@contextlib.asynccontextmanager
-async def snapshot(stores: Stores) -> AsyncIterator[None]:
-    """One consistent read view per backend where it offers one (PostgreSQL: REPEATABLE READ).
-
-    A backend exposing `snapshot()` (an async context manager) serves every read made inside it from
-    one transaction snapshot; the others are held still by the workspace lock.
-    """
-    async with contextlib.AsyncExitStack() as stack:
-        for backend in stores.backends.values():
-            snap = getattr(backend, "snapshot", None)
-            if callable(snap):
-                await stack.enter_async_context(snap())
-        yield
-
-
 def lightrag_warning(settings: Settings, profile: Profile) -> str | None:
     """The warning every export/import prints: ragstore's locks do not stop a running LightRAG."""
     base = ("a running LightRAG server is not covered by ragstore's locks; stop it (or make sure it is "
@@ -68,19 +54,38 @@ def lightrag_warning(settings: Settings, profile: Profile) -> str | None:
     return base
 
 
-async def embedding_model_of(stores: Stores, settings: Settings) -> str | None:
-    """The embedding model name: EMBEDDING_MODEL when set, else what the vector backend records (the PG
-    table suffix, which is the lossy, lower-cased name)."""
-    model = settings["EMBEDDING_MODEL"]
-    if model:
-        return str(model)
-    backend: Any = stores.backend(Role.VECTOR)
-    stats = getattr(backend, "stats", None)
-    if callable(stats):
-        try:
-            for row in await stats():
-                if getattr(row, "model", None):
-                    return str(row.model)
-        except Exception:  # noqa: BLE001 - stats are a nicety here
-            pass
-    return None
+async def embedding_model_of(stores: Stores, settings: Settings) -> tuple[str | None, list[str]]:
+    """The embedding model the archive records, and warnings about it.
+
+    EMBEDDING_MODEL when set; a vector backend that names its tables after the model (PostgreSQL)
+    says which model its data is under (the sanitised, lower-cased name, without the `_<dim>d`), and
+    wins when it disagrees with EMBEDDING_MODEL: the archive describes the data it holds."""
+    configured = settings["EMBEDDING_MODEL"] if settings.is_set("EMBEDDING_MODEL") else None
+    vectors: Any = stores.vectors
+    holding = [ns for ns in VECTOR_NAMESPACES if await vectors.dimension(ns) is not None]  # cheap: no count
+    named = callable(getattr(vectors, "model", None))
+    stored = {await vectors.model(ns) for ns in holding} if named else set()
+    if len(stored) > 1:
+        raise UsageError(f"the workspace's vector tables are named after different models ({', '.join(map(repr, stored))})",
+                         hint="set EMBEDDING_MODEL and EMBEDDING_DIM to choose one")
+    found = stored.pop() if stored else None
+    if found is None:  # no model in the data's names (files, LightRAG's unsuffixed tables)
+        if configured or not holding:
+            return (str(configured) if configured else None), []
+        return None, ["the archive records no embedding model: EMBEDDING_MODEL is not set and the source keeps "
+                      "none; an import into PostgreSQL then writes LightRAG's unsuffixed vector tables unless "
+                      "--embedding-model names it"]
+    if configured and model_suffix(configured, 1) == model_suffix(found, 1):
+        return str(configured), []  # the same model: keep the name as the operator spells it
+    if configured:
+        return found, [f"EMBEDDING_MODEL={configured} but the vectors are in the tables of model {found}: "
+                       f"the archive records {found!r}"]
+    return found, []
+
+
+def dimension_warning(settings: Settings, recorded: int | None) -> list[str]:
+    """Export's check of EMBEDDING_DIM against the data: the archive records the data's dimension."""
+    if not settings.is_set("EMBEDDING_DIM") or recorded is None or settings["EMBEDDING_DIM"] == recorded:
+        return []
+    return [f"EMBEDDING_DIM={settings['EMBEDDING_DIM']} but the vectors have dimension {recorded}: "
+            f"the archive records {recorded} (the data's)"]

@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ragstore_cli.archive import ArchiveWriter
+from ragstore_cli.archive.manifest import KIND_VECTORS
 from ragstore_cli.archive.writer import SectionWriter
-from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
-from ragstore_cli.transfer.common import (Progress, embedding_model_of, lightrag_warning, needs_lock, not_carried,
-                                          snapshot)
+from ragstore_cli.errors import UsageError
+from ragstore_cli.transfer.common import (Progress, dimension_warning, embedding_model_of, lightrag_warning,
+                                          needs_lock, not_carried)
+from ragstore_cli.transfer.consistency import Digest, ExportView, consistent_view, mechanisms
 from ragstore_cli.workspace import validate_workspace
 
 
@@ -29,18 +33,20 @@ class ExportReport:
     seconds: float
     embedding: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    consistency: dict[str, str] = field(default_factory=dict)  # backend → snapshot | fingerprint | reread
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "output": self.output, "workspace": self.workspace, "profile": self.profile,
                 "counts": self.counts, "bytes": self.bytes, "seconds": round(self.seconds, 3),
-                "embedding": self.embedding, "warnings": self.warnings}
+                "embedding": self.embedding, "consistency": self.consistency, "warnings": self.warnings}
 
 
 async def export_workspace(settings: Settings, output: Path, *, workspace: str | None = None,
                            profile: str | None = None, vector_dtype: str = "float32",
                            progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
-                           lock_timeout: float | None = None) -> ExportReport:
-    """Write the workspace to `output` from one consistent view (snapshot and/or workspace lock)."""
+                           lock_timeout: float | None = None, allow_empty: bool = False) -> ExportReport:
+    """Write the workspace to `output` from one consistent view (consistency.py says what each backend
+    guarantees); a workspace with no record is refused unless `allow_empty`."""
     started = time.perf_counter()
     workspace = validate_workspace(settings["WORKSPACE"] if workspace is None else workspace)
     prof = parse_profile(profile, settings)
@@ -52,13 +58,23 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
             await stack.enter_async_context(workspace_lock(settings, workspace, command="export", timeout=lock_timeout))
         stores = await open_backends(settings, prof, workspace)
         stack.push_async_callback(stores.close)
-        await stack.enter_async_context(snapshot(stores))
-        model = await embedding_model_of(stores, settings)
+        view = await stack.enter_async_context(consistent_view(stores))
+        check = getattr(stores.backend(Role.VECTOR), "check_export", None)
+        if callable(check):
+            await check()
+        model, noted = await embedding_model_of(stores, settings)
+        warnings += noted
         writer = ArchiveWriter(Path(output), workspace=workspace, backends={r.value: n for r, n in prof.items()},
                                embedding_model=model, embedding_dim=None, vector_dtype=vector_dtype,
                                progress=progress)
         try:
-            await _write_all(stores, writer, batch_size, progress)
+            await _write_all(stores, writer, batch_size, progress, view)
+            await view.confirm()
+            if not allow_empty and not any(s.records for s in writer.manifest.sections):
+                raise UsageError(f"workspace {workspace or '(default)'!r} holds no records in {describe(prof)}: "
+                                 "nothing to export", hint="check the name and --from; pass --allow-empty to write "
+                                                           "an empty archive on purpose")
+            warnings += dimension_warning(settings, writer.manifest.embedding.get("dim"))
             for section, fields in not_carried(prof, stores).items():
                 writer.not_carried(section, fields)
             manifest = writer.finish()
@@ -68,30 +84,33 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
             raise
     return ExportReport(output=str(output), workspace=workspace, profile=describe(prof), counts=manifest.counts(),
                         bytes=Path(output).stat().st_size, seconds=time.perf_counter() - started,
-                        embedding=manifest.embedding, warnings=warnings)
+                        embedding=manifest.embedding, warnings=warnings, consistency=mechanisms(stores))
 
 
-async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int, progress: Progress | None = None) -> None:
+async def _write_all(stores: Any, writer: ArchiveWriter, batch_size: int, progress: Progress | None = None,
+                     view: ExportView | None = None) -> None:
     announce = getattr(progress, "total", None)  # bars on a TTY want record counts for their ETA
+    for open_section, role, read, count in _sections(stores, writer, batch_size):
+        with open_section() as section:
+            if announce is not None:
+                announce(section.section.key, await count())
+            if section.section.kind == KIND_VECTORS and await stores.vectors.dimension(section.section.namespace) is None:
+                continue
+            digest = view.watch(section.section.key, role, read) if view is not None else None
+            await _pump(read(), section, digest)
 
-    async def opened(section: SectionWriter, count: Callable[[], Awaitable[int]]) -> SectionWriter:
-        if announce is not None:
-            announce(section.section.key, await count())
-        return section
 
-    for ns in KV_NAMESPACES:
-        with await opened(writer.kv(ns), lambda: stores.kv.count(ns)) as section:
-            await _pump(stores.kv.read(ns, batch_size), section)
-    with await opened(writer.doc_status(), stores.doc_status.count) as section:
-        await _pump(stores.doc_status.read(batch_size), section)
-    with await opened(writer.graph_nodes(), _graph_count(stores, 0)) as section:
-        await _pump(stores.graph.read_nodes(batch_size), section)
-    with await opened(writer.graph_edges(), _graph_count(stores, 1)) as section:
-        await _pump(stores.graph.read_edges(batch_size), section)
-    for ns in VECTOR_NAMESPACES:
-        with await opened(writer.vectors(ns), lambda: stores.vectors.count(ns)) as section:
-            if await stores.vectors.dimension(ns) is not None:
-                await _pump(stores.vectors.read(ns, batch_size), section)
+def _sections(stores: Any, writer: ArchiveWriter, batch_size: int) -> list[tuple[Any, Role, Any, Any]]:
+    """(open the section, role, a fresh reader, its record count) for every section, in archive order."""
+    out: list[tuple[Any, Role, Any, Any]] = [
+        (partial(writer.kv, ns), Role.KV, partial(stores.kv.read, ns, batch_size), partial(stores.kv.count, ns))
+        for ns in KV_NAMESPACES]
+    out += [(writer.doc_status, Role.DOC_STATUS, partial(stores.doc_status.read, batch_size), stores.doc_status.count),
+            (writer.graph_nodes, Role.GRAPH, partial(stores.graph.read_nodes, batch_size), _graph_count(stores, 0)),
+            (writer.graph_edges, Role.GRAPH, partial(stores.graph.read_edges, batch_size), _graph_count(stores, 1))]
+    out += [(partial(writer.vectors, ns), Role.VECTOR, partial(stores.vectors.read, ns, batch_size),
+             partial(stores.vectors.count, ns)) for ns in VECTOR_NAMESPACES]
+    return out
 
 
 def _graph_count(stores: Any, which: int) -> Callable[[], Awaitable[int]]:
@@ -101,14 +120,20 @@ def _graph_count(stores: Any, which: int) -> Callable[[], Awaitable[int]]:
     return count
 
 
-async def _pump(batches: AsyncIterator[Any], section: SectionWriter) -> None:
+async def _pump(batches: AsyncIterator[Any], section: SectionWriter, digest: Digest | None = None) -> None:
     """Compress and hash batch k in a worker thread while the source fetches batch k+1."""
     pending: asyncio.Future[None] | None = None
+
+    def write(batch: Any) -> None:
+        section.write(batch)
+        if digest is not None:
+            digest.add(batch)
+
     try:
         async for batch in batches:
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(asyncio.to_thread(section.write, batch))
+            pending = asyncio.ensure_future(asyncio.to_thread(write, batch))
         if pending is not None:
             await pending
     finally:

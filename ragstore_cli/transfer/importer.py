@@ -1,13 +1,15 @@
 """`import`: verify an archive completely, then load it into a workspace of any profile.
 
 Order of events: manifest check → full verify pass (nothing written yet) → embedding model and
-dimension checks against the target → lock → emptiness check (`--if-exists`) → load section by
-section, each through the backend's atomic writer (PostgreSQL: every section in ONE transaction of
-the backend's import unit, committed at the end together with the ledger's removal; files: tmp +
-rename; Bolt: tagged writes removed on abort), recording each committed section in the target's
-ledger (PostgreSQL sections only as `uncommitted`: they commit all at once) → (files-only targets) swap
-the staged folder in → clear the ledger. `--resume` skips the sections the ledger lists as
-committed by the same archive.
+dimension checks against the target → lock → preflight: pending ledger, `--if-exists`, every
+backend's `check_import`, chunk-vector fields (preflight.py; `--dry-run` runs it and stops) → load
+section by section, each through the backend's atomic writer (PostgreSQL: every section in ONE
+transaction of the backend's import unit, committed at the end together with the ledger's removal;
+files: tmp + rename; Bolt: tagged writes removed on abort), recording each committed section in the
+target's ledger (PostgreSQL sections only as `uncommitted`: they commit all at once) → (files-only
+targets) swap the staged folder in → clear the ledger. `--resume` skips the sections the ledger
+lists as committed by the same archive. A writer refusing the archive's data leaves no ledger when
+nothing was committed for good, and no resume hint (resuming would stop at the same record).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAME
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
-from ragstore_cli.transfer import staging
+from ragstore_cli.transfer import preflight, staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
 from ragstore_cli.transfer.ledger import PgLedger, open_ledger
 from ragstore_cli.workspace import validate_workspace
@@ -124,7 +126,11 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                          resume: bool = False, embedding_model: str | None = None,
                          progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
                          lock_timeout: float | None = None) -> ImportReport:
-    """Load `archive` into the workspace; see the module docstring for the order of events."""
+    """Load `archive` into the workspace; see the module docstring for the order of events.
+
+    Every check that can refuse runs before the first write (`--dry-run` runs exactly those, then
+    stops). A refusal that still comes from a writer (the archive's data, e.g. an id twice) leaves
+    nothing behind when nothing was committed for good: no staging folder, no pending ledger."""
     started = time.perf_counter()
     if if_exists not in IF_EXISTS:
         raise UsageError(f"--if-exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
@@ -135,7 +141,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
     model, dim = target_embedding(settings, manifest, embedding_model)
     overrides = {k: v for k, v in (("EMBEDDING_MODEL", model), ("EMBEDDING_DIM", dim)) if v is not None}
     target = settings.with_overrides(overrides)
-    warnings = [w for w in (lightrag_warning(settings, prof),) if w]
+    warnings = [w for w in (lightrag_warning(settings, prof), _model_warning(settings, prof, model, dim)) if w]
 
     reader._progress = (lambda key, rec, nbytes: progress(f"verify {key}", rec, nbytes)) if progress else None
     stats = reader.verify()  # the whole archive, before anything is written
@@ -143,7 +149,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
     check_float16(stats, prof)
 
     async with contextlib.AsyncExitStack() as stack:
-        if needs_lock(prof) and not dry_run:
+        if needs_lock(prof) and not dry_run:  # a dry run writes nothing, not even a lock file
             from ragstore_cli.coordination import workspace_lock
 
             await stack.enter_async_context(workspace_lock(target, workspace, command="import", timeout=lock_timeout))
@@ -173,7 +179,10 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
         if existing and if_exists == "fail":
             raise UsageError(f"workspace {workspace!r} already holds {existing} records in the target",
                              hint="choose --if-exists replace or --if-exists merge")
-        plan = {s.key: s.records for s in manifest.sections if s.key not in done}
+        await preflight.check_backends(stores, reader, replace=if_exists != "merge", model=model, dim=dim)
+        await preflight.check_chunk_fields(stores, reader, merge=if_exists == "merge", batch_size=batch_size)
+        plan = {s.key: s.records for s in manifest.sections
+                if s.key not in done and not (s.kind == KIND_VECTORS and s.records == 0 and dim is None)}
         if dry_run:
             return ImportReport(str(archive), workspace, describe(prof), if_exists, True, resume, plan,
                                 skipped, existing, {"model": model, "dim": dim},
@@ -185,29 +194,107 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             await ledger.save(state)
         assert state is not None
-        for backend in stores.backends.values():
-            # Staged graph nodes of an import that was killed (we hold the workspace lock: none is running).
-            cleanup = getattr(backend, "cleanup_stale_imports", None)
-            if callable(cleanup):
-                await cleanup()
-        load_stores = stores
-        if staged:
-            load_stores = await open_backends(staging.settings(target, workspace), prof, workspace)
-            stack.push_async_callback(load_stores.close)
-        async with contextlib.AsyncExitStack() as unit_stack:  # commits each unit on a clean exit
-            units = await _open_units(unit_stack, load_stores, manifest, dim)
-            written = await _load(reader, load_stores, state, ledger, if_exists != "merge", batch_size, dim,
-                                  deferred=frozenset(units))
-            if isinstance(ledger, PgLedger) and "postgres" in units:
-                await ledger.clear(await units["postgres"].connection())  # removed by the same commit
-        if staged:
-            _fault("swap:before")
-            await staging.swap_in(target, workspace, state, ledger.save, lambda: _fault("swap:during"))
+        try:
+            written = await _write(stores, reader, state, ledger, target, workspace, if_exists, staged, batch_size,
+                                   dim, stack)
+        except (DataError, UsageError) as exc:
+            if not _refused(exc):
+                exc.hint = exc.hint or RESUME_HINT
+                raise
+            await _after_refusal(exc, state, ledger, target, workspace, staged)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a server lost, a timeout: the ledger lets --resume finish
+            if isinstance(exc, RagstoreError):
+                exc.hint = exc.hint or RESUME_HINT
+                raise
+            raise OperationFailed(_stopped(exc), hint=RESUME_HINT) from None
         await ledger.clear()
         if files_only:
             staging.discard(target, workspace)
     return ImportReport(str(archive), workspace, describe(prof), if_exists, False, resume, written, skipped,
                         existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
+
+
+RESUME_HINT = "the sections committed so far are in the ledger: finish with --resume"
+
+
+def _stopped(exc: Exception) -> str:
+    """One line for a driver error that ended the load (the CLI shows it with the resume hint)."""
+    text = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "timed out: a server did not answer within the command timeout (RAGSTORE_COMMAND_TIMEOUT)"
+    if type(exc).__module__.startswith("asyncpg") and "connection" in (type(exc).__name__ + text).lower():
+        return f"postgres: the connection was lost ({text})"
+    return f"the import stopped ({type(exc).__name__}: {text})"
+
+
+async def _write(stores: Stores, reader: ArchiveReader, state: dict[str, Any], ledger: Any, target: Settings,
+                 workspace: str, if_exists: str, staged: bool, batch_size: int, dim: int | None,
+                 stack: contextlib.AsyncExitStack) -> dict[str, int]:
+    """The writing part of an import: stale staging cleaned, sections loaded, units committed, swap."""
+    for backend in stores.backends.values():
+        # Staged graph nodes of an import that was killed (we hold the workspace lock: none is running).
+        cleanup = getattr(backend, "cleanup_stale_imports", None)
+        if callable(cleanup):
+            await cleanup()
+    load_stores = stores
+    if staged:
+        load_stores = await open_backends(staging.settings(target, workspace), stores.profile, workspace)
+        stack.push_async_callback(load_stores.close)
+    async with contextlib.AsyncExitStack() as unit_stack:  # commits each unit on a clean exit
+        units = await _open_units(unit_stack, load_stores, reader.manifest, dim)
+        written = await _load(reader, load_stores, state, ledger, if_exists != "merge", batch_size, dim,
+                              deferred=frozenset(units))
+        if isinstance(ledger, PgLedger) and "postgres" in units:
+            await ledger.clear(await units["postgres"].connection())  # removed by the same commit
+    if staged:
+        _fault("swap:before")
+        await staging.swap_in(target, workspace, state, ledger.save, lambda: _fault("swap:during"))
+    return written
+
+
+def _refused(exc: BaseException) -> bool:
+    """The target refused the archive's data (ragstore's own checks, a PostgreSQL data exception or
+    constraint, class 22/23), rather than failing on its own (lost connection, shutdown, timeout):
+    only then would --resume stop at the same place. A driver error wrapped as DataError keeps its
+    cause as __context__."""
+    cause: BaseException | None = exc.__context__
+    for _ in range(5):
+        if cause is None:
+            return True
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state:
+            return state[:2] in ("22", "23")
+        if isinstance(cause, (OSError, TimeoutError)) or type(cause).__module__.startswith("asyncpg"):
+            return False
+        cause = cause.__context__
+    return True
+
+
+async def _after_refusal(exc: RagstoreError, state: dict[str, Any], ledger: Any, target: Settings, workspace: str,
+                         staged: bool) -> None:
+    """A writer refused the archive's data: resuming would stop at the same place. Leave nothing behind
+    when nothing is committed for good (staged files are not; PostgreSQL's unit rolled back)."""
+    kept = [] if staged else sorted(state.get("done", {}))
+    if kept:
+        exc.hint = (f"sections {', '.join(kept)} of this archive are already committed in the target; going on "
+                    "would stop at the same record again: import a sound archive with --if-exists replace")
+        return
+    if staged:
+        staging.discard(target, workspace)
+    await ledger.clear()
+    exc.hint = "nothing was written to the target"
+
+
+def _model_warning(settings: Settings, prof: dict[Role, str], model: str | None, dim: int | None) -> str | None:
+    """PostgreSQL names vector tables after the model: say where they go when EMBEDDING_MODEL is unset."""
+    if prof[Role.VECTOR] != "postgres" or not model or not dim or settings.is_set("EMBEDDING_MODEL"):
+        return None
+    from ragstore_cli.schema.names import VDB_CHUNKS, vector_table_name
+
+    table = vector_table_name(VDB_CHUNKS, model, dim).lower()
+    return (f"EMBEDDING_MODEL is not set: the vectors go to the archive's model's tables ({table} and its "
+            f"siblings), which LightRAG reads with EMBEDDING_MODEL={model}")
 
 
 async def _open_units(stack: contextlib.AsyncExitStack, stores: Stores, manifest: Manifest,
@@ -219,9 +306,7 @@ async def _open_units(stack: contextlib.AsyncExitStack, stores: Stores, manifest
         opener = getattr(backend, "import_unit", None)
         if not callable(opener):
             continue
-        dims = [] if stores.profile[Role.VECTOR] != name else [
-            width for s in manifest.sections
-            if s.kind == KIND_VECTORS and not (s.records == 0 and dim is None) and (width := int(s.dim or dim or 0))]
+        dims = preflight.vector_dims(manifest, dim) if stores.profile[Role.VECTOR] == name else ()
         units[name] = await stack.enter_async_context(opener(dims))
     return units
 
@@ -264,8 +349,10 @@ async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], le
                 await writer.abort()
             if isinstance(exc, Exception) and not isinstance(exc, RagstoreError):
                 first = (str(exc).splitlines() or [""])[0][:200]
+                if str(getattr(exc, "sqlstate", "") or "")[:2] in ("22", "23"):  # data exception, constraint
+                    raise DataError(f"{key}: the target refused the data ({first})") from None
                 raise OperationFailed(f"{key}: the target failed ({type(exc).__name__}: {first})",
-                                      hint="committed sections are in the ledger: finish with --resume") from None
+                                      hint=RESUME_HINT) from None
             raise
         _fault(f"commit:{key}")
         written[key] = count

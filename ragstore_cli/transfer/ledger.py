@@ -60,20 +60,24 @@ class PgLedger:
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings, self.workspace = settings, workspace or "default"
         self._conn: Any = None
+        self._table = False
 
-    async def _c(self) -> Any:
+    async def _c(self, create: bool = True) -> Any:
+        """The ledger's connection; the table is made by the first save (a dry run creates nothing)."""
         if self._conn is None:
-            from ragstore_cli.connect.postgres import connect
-
-            self._conn = await connect(self.settings, command_timeout=self.settings["RAGSTORE_COMMAND_TIMEOUT"])
+            self._conn = await _pg_connect(self.settings)
+        if create and not self._table:
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS ragstore_import_ledger (workspace TEXT PRIMARY KEY, "
                 "state JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            self._table = True
         return self._conn
 
     async def load(self) -> dict[str, Any] | None:
-        raw = await (await self._c()).fetchval(
-            "SELECT state::text FROM ragstore_import_ledger WHERE workspace = $1", self.workspace)
+        conn = await self._c(create=False)
+        if not await conn.fetchval("SELECT to_regclass('ragstore_import_ledger') IS NOT NULL"):
+            return None
+        raw = await conn.fetchval("SELECT state::text FROM ragstore_import_ledger WHERE workspace = $1", self.workspace)
         return json.loads(raw) if raw else None
 
     async def save(self, state: dict[str, Any]) -> None:
@@ -121,3 +125,51 @@ def open_ledger(backend: str, settings: Settings, workspace: str, folder: Path |
     if backend == "redis":
         return RedisLedger(settings, workspace)
     return FileLedger(folder or files_dir(settings.working_dir, workspace))
+
+
+async def forget(settings: Settings, backends: list[str], workspace: str, *, remove: bool) -> list[str]:
+    """The import traces of `workspace` each backend of `backends` may keep — the ledger of an
+    interrupted or refused import, a files import's staging folder — described, and removed when
+    `remove` (`workspace drop`: nothing of a dropped workspace may block or confuse a later import)."""
+    from ragstore_cli.transfer import staging
+
+    found: list[str] = []
+    if "files" in backends:
+        for path in (files_dir(settings.working_dir, workspace) / LEDGER_FILE, staging.root(settings, workspace)):
+            if path.exists():
+                found.append(str(path))
+                if remove and path.is_dir():
+                    staging.discard(settings, workspace)
+                elif remove:
+                    path.unlink(missing_ok=True)
+    if "postgres" in backends:
+        ledger = PgLedger(settings, workspace)
+        try:
+            conn = await _pg_connect(settings)
+            try:
+                if await conn.fetchval("SELECT to_regclass('ragstore_import_ledger') IS NOT NULL") and \
+                        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ragstore_import_ledger WHERE workspace = $1)",
+                                            ledger.workspace):
+                    found.append(f"postgres: ragstore_import_ledger row {ledger.workspace!r}")
+                    if remove:
+                        await ledger.clear(conn)
+            finally:
+                await conn.close()
+        finally:
+            await ledger.close()
+    if "redis" in backends:
+        redis = RedisLedger(settings, workspace)
+        try:
+            if await redis.client.exists(redis.key):
+                found.append(f"redis: {redis.key}")
+                if remove:
+                    await redis.clear()
+        finally:
+            await redis.close()
+    return found
+
+
+async def _pg_connect(settings: Settings) -> Any:
+    from ragstore_cli.connect.postgres import connect
+
+    return await connect(settings, command_timeout=settings["RAGSTORE_COMMAND_TIMEOUT"])

@@ -28,14 +28,14 @@ def test_check_is_behind_then_upgrade_then_check_passes(cli, pg_database):
     up = cli("--json", "migrate", "upgrade", env=env)
     assert up.exit_code == 0, up.output
     doc = up.json()
-    assert doc["to"] == "0011" and len(doc["applied"]) == 11
+    assert doc["to"] == "0012" and len(doc["applied"]) == 12
     assert [t["table"] for t in doc["vector_tables"]] == [
         "LIGHTRAG_VDB_CHUNKS_text_embedding_3_large_16d", "LIGHTRAG_VDB_ENTITY_text_embedding_3_large_16d",
         "LIGHTRAG_VDB_RELATION_text_embedding_3_large_16d"]
     assert cli("--json", "migrate", "check", env=env).json()["behind"] is False
     assert cli("migrate", "check", env=env).exit_code == 0
     current = cli("migrate", "current", env=env)
-    assert current.exit_code == 0 and "0011" in current.stdout
+    assert current.exit_code == 0 and "0012" in current.stdout
     assert env["POSTGRES_PASSWORD"] not in up.output + current.output
 
 
@@ -44,7 +44,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cli, pg_database):
     result = cli("--json", "migrate", "upgrade", "--dry-run", env=env)
     assert result.exit_code == 0
     doc = result.json()
-    assert doc["dry_run"] and doc["applied"][-1] == "0011"
+    assert doc["dry_run"] and doc["applied"][-1] == "0012"
     assert doc["vector_tables"][0]["index"] == "idx_lightrag_vdb_chunks_text_embedding_3_large_16d_hnsw_cosine"
     assert scalar(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
 
@@ -93,7 +93,7 @@ def test_downgrade_refuses_to_drop_data_without_force(cli, pg_database):
                         "VALUES ('doc-1', 'default', '[\"A\"]', 1) RETURNING 1")
     refused = cli("migrate", "downgrade", "0009", env=env)
     assert refused.exit_code == 2 and "lightrag_full_entities" in refused.stderr and "--force" in refused.stderr
-    assert scalar(pg_database, "SELECT version_num FROM ragstore_alembic_version") == "0011"  # refused before any step
+    assert scalar(pg_database, "SELECT version_num FROM ragstore_alembic_version") == "0012"  # refused before any step
     assert scalar(pg_database, "SELECT count(*) FROM lightrag_full_entities") == 1
     forced = cli("--json", "migrate", "downgrade", "0009", "--force", env=env)
     assert forced.exit_code == 0, forced.output
@@ -121,16 +121,16 @@ def test_history_sql_and_stamp(cli, pg_database):
     assert "CREATE INDEX CONCURRENTLY" in offline.stdout and "ragstore_alembic_version" in offline.stdout
     part = cli("--json", "migrate", "sql", "0006", "--from", "0004")
     assert "Running upgrade 0005 -> 0006" in part.json()["sql"] and "0001" not in part.json()["sql"]
-    stamped = cli("--json", "migrate", "stamp", "0011", env=pg_database)
-    assert stamped.exit_code == 0 and stamped.json()["to"] == "0011"
-    assert scalar(pg_database, "SELECT version_num FROM ragstore_alembic_version") == "0011"
+    stamped = cli("--json", "migrate", "stamp", "0012", env=pg_database)
+    assert stamped.exit_code == 0 and stamped.json()["to"] == "0012"
+    assert scalar(pg_database, "SELECT version_num FROM ragstore_alembic_version") == "0012"
 
 
 def test_check_connections_reports_the_revision(cli, pg_database):
     assert cli("migrate", "upgrade", "0006", env=pg_database).exit_code == 0
     result = cli("--json", "check-connections", "--backend", "postgres", env=pg_database)
     details = result.json()[0]["details"]
-    assert details["schema_revision"] == "0006" and details["schema_head"] == "0011" and details["schema_behind"] is True
+    assert details["schema_revision"] == "0006" and details["schema_head"] == "0012" and details["schema_behind"] is True
 
 
 def test_unreachable_server_is_one_line(cli):

@@ -137,7 +137,7 @@ def test_postgres_create_copy_rename_drop(cli, rag, pg_database, pg_server):
     assert table_counts("moved") == original and not any(table_counts("team_a").values())
     shown = cli("workspace", "show", "moved", "--profile", "postgres", "--json", env=env).json()
     entities = next(n for n in shown["namespaces"] if n["namespace"] == "entities")
-    assert (entities["dimension"], entities["model"]) == (EMBEDDING_DIM, "fake_embed_16d")
+    assert (entities["dimension"], entities["model"]) == (EMBEDDING_DIM, "fake_embed")  # the table name's model part
     dropped = cli("workspace", "drop", "moved", "--yes", "--profile", "postgres", "--json", env=env)
     assert dropped.exit_code == 0
     assert dropped.json()["removed"]["postgres"]["text_chunks"] == original["lightrag_doc_chunks"]

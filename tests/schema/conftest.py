@@ -37,13 +37,49 @@ SNAPSHOT_SQL = {
 }
 
 
-async def snapshot(env: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+async def snapshot(env: dict[str, str], queries: dict[str, str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
     """Every table, column (type, nullability, default), constraint and index of schema public."""
     conn = await pg(env)
     try:
-        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in SNAPSHOT_SQL.items()}
+        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in (queries or SNAPSHOT_SQL).items()}
     finally:
         await conn.close()
+
+
+#: The same catalog with object identities: a table or index that is dropped and recreated, or a table
+#: rewritten (new relfilenode), shows up here even when its definition comes back the same.
+STRICT_SQL = {
+    **SNAPSHOT_SQL,
+    "relations": """SELECT c.relname, c.relkind, c.oid::int8, c.relfilenode::int8 FROM pg_class c
+                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1""",
+    "constraint_oids": """SELECT c.relname, k.conname, k.oid::int8, k.convalidated FROM pg_constraint k
+                          JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname = 'public' ORDER BY 1, 2""",
+    "index_state": """SELECT i.relname, x.indisvalid, x.indisready, x.indislive FROM pg_index x
+                      JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+                      WHERE n.nspname = 'public' ORDER BY 1""",
+    "triggers": """SELECT c.relname, t.tgname, t.oid::int8 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1, 2""",
+    "functions": """SELECT p.proname, p.oid::int8 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                    WHERE n.nspname = 'public' ORDER BY 1""",
+    "types": """SELECT t.typname, t.oid::int8 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                WHERE n.nspname = 'public' ORDER BY 1""",
+}
+
+
+async def strict_snapshot(env: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+    """`snapshot` plus the oid and file node of every relation, constraint, trigger, function and type."""
+    return await snapshot(env, STRICT_SQL)
+
+
+def catalog_changes(before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]) -> list[str]:
+    """Readable differences between two snapshots ("+" appeared, "-" went away)."""
+    out = []
+    for key in before:
+        old, new = set(before[key]), set(after[key])
+        out += [f"{key} -{row}" for row in sorted(old - new, key=repr)]
+        out += [f"{key} +{row}" for row in sorted(new - old, key=repr)]
+    return out
 
 
 def user_tables(snap: dict[str, list[tuple[Any, ...]]]) -> set[str]:

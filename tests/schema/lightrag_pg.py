@@ -45,10 +45,12 @@ def lightrag_env(env: dict[str, str], **extra: str) -> Iterator[None]:
 @asynccontextmanager
 async def lightrag_storages(env: dict[str, str], workdir: Path, model: str | None, dim: int,
                             **extra: str) -> AsyncIterator[dict[str, Any]]:
-    """Initialise every PG storage class LightRAG has for KV, doc status and vectors; yield them.
+    """Initialise every PG storage class LightRAG has for KV, doc status, vectors and the table graph
+    (PGTableGraphStorage; the AGE graph needs an extension these servers do not have); yield them.
 
     Yields {"stores": {namespace: storage}, "log": [warning/error records from LightRAG]}.
     """
+    from lightrag.kg.pgtable_impl import PGTableGraphStorage
     from lightrag.kg.postgres_impl import PGDocStatusStorage, PGKVStorage, PGVectorStorage
     from lightrag.kg.shared_storage import initialize_share_data
     from lightrag.utils import EmbeddingFunc, logger
@@ -73,6 +75,8 @@ async def lightrag_storages(env: dict[str, str], workdir: Path, model: str | Non
             for ns, meta in VECTOR_META.items():
                 stores[ns] = PGVectorStorage(namespace=ns, workspace="default", global_config=config,
                                              embedding_func=func, meta_fields=meta)
+            stores["chunk_entity_relation"] = PGTableGraphStorage(namespace="chunk_entity_relation", workspace="default",
+                                                                  global_config=config, embedding_func=func)
             for store in stores.values():
                 await store.initialize()
             yield {"stores": stores, "log": handler.records}

@@ -175,7 +175,7 @@ async def test_a_database_lightrag_already_migrated_is_adopted_with_its_lost_row
         pass
     adopted = await api.adopt(settings_for(pg_database), dry_run=True)
     assert adopted["matched"], adopted["differences"]
-    assert adopted["revision"] == "0011" and adopted["legacy_cache_rows"] == 3
+    assert adopted["revision"] == "0012" and adopted["legacy_cache_rows"] == 3
     assert any("cannot be re-keyed by mode" in note for note in adopted["notes"])
 
 

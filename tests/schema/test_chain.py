@@ -13,10 +13,10 @@ async def test_empty_to_head_to_base(pg_database):
     settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM="8")
     assert user_tables(await snapshot(pg_database)) == set()
     result = await api.upgrade(settings)
-    assert result["from"] is None and result["to"] == "0011"
-    assert result["applied"] == [f"{i:04d}" for i in range(1, 12)]
+    assert result["from"] is None and result["to"] == "0012"
+    assert result["applied"] == [f"{i:04d}" for i in range(1, 13)]
     tables = user_tables(await snapshot(pg_database))
-    expected = {t.lower() for t in names.KV_TABLES} | {"ragstore_alembic_version"}
+    expected = {t.lower() for t in names.KV_TABLES} | {"ragstore_alembic_version", "lightrag_graph_nodes", "lightrag_graph_edges"}
     expected |= {t.lower() for t in names.vector_table_names(MODEL, 8).values()}
     assert tables == expected
     snap = await snapshot(pg_database)
@@ -25,10 +25,10 @@ async def test_empty_to_head_to_base(pg_database):
     assert (await api.check(settings))["behind"] is False
 
     down = await api.downgrade(settings, "base")
-    assert down["to"] is None and down["reverted"][0] == "0011" and down["reverted"][-1] == "0001"
+    assert down["to"] is None and down["reverted"][0] == "0012" and down["reverted"][-1] == "0001"
     assert user_tables(await snapshot(pg_database)) == {"ragstore_alembic_version"}
     again = await api.upgrade(settings)
-    assert again["to"] == "0011"
+    assert again["to"] == "0012"
 
 
 async def test_each_revision_matches_its_declared_fingerprint(pg_database):

@@ -60,14 +60,14 @@ async def test_two_concurrent_upgrades_one_waits_and_the_schema_is_right(pg_data
     assert [p.returncode for p in procs] == [0, 0], outs
     docs = [json.loads(out) for out, _ in outs]
     applied = sorted(len(d["applied"]) for d in docs)
-    assert applied == [0, 11]  # one ran the chain, the other found the work done
+    assert applied == [0, 12]  # one ran the chain, the other found the work done
     assert all(d["lock_waited_s"] > 0 for d in docs)
     conn = await pg(pg_database)
     try:
-        assert await conn.fetchval("SELECT version_num FROM ragstore_alembic_version") == "0011"
+        assert await conn.fetchval("SELECT version_num FROM ragstore_alembic_version") == "0012"
         assert await conn.fetchval("SELECT count(*) FROM ragstore_alembic_version") == 1
         found = await catalog.fingerprint(conn)
-        assert catalog.differences(found, catalog.EXPECTED["0011"]) == []
+        assert catalog.differences(found, catalog.EXPECTED["0012"]) == []
         assert await conn.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
     finally:
         await conn.close()

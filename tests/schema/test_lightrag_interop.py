@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragstore_cli.schema import api
-from tests.schema.conftest import pg, settings_for, snapshot
+from tests.schema.conftest import catalog_changes, pg, settings_for, snapshot, strict_snapshot
 from tests.schema.lightrag_pg import lightrag_storages
 
 MODEL = "BAAI/bge-m3"
@@ -28,8 +28,9 @@ async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_data
     if model:
         extra["EMBEDDING_MODEL"] = model
     await api.upgrade(settings_for(pg_database, **extra))
-    before = await snapshot(pg_database)
+    before = await strict_snapshot(pg_database)
     assert table in {row[0] for row in before["columns"]}
+    assert {"lightrag_graph_nodes", "lightrag_graph_edges"} <= {row[0] for row in before["columns"]}
     async with lightrag_storages(pg_database, tmp_path, model, DIM, POSTGRES_VECTOR_INDEX_TYPE=index_type) as lr:
         assert _problems(lr["log"]) == []
         cache = lr["stores"]["llm_response_cache"]
@@ -41,8 +42,12 @@ async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_data
                                          "tokens": 1, "chunk_order_index": 0}})
         await chunks.index_done_callback()
         assert (await chunks.get_by_id("chunk-1"))["content"] == "hello"
-    after = await snapshot(pg_database)
-    assert after == before
+        graph = lr["stores"]["chunk_entity_relation"]
+        await graph.upsert_edge("Alice", "Bob", {"weight": 1.0, "description": "knows"})
+        assert await graph.has_edge("Bob", "Alice")
+    # every table, column, constraint, index, trigger, function and type, with its oid and file node:
+    # LightRAG 1.5.7 starting with every PostgreSQL storage class creates, drops or rebuilds nothing
+    assert catalog_changes(before, await strict_snapshot(pg_database)) == []
     conn = await pg(pg_database)
     try:
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
@@ -57,7 +62,7 @@ async def test_adopt_a_database_lightrag_created_then_upgrade_changes_nothing(pg
     created = await snapshot(pg_database)
     settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))
     adopted = await api.adopt(settings)
-    assert adopted["matched"] and adopted["revision"] == "0011" and adopted["stamped"] == "0011"
+    assert adopted["matched"] and adopted["revision"] == "0012" and adopted["stamped"] == "0012"
     result = await api.upgrade(settings)
     assert result["applied"] == []
     after = await snapshot(pg_database)

@@ -21,12 +21,12 @@ async def test_pg15_without_pgvector_empty_to_head_to_base(pg15_database):
     plan = await api.upgrade(settings, dry_run=True)
     assert plan["vector_tables"] == [] and any("would be skipped" in n for n in plan["notes"])
     result = await api.upgrade(settings)
-    assert result["to"] == "0011" and result["vector_tables"] == []
+    assert result["to"] == "0012" and result["vector_tables"] == []
     assert any("pgvector is not available" in n for n in result["notes"])
     conn = await pg(pg15_database)
     try:
         assert await conn.fetchval("SHOW server_version_num") < "160000"
-        assert catalog.differences(await catalog.fingerprint(conn), catalog.EXPECTED["0011"]) == []
+        assert catalog.differences(await catalog.fingerprint(conn), catalog.EXPECTED["0012"]) == []
     finally:
         await conn.close()
     await api.downgrade(settings, "base")
@@ -47,7 +47,7 @@ def test_alembic_upgrade_head_from_the_repository_root(pg_database):
     assert pg_database["POSTGRES_PASSWORD"] not in done.stdout + done.stderr
     current = subprocess.run([str(alembic), "current"], cwd=ROOT, env=_clean_env(pg_database),
                              capture_output=True, text=True, timeout=60)
-    assert "0011 (head)" in current.stdout, current.stderr
+    assert "0012 (head)" in current.stdout, current.stderr
     # the revisions guard themselves too (plain alembic has no preflight): data is never dropped silently
     asyncio.run(_execute(pg_database, "INSERT INTO lightrag_full_entities (id, workspace, entity_names, count) "
                                       "VALUES ('d', 'default', '[]', 0)"))
@@ -93,7 +93,7 @@ def test_installed_wheel_migrates_from_another_directory(pg_database, tmp_path):
     done = subprocess.run([str(venv / "bin" / "ragstore"), "--json", "migrate", "upgrade", "head"], cwd=elsewhere,
                           env=_clean_env(pg_database), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert '"to": "0011"' in done.stdout
+    assert '"to": "0012"' in done.stdout
 
 
 async def test_pg15_adopts_the_mode_keyed_layout_and_flattens_every_legacy_row(pg15_database):

@@ -299,6 +299,19 @@ class FilesBackend:
                                          None, str(path)))
         return result
 
+    async def fingerprint(self, namespaces: list[str]) -> dict[str, tuple[int, int, int] | None]:
+        """(inode, size, mtime ns) of each namespace's file, None when absent: LightRAG replaces a file
+        by rename on every write, so any write between two fingerprints changes the one it wrote."""
+        out: dict[str, tuple[int, int, int] | None] = {}
+        for namespace in namespaces:
+            try:
+                info = (self.folder / FILES[namespace]).stat()
+            except FileNotFoundError:
+                out[FILES[namespace]] = None
+            else:
+                out[FILES[namespace]] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        return out
+
     async def drop_workspace(self) -> dict[str, int]:
         removed = {s.namespace: s.count for s in await self.stats()}
         for name in FILES.values():

@@ -16,13 +16,14 @@ import asyncpg
 
 from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
 from ragstore_cli.backends.postgres import mapping
-from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs
-from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, DDL as GRAPH_DDL, EDGES, NODES, PgGraph
+from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs, stream_rows
+from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, EDGES, NODES, PgGraph
 from ragstore_cli.backends.postgres.stores import PgDocStatus, PgKV, PgVectors
 from ragstore_cli.config import Settings
 from ragstore_cli.connect.postgres import create_pool
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.schema import names
+from ragstore_cli.schema.graph_tables import DDL as GRAPH_DDL
 from ragstore_cli.workspace import PG_DEFAULT, pg_workspace, validate_workspace
 
 ROLES = frozenset(Role)
@@ -45,8 +46,9 @@ class PostgresBackend:
         self.pg_ws = pg_workspace(self.workspace)
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()
-        self.snapshot_id: str | None = None  # set inside snapshot(): every reader uses it
         self.unit: ImportUnit | None = None  # set inside import_unit(): every writer shares it
+        self._snapshot_conn: _Serialized | None = None
+        self.archive_chunk_fields: Any = None  # ChunkFieldMap an import's preflight built (chunk_fields.py)
 
     @contextlib.asynccontextmanager
     async def import_unit(self, dims: Iterable[int | None] = ()) -> AsyncIterator[ImportUnit]:
@@ -61,6 +63,7 @@ class PostgresBackend:
         for dim in dict.fromkeys([None, *dims]):
             await self.ensure_schema(dim)
         unit = self.unit = ImportUnit(self.pool)
+        unit.chunk_fields = self.archive_chunk_fields
         try:
             yield unit
         except BaseException:
@@ -72,24 +75,65 @@ class PostgresBackend:
             self.unit = None
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[str]:
-        """One REPEATABLE READ snapshot for every read made inside (export's consistent view).
+    async def snapshot(self) -> AsyncIterator[None]:
+        """One REPEATABLE READ transaction for every read made inside, table discovery included
+        (export's consistent view): all roles, namespaces and tables are seen as of one moment.
 
-        A read-only transaction exports its snapshot and stays open; each reader's own transaction
-        then runs `SET TRANSACTION SNAPSHOT`, so all roles and namespaces see one database state.
+        The read-only transaction first takes ACCESS SHARE locks on every LightRAG table of the
+        schema, before its snapshot exists: a TRUNCATE, table rewrite or DROP — not MVCC-safe, a
+        snapshot could see such a table empty — waits until the export ends instead. Plain writes
+        (LightRAG's, a `workspace drop`) never wait. Every read then runs on this one connection
+        (`lookup` for catalog look-ups and counts, `rows()` for the data, a cursor at a time): a
+        reader on another connection would queue behind a DDL statement that itself waits for these
+        locks, and the export would stall until the DDL gave up.
         """
+        tables = [table for _ns, table, _role in await self._workspace_tables()]
         conn = await self.pool.acquire()
         tx = conn.transaction(isolation="repeatable_read", readonly=True)
         try:
             await tx.start()
-            self.snapshot_id = await conn.fetchval("SELECT pg_export_snapshot()")
-            yield self.snapshot_id
+            if tables:
+                await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE")
+            await conn.fetchval("SELECT 1")  # the first query takes the transaction's snapshot: now
+            self._snapshot_conn = _Serialized(conn)
+            yield
         finally:
-            self.snapshot_id = None
+            self._snapshot_conn = None
             try:
                 await tx.rollback()
             finally:
                 await self.pool.release(conn)
+
+    async def rows(self, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
+        """Batches of a query's rows: inside snapshot() from a cursor of its transaction (the next
+        batch fetched while the caller works on this one), else from stream_rows on a pooled connection."""
+        snap = self._snapshot_conn
+        if snap is None:
+            async for batch in stream_rows(self.pool, sql, args, batch_size):
+                yield batch
+            return
+        async with snap.lock:
+            cursor = await snap.conn.cursor(sql, *args)
+        pending = asyncio.ensure_future(snap.locked(cursor.fetch, batch_size))
+        try:
+            while True:
+                batch = await pending
+                if not batch:
+                    return
+                more = len(batch) == batch_size
+                if more:
+                    pending = asyncio.ensure_future(snap.locked(cursor.fetch, batch_size))
+                yield batch
+                if not more:
+                    return
+        finally:
+            if not pending.done():  # early exit: let the prefetch finish so the connection stays usable
+                await asyncio.gather(pending, return_exceptions=True)
+
+    @property
+    def lookup(self) -> Any:
+        """Where small look-ups run: the export's snapshot transaction when one is open, else the pool."""
+        return self._snapshot_conn or self.pool
 
     async def open(self) -> None:
         if self.pool is None:
@@ -117,17 +161,19 @@ class PostgresBackend:
 
     # ------------------------------------------------------------------ catalog helpers
     async def table_exists(self, table: str) -> bool:
-        return await self.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table.lower())
+        # pg_class read under the transaction's snapshot (to_regclass would see the latest catalog)
+        return await self.lookup.fetchval(_TABLE_EXISTS, table.lower())
 
     async def count_rows(self, table: str) -> int:
         if not await self.table_exists(table):
             return 0
-        return int(await self.pool.fetchval(f"SELECT count(*) FROM {table.lower()} WHERE workspace = $1", self.pg_ws))
+        return int(await self.lookup.fetchval(f"SELECT count(*) FROM {table.lower()} WHERE workspace = $1", self.pg_ws))
 
     async def vector_column(self, table: str) -> tuple[str, int]:
-        row = await self.pool.fetchrow(
+        row = await self.lookup.fetchrow(
             "SELECT t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-            "WHERE a.attrelid = to_regclass($1) AND a.attname = 'content_vector'", table.lower())
+            "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = $1 "
+            "AND c.relnamespace = current_schema()::regnamespace AND a.attname = 'content_vector'", table.lower())
         if row is None or row["typname"] not in ("vector", "halfvec"):
             raise OperationFailed(f"{table} has no pgvector content_vector column")
         return row["typname"], int(row["atttypmod"])
@@ -138,7 +184,7 @@ class PostgresBackend:
     async def vector_tables(self, namespace: str) -> list[str]:
         """Every vector table of this namespace's base (bare legacy table and model-suffixed ones)."""
         base = _VECTOR_BASE[namespace].lower()
-        rows = await self.pool.fetch(
+        rows = await self.lookup.fetch(
             "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'content_vector' "
             "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
             "AND (c.relname = $1 OR c.relname LIKE $2) ORDER BY c.relname", base, base.replace("_", r"\_") + r"\_%")
@@ -149,14 +195,57 @@ class PostgresBackend:
         if self.settings["EMBEDDING_DIM"]:
             table = self.vector_table_for(namespace, self.settings["EMBEDDING_DIM"])
             return table if await self.table_exists(table) else None
-        found = []
-        for table in await self.vector_tables(namespace):
-            if await self.pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE workspace = $1)", self.pg_ws):
-                found.append(table)
+        found = [table for table in await self.vector_tables(namespace) if await self._holds_workspace(table)]
         if len(found) > 1:
             raise UsageError(f"workspace {self.workspace!r} has {namespace} vectors in several tables "
                              f"({', '.join(found)}); set EMBEDDING_MODEL and EMBEDDING_DIM to choose one")
         return found[0] if found else None
+
+    async def _holds_workspace(self, table: str) -> bool:
+        return await self.lookup.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE workspace = $1)", self.pg_ws)
+
+    async def check_export(self) -> None:
+        """Refuse an export that would miss vectors: EMBEDDING_MODEL/EMBEDDING_DIM choose a table that
+        holds none of this workspace's rows while another vector table of the namespace does."""
+        dim = self.settings["EMBEDDING_DIM"]
+        if not dim:
+            return  # vector_table() then finds the table holding the workspace's rows by itself
+        for namespace in _VECTOR_BASE:
+            chosen = self.vector_table_for(namespace, dim)
+            if await self.table_exists(chosen) and await self._holds_workspace(chosen):
+                continue
+            elsewhere = [t for t in await self.vector_tables(namespace) if t != chosen and await self._holds_workspace(t)]
+            if elsewhere:
+                kind, have = await self.vector_column(elsewhere[0])
+                raise UsageError(f"EMBEDDING_MODEL/EMBEDDING_DIM={dim} select {chosen}, which holds no {namespace} vectors "
+                                 f"of workspace {self.workspace!r}; they are in {', '.join(elsewhere)} (dimension {have})",
+                                 hint="set EMBEDDING_DIM (and EMBEDDING_MODEL) to match the data, or unset them to "
+                                      "export the table that holds the vectors")
+
+    async def check_import(self, check: Any) -> None:
+        """What could refuse an import here, checked read-only before anything is written: the vector
+        tables' names (63 characters), the index pgvector can build for the dimension, pgvector itself."""
+        if Role.VECTOR not in check.roles:
+            return
+        model = self.settings["EMBEDDING_MODEL"]
+        for dim in check.dims:
+            tables = names.vector_table_names(model, dim)
+            if all([await self.table_exists(t) for t in tables.values()]):
+                continue
+            from ragstore_cli.schema import vectors
+
+            vectors.index_spec(self.settings, dim)
+            async with self.pool.acquire() as conn:
+                state = await vectors.pgvector(conn)
+            if state["installed"] is None and state["available"] is None:
+                raise UsageError(f"pgvector is not available on this server: the vector tables "
+                                 f"{', '.join(t.lower() for t in tables.values())} cannot be created")
+
+    def chunk_field_check(self, *, text_chunks_here: bool, merge: bool) -> Any:
+        """The preflight that guarantees chunk vectors their tokens/chunk_order_index (chunk_fields.py)."""
+        from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldCheck
+
+        return ChunkFieldCheck(self, text_chunks_in_postgres=text_chunks_here, existing_rows=text_chunks_here and merge)
 
     async def ensure_schema(self, dim: int | None = None) -> list[str]:
         """Bring LightRAG's tables (and this model's vector tables) to head, once per backend."""
@@ -212,7 +301,7 @@ class PostgresBackend:
         result = []
         for ns, table, role in await self._workspace_tables():
             stamp = "updated_at" if role in (Role.GRAPH, Role.DOC_STATUS) else "update_time"
-            row = await self.pool.fetchrow(
+            row = await self.lookup.fetchrow(
                 f"SELECT count(*) AS n, sum(pg_column_size(t.*)) AS bytes, "
                 f"extract(epoch FROM max(t.{stamp}))::float8 AS last FROM {table} AS t WHERE workspace = $1", self.pg_ws)
             if not row["n"]:
@@ -220,7 +309,7 @@ class PostgresBackend:
             dim = model = None
             if role is Role.VECTOR:
                 dim = (await self.vector_column(table))[1]
-                model = table[len(_VECTOR_BASE[ns]) + 1:] or None
+                model = names.model_of_table(table, _VECTOR_BASE[ns], dim)
             result.append(NamespaceStats(ns, role, int(row["n"]), int(row["bytes"] or 0), row["last"], dim, model, table))
         return result
 
@@ -292,6 +381,33 @@ class PostgresBackend:
     async def create_workspace(self, *, embedding_model: str | None = None, embedding_dim: int | None = None) -> list[str]:
         dim = embedding_dim or self.settings["EMBEDDING_DIM"]
         return await self.ensure_schema(dim=dim)
+
+
+_TABLE_EXISTS = ("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND relkind IN ('r', 'p') "
+                 "AND relnamespace = current_schema()::regnamespace)")
+
+
+class _Serialized:
+    """One connection used by one caller at a time (asyncpg refuses overlapping queries on a connection)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.lock = conn, asyncio.Lock()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchval(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetch(sql, *args)
+
+    async def locked(self, call: Any, *args: Any) -> Any:
+        async with self.lock:
+            return await call(*args)
 
 
 def create(settings: Settings, workspace: str) -> PostgresBackend:

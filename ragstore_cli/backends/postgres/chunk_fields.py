@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import asyncpg
 import numpy as np
 
-from ragstore_cli.errors import DataError
+from ragstore_cli.errors import DataError, UsageError
 
 _FUNCTION = "pg_temp.ragstore_fill_chunk_fields"
 _TRIGGER = "ragstore_fill_chunk_fields"
@@ -77,7 +77,8 @@ class ChunkFieldMap:
     """id → (tokens, chunk_order_index) of the text_chunks one import unit wrote, by 64-bit id hash.
 
     Built while text_chunks streams through, read by the chunk-vector writer that follows. Hashes
-    that two ids share are dropped (those rows go to the trigger); an id the map lacks is left alone.
+    that two ids share with different fields are dropped (those rows go to the trigger); an id the
+    map lacks is left alone.
     Past `limit` chunks the map gives up (memory stays bounded; the trigger does the rest)."""
 
     def __init__(self, limit: int = 4_000_000) -> None:
@@ -106,14 +107,14 @@ class ChunkFieldMap:
             h = np.frombuffer(self._hashes, dtype=np.int64)
             order = np.argsort(h, kind="stable")
             h = h[order]
+            tokens = np.frombuffer(self._tokens, dtype=np.int64)[order]
+            orders = np.frombuffer(self._orders, dtype=np.int64)[order]
             unique = np.ones(len(h), dtype=bool)
-            if len(h) > 1:
-                same = h[1:] == h[:-1]
-                unique[1:] &= ~same
-                unique[:-1] &= ~same
-            order = order[unique]
-            self._sorted = (h[unique], np.frombuffer(self._tokens, dtype=np.int64)[order],
-                            np.frombuffer(self._orders, dtype=np.int64)[order])
+            if len(h) > 1:  # a hash with two different answers is dropped; the same answer twice is kept
+                clash = (h[1:] == h[:-1]) & ((tokens[1:] != tokens[:-1]) | (orders[1:] != orders[:-1]))
+                unique[1:] &= ~clash
+                unique[:-1] &= ~clash
+            self._sorted = (h[unique], tokens[unique], orders[unique])
         return self._sorted
 
     def fill(self, ids: list[str], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,3 +139,46 @@ class ChunkFieldMap:
                 filled["chunk_order_index"] = int(orders[k])
             out[i] = filled
         return out
+
+
+class ChunkFieldCheck:
+    """An import's preflight: will every chunk vector get its tokens/chunk_order_index?
+
+    Fed the archive's text_chunks, then its chunk vectors, before anything is written. A vector
+    whose own metadata lacks the fields must find them in the archive's text_chunks (the map this
+    builds, which the import unit then uses to fill the rows) or, when the import merges into
+    PostgreSQL's text_chunks, in the rows already there. Whatever the KV backend (text_chunks may go
+    to Redis or files), the fields come from the archive itself, so an import never fails on them
+    half-way and `--resume` (which skips committed text_chunks) still has them.
+    """
+
+    def __init__(self, backend: Any, *, text_chunks_in_postgres: bool, existing_rows: bool,
+                 limit: int = 4_000_000) -> None:
+        self.backend = backend
+        self.in_postgres, self.existing = text_chunks_in_postgres, existing_rows
+        self.map = ChunkFieldMap(limit)
+
+    def learn(self, records: Iterable[tuple[str, Any]]) -> None:
+        self.map.add(records)
+        if self.map.full and not self.in_postgres:
+            raise UsageError(f"the archive has more than {self.map.limit:,} text chunks: too many to carry their "
+                             "tokens/chunk_order_index into PostgreSQL's chunk vectors from memory while text_chunks "
+                             "go to another backend", hint="import text_chunks into PostgreSQL too (kv=postgres)")
+
+    async def uncovered(self, ids: list[str], metas: list[dict[str, Any]]) -> list[str]:
+        """Ids of this batch whose rows would have no tokens/chunk_order_index."""
+        if self.map.full:
+            return []  # text_chunks go to PostgreSQL: the trigger fills the rows from them
+        metas = self.map.fill(ids, metas or [{}] * len(ids))
+        missing = [i for i, m in zip(ids, metas) if m.get("tokens") is None or m.get("chunk_order_index") is None]
+        if missing and self.existing and await self.backend.table_exists("lightrag_doc_chunks"):
+            rows = await self.backend.pool.fetch(
+                "SELECT id FROM lightrag_doc_chunks WHERE workspace = $1 AND id = ANY($2::text[]) "
+                "AND tokens IS NOT NULL AND chunk_order_index IS NOT NULL", self.backend.pg_ws, missing)
+            have = {r["id"] for r in rows}
+            missing = [i for i in missing if i not in have]
+        return missing
+
+    def install(self) -> None:
+        """Hand the map to the import unit the import opens next (its chunk-vector writer fills from it)."""
+        self.backend.archive_chunk_fields = None if self.map.full else self.map

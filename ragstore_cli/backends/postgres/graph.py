@@ -14,41 +14,13 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 
 from ragstore_cli.backends.base import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
-from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain, stream_rows
+from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain
 from ragstore_cli.errors import DataError
+# the same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates
+from ragstore_cli.schema.graph_tables import EDGES, NODES
 
 if TYPE_CHECKING:
     from ragstore_cli.backends.postgres import PostgresBackend
-
-NODES = "lightrag_graph_nodes"
-EDGES = "lightrag_graph_edges"
-
-# The same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates.
-DDL = f"""
-SELECT pg_advisory_xact_lock(hashtext('lightrag_pgtable_schema'));
-CREATE TABLE IF NOT EXISTS {NODES} (
-    workspace TEXT NOT NULL, namespace TEXT NOT NULL DEFAULT '{GRAPH_NAMESPACE}', id TEXT NOT NULL,
-    properties JSONB NOT NULL DEFAULT '{{}}', updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (workspace, namespace, id));
-CREATE TABLE IF NOT EXISTS {EDGES} (
-    workspace TEXT NOT NULL, namespace TEXT NOT NULL DEFAULT '{GRAPH_NAMESPACE}', src_id TEXT NOT NULL,
-    tgt_id TEXT NOT NULL, properties JSONB NOT NULL DEFAULT '{{}}', updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (workspace, namespace, src_id, tgt_id));
-CREATE INDEX IF NOT EXISTS idx_lightrag_graph_edges_namespace_tgt ON {EDGES} (workspace, namespace, tgt_id);
-CREATE INDEX IF NOT EXISTS idx_lightrag_graph_edges_noncanonical ON {EDGES} (workspace, namespace)
-    WHERE src_id COLLATE "C" > tgt_id COLLATE "C";
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'fk_lightrag_graph_edges_src') THEN
-    ALTER TABLE {EDGES} ADD CONSTRAINT fk_lightrag_graph_edges_src FOREIGN KEY (workspace, namespace, src_id)
-      REFERENCES {NODES} (workspace, namespace, id) ON DELETE CASCADE;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'fk_lightrag_graph_edges_tgt') THEN
-    ALTER TABLE {EDGES} ADD CONSTRAINT fk_lightrag_graph_edges_tgt FOREIGN KEY (workspace, namespace, tgt_id)
-      REFERENCES {NODES} (workspace, namespace, id) ON DELETE CASCADE;
-  END IF;
-END $$;
-"""
-
 
 # Run before deleting a workspace's nodes. Their ON DELETE CASCADE runs one generic-plan DELETE of
 # edges per node; on tables never analyzed (fresh from a bulk load) the planner picks the
@@ -174,7 +146,7 @@ class PgGraph:
     async def count(self) -> tuple[int, int]:
         if not await self.b.table_exists(NODES):
             return 0, 0
-        row = await self.b.pool.fetchrow(
+        row = await self.b.lookup.fetchrow(
             f"SELECT (SELECT count(*) FROM {NODES} WHERE workspace = $1 AND namespace = $2) AS n, "
             f"(SELECT count(*) FROM {EDGES} WHERE workspace = $1 AND namespace = $2) AS e",
             self.b.pg_ws, GRAPH_NAMESPACE)
@@ -184,7 +156,7 @@ class PgGraph:
         if not await self.b.table_exists(NODES):
             return
         sql = f"SELECT id, properties FROM {NODES} WHERE workspace = $1 AND namespace = $2 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
             yield [GraphNode(r["id"], _props(r["properties"])) for r in rows]
 
     async def read_edges(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphEdge]]:
@@ -192,7 +164,7 @@ class PgGraph:
             return
         sql = (f"SELECT src_id, tgt_id, properties FROM {EDGES} WHERE workspace = $1 AND namespace = $2 "
                "ORDER BY src_id, tgt_id")
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws, GRAPH_NAMESPACE), batch_size):
             yield [GraphEdge(r["src_id"], r["tgt_id"], _props(r["properties"])) for r in rows]
 
     async def writer(self, *, replace: bool = True) -> PgGraphWriter:

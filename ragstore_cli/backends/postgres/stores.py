@@ -11,8 +11,9 @@ from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecor
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.ann_index import IndexRebuild
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap, ChunkFields
-from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors, stream_rows
+from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors
 from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.schema import names
 
 if TYPE_CHECKING:
     from ragstore_cli.backends.postgres import PostgresBackend
@@ -68,7 +69,7 @@ class PgKV:
         if not await self.b.table_exists(m.table):
             return
         sql = f"SELECT id, {m.select} FROM {m.table.lower()} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws,), batch_size):
             yield [(r["id"], m.from_row(r)) for r in rows]
 
     async def writer(self, namespace: str, *, replace: bool = True) -> MappedWriter:
@@ -94,7 +95,7 @@ class PgDocStatus:
         if not await self.b.table_exists(m.table):
             return
         sql = f"SELECT id, {m.select} FROM {m.table.lower()} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws,), batch_size):
             yield [(r["id"], m.from_row(r)) for r in rows]
 
     async def writer(self, *, replace: bool = True) -> MappedWriter:
@@ -159,13 +160,20 @@ class PgVectors:
         table = await self.b.vector_table(self._check(namespace))
         return (await self.b.vector_column(table))[1] if table else None
 
+    async def model(self, namespace: str) -> str | None:
+        """The model part of the name of the table holding this workspace's vectors (None: bare table)."""
+        table = await self.b.vector_table(self._check(namespace))
+        if not table:
+            return None
+        return names.model_of_table(table, names.NAMESPACE_TABLES[namespace], (await self.b.vector_column(table))[1])
+
     async def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
         table = await self.b.vector_table(self._check(namespace))
         if not table:
             return
         kind, dim = await self.b.vector_column(table)
         sql = f"SELECT * FROM {table} WHERE workspace = $1 ORDER BY id"
-        async for rows in stream_rows(self.b.pool, sql, (self.b.pg_ws,), batch_size, snapshot=self.b.snapshot_id):
+        async for rows in self.b.rows(sql, (self.b.pg_ws,), batch_size):
             vectors = decode_vectors([r["content_vector"] for r in rows], dim, kind)
             yield VectorBatch([r["id"] for r in rows], vectors, [mapping.vector_meta(namespace, r) for r in rows])
 

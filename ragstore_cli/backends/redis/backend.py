@@ -186,7 +186,8 @@ class RedisBackend:
         return total
 
     async def drop_workspace(self) -> dict[str, int]:
-        """Delete every record key of the workspace (and the doc-status sidecar); rows per namespace."""
+        """Delete every record key of the workspace (and the doc-status sidecar, and keys staged for it
+        by imports that were killed); rows per namespace."""
         removed: dict[str, int] = {}
         with K.translated(self.target):
             for namespace in (*KV_NAMESPACES, DOC_STATUS_NAMESPACE):
@@ -195,6 +196,17 @@ class RedisBackend:
                 if namespace == DOC_STATUS_NAMESPACE:
                     for pattern in K.sidecar_patterns(prefix):
                         await K.delete_matching(self.client, pattern)
+                await K.delete_matching(self.client, K.staged_pattern(prefix))
                 if count:
                     removed[namespace] = count
+            await self._drop_stage_indexes()
         return removed
+
+    async def _drop_stage_indexes(self) -> None:
+        """The SETs listing what a killed import staged (`__ragstore_import:<id>`), for this workspace's prefixes."""
+        prefixes = {K.prefix(self.workspace, ns).encode() + b":" for ns in K.NAMESPACES}
+        async for page in K.scan(self.client, K.STAGE_INDEX_PATTERN):
+            for index in page:
+                member = await self.client.srandmember(index)
+                if member is not None and any(member.startswith(p) for p in prefixes):
+                    await self.client.delete(index)

@@ -54,6 +54,15 @@ def stage_prefix(import_id: str) -> bytes:
     return f"{STAGE}:{import_id}:".encode()
 
 
+_IMPORT_ID = "[0-9a-f]" * 16  # RedisWriter's import ids: 16 hex digits (a glob cannot say "16 of")
+STAGE_INDEX_PATTERN = f"{STAGE}:{_IMPORT_ID}"
+
+
+def staged_pattern(prefix_: str) -> str:
+    """Keys staged under any import id for final keys of this prefix (`__ragstore_import:<id>:<prefix>:*`)."""
+    return f"{STAGE}:{_IMPORT_ID}:" + redis_glob_escape(prefix_) + ":*"
+
+
 def id_of(prefix_: str, key: bytes) -> str:
     return key.decode("utf-8")[len(prefix_) + 1:]
 
