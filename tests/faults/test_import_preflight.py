@@ -148,8 +148,11 @@ async def test_vectors_pgvector_cannot_index_are_refused_before_any_write(pg_dat
 
 
 # --------------------------------------------------------------------------- refused half-way
-def repeat_first(section: str):  # noqa: ANN201 - an edit for edit_archive
-    """An edit that writes the first record of `section` a second time (once, in its first batch)."""
+# `archive verify` refuses what the archive itself gets wrong (an id twice, ...) before any write; a
+# value that is valid JSON but that PostgreSQL cannot store (U+0000 in text) is refused only by the
+# server, half-way through the load.
+def nul_in_first(section: str):  # noqa: ANN201 - an edit for edit_archive
+    """An edit that puts a NUL character into the first record of `section`'s text content."""
     done: list[bool] = []
 
     def edit(key: str, batch: Any) -> Any:
@@ -157,20 +160,20 @@ def repeat_first(section: str):  # noqa: ANN201 - an edit for edit_archive
             return batch
         done.append(True)
         if isinstance(batch, VectorBatch):
-            return VectorBatch(batch.ids + batch.ids[:1], np.vstack([batch.vectors, batch.vectors[:1]]),
-                               batch.meta + batch.meta[:1])
-        return list(batch) + [batch[0]]
+            meta = [dict(m) for m in batch.meta]
+            meta[0]["content"] = "NUL\x00here"
+            return VectorBatch(batch.ids, batch.vectors, meta)
+        first_id, first = batch[0]
+        return [(first_id, {**first, "content": "NUL\x00here"})] + list(batch[1:])
 
     return edit
 
 
-def twice(archive: Path, target: Path) -> Path:
-    """The archive with one text chunk written twice (the second section of the archive)."""
-    return edit_archive(archive, target, repeat_first("kv/text_chunks"))
+def test_files_import_of_an_archive_verify_refuses_leaves_nothing_behind(runner, archive, tmp_path):
+    def repeat_first_chunk(key: str, batch: Any) -> Any:
+        return list(batch) + [batch[0]] if key == "kv/text_chunks" else batch
 
-
-def test_files_import_refused_half_way_leaves_nothing_behind(runner, archive, tmp_path):
-    bad = twice(archive, tmp_path / "twice.ragstore")
+    bad = edit_archive(archive, tmp_path / "twice.ragstore", repeat_first_chunk)
     wd = tmp_path / "wd"
     env = {"WORKING_DIR": str(wd), "EMBEDDING_MODEL": MODEL}
     refused = runner.run(["import", str(bad), "--to", "files", "--workspace", "w"], env)
@@ -184,27 +187,30 @@ def test_files_import_refused_half_way_leaves_nothing_behind(runner, archive, tm
 
 
 async def test_postgres_import_refused_half_way_leaves_no_ledger(pg_database, archive, tmp_path):
-    bad = twice(archive, tmp_path / "twice.ragstore")
+    bad = edit_archive(archive, tmp_path / "nul.ragstore", nul_in_first("kv/text_chunks"))
     settings = load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL})
     with pytest.raises(Exception) as refused:
         await import_archive(settings, bad, workspace="w", profile="postgres")
+    assert "NUL" in str(refused.value)
     assert "resume" not in (getattr(refused.value, "hint", "") or "") + str(refused.value)
     assert not await pg_fetch(pg_database, "SELECT 1 FROM ragstore_import_ledger WHERE workspace = 'w'")
     assert not await pg_fetch(pg_database, "SELECT 1 FROM lightrag_doc_full WHERE workspace = 'w'")
     assert (await import_archive(settings, archive, workspace="w", profile="postgres")).counts["kv/full_docs"]
 
 
-async def test_a_refused_mixed_import_keeps_the_ledger_of_what_it_committed(archive, bolt_env, tmp_path):
+async def test_a_refused_mixed_import_keeps_the_ledger_of_what_it_committed(archive, bolt_env, pg_database, tmp_path):
     """graph → Bolt commits on its own; a refusal after it cannot be undone, and says so (no --resume)."""
     from ragstore_cli.errors import DataError
 
-    bad = edit_archive(archive, tmp_path / "ent-twice.ragstore", repeat_first("vectors/entities"))  # files refuse it
+    bad = edit_archive(archive, tmp_path / "nul.ragstore", nul_in_first("vectors/chunks"))  # PostgreSQL refuses it
     ws = "rf" + uuid.uuid4().hex[:8]
-    settings = load_settings(environ={**bolt_env, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": MODEL})
-    profile = "kv=files,vector=files,doc_status=files,graph=neo4j"
+    settings = load_settings(environ={**bolt_env, **pg_database, "WORKING_DIR": str(tmp_path / "wd"),
+                                      "EMBEDDING_MODEL": MODEL})
+    profile = "kv=files,vector=postgres,doc_status=files,graph=neo4j"
     try:
         with pytest.raises((DataError, UsageError)) as refused:
             await import_archive(settings, bad, workspace=ws, profile=profile)
+        assert "NUL" in str(refused.value)
         assert "graph/nodes" in (refused.value.hint or "") and "resume" not in (refused.value.hint or "")
     finally:
         await drop_workspace(settings, profile, ws, yes=True)

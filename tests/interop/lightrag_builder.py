@@ -109,12 +109,16 @@ class BuiltWorkspace:
 
 
 def fresh_shared_state() -> None:
-    """Forget LightRAG's process-wide namespace data: instances with the same workspace share it, so a
-    second build (or a read) would otherwise see the previous one's in-memory records, not the disk."""
+    """Forget LightRAG's process-wide state: instances with the same workspace share namespace data, so
+    a second build (or a read) would otherwise see the previous one's in-memory records, not the disk."""
+    from lightrag.kg.postgres_impl import ClientManager
     from lightrag.kg.shared_storage import finalize_share_data, initialize_share_data
 
     finalize_share_data()
     initialize_share_data(workers=1)
+    # LightRAG's PostgreSQL pool is a process-wide singleton; a start that failed (or ran in an event
+    # loop that is gone) leaves it behind, and the next LightRAG would use that dead pool.
+    ClientManager._instances.update({"db": None, "ref_count": 0, "vector_signature": None})
 
 
 def make_embedding_func(dim: int = EMBEDDING_DIM, model_name: str = EMBEDDING_MODEL):

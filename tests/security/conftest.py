@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from ragstore_cli.backends.postgres.graph import DDL as GRAPH_DDL
 from ragstore_cli.config import load_settings
 from ragstore_cli.schema import api as schema_api
 from tests.interop.lightrag_builder import EMBEDDING_DIM, EMBEDDING_MODEL
@@ -43,8 +42,8 @@ def read_env(path: Path) -> dict[str, str]:
 def owner_db(pg_server, pg_database) -> Iterator[dict[str, str]]:
     """A fresh database whose LightRAG tables belong to a non-superuser owner with CREATEROLE.
 
-    Migrated to head with the test model's vector tables, plus PGTableGraphStorage's tables made
-    the way LightRAG makes them. Yields the owner's settings; drops the roles it saw made.
+    Migrated to head with the test model's vector tables, plus PGTableGraphStorage's tables (revision
+    0012 makes them as LightRAG does). Yields the owner's settings; drops the roles it saw made.
     """
     owner = unique("own")
     database = pg_database["POSTGRES_DATABASE"]
@@ -54,16 +53,14 @@ def owner_db(pg_server, pg_database) -> Iterator[dict[str, str]]:
     settings = load_settings(environ={**env, **MODEL_ENV})
     asyncio.run(schema_api.upgrade(settings))
 
-    async def graph_tables() -> None:
+    async def graph_tables_exist() -> bool:
         conn = await connect(env)
         try:
-            if not await conn.fetchval("SELECT to_regclass('lightrag_graph_nodes') IS NOT NULL"):
-                async with conn.transaction():
-                    await conn.execute(GRAPH_DDL)
+            return bool(await conn.fetchval("SELECT to_regclass('lightrag_graph_nodes') IS NOT NULL"))
         finally:
             await conn.close()
 
-    asyncio.run(graph_tables())
+    assert asyncio.run(graph_tables_exist()), "migrate upgrade head must create LightRAG's graph tables"
     before = set(pg_server.psql("SELECT rolname FROM pg_roles").split())
     yield {**env, **MODEL_ENV}
     after = set(pg_server.psql("SELECT rolname FROM pg_roles").split())
