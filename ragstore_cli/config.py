@@ -185,9 +185,10 @@ SPECS: tuple[Spec, ...] = (
     # ragstore's own
     Spec("RAGSTORE_LOCK_BACKEND", "auto", _choice(LOCK_BACKENDS, fold=str.lower), ("ragstore", "lock_backend")),
     Spec("RAGSTORE_LOCK_TIMEOUT", 30.0, _float(0.0), ("ragstore", "lock_timeout")),
-    # The longest one PostgreSQL statement of a data command (a section's COPY, a workspace copy or
-    # drop) may take before it is abandoned: a stalled network fails instead of hanging. 0 = no limit.
-    Spec("RAGSTORE_COMMAND_TIMEOUT", 600.0, _float(0.0), ("ragstore", "command_timeout")),
+    # How long a server a command uses may stay silent (no answer to the command's probe, no progress
+    # on a COPY) before the command gives up with one line naming it (connect/liveness.py); also the
+    # bound on connection retries and on ledger and lock statements. 0 = wait forever.
+    Spec("RAGSTORE_COMMAND_TIMEOUT", 60.0, _float(0.0), ("ragstore", "command_timeout")),
 )
 SPEC_BY_ENV = {spec.env: spec for spec in SPECS}
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, 
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import liveness
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
@@ -171,6 +173,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             await ledger.save(state)
         assert state is not None
+        liveness.set_resume_hint(resume_command(archive, workspace, profile))
         for backend in stores.backends.values():
             # Staged graph nodes of an import that was killed (we hold the workspace lock: none is running).
             cleanup = getattr(backend, "cleanup_stale_imports", None)
@@ -194,6 +197,13 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
             staging.discard(target, workspace)
     return ImportReport(str(archive), workspace, describe(prof), if_exists, False, resume, written, skipped,
                         existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
+
+
+def resume_command(archive: Path, workspace: str, profile: str | None) -> str:
+    """The command that finishes this import after an interruption."""
+    to = f" --to {shlex.quote(profile)}" if profile else ""
+    return (f"finish it with: ragstore import {shlex.quote(str(archive))}{to} "
+            f"--workspace {shlex.quote(workspace)} --resume")
 
 
 async def _open_units(stack: contextlib.AsyncExitStack, stores: Stores, manifest: Manifest,
@@ -248,6 +258,9 @@ async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], le
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await writer.abort()
+            lost = liveness.server_error(exc)
+            if lost is not None:
+                raise lost from None
             if isinstance(exc, Exception) and not isinstance(exc, RagstoreError):
                 first = (str(exc).splitlines() or [""])[0][:200]
                 raise OperationFailed(f"{key}: the target failed ({type(exc).__name__}: {first})",
