@@ -39,8 +39,17 @@ T = TypeVar("T")
 
 INTERRUPT_GRACE = 2.5  # seconds a cancelled command gets to roll back before its connections are dropped
 INTERRUPT_HARD_EXIT = 4.7  # seconds after the first Ctrl-C at which the process exits whatever it waits on
-LOST_GRACE = 3.0  # seconds a command gets to unwind once its lost server's connections were dropped
+TICK = 0.25  # how often the watchdog looks at the clock
 MAX_PROBE_INTERVAL = 5.0
+
+
+def unwind_budget(limit: float) -> float:
+    """The part of the limit kept for unwinding after a verdict, so that the command ENDS within it."""
+    return min(max(limit * 0.2, 1.0), 8.0, limit / 2)
+
+
+def probe_interval(limit: float) -> float:
+    return min(max(limit / 10, 0.5), MAX_PROBE_INTERVAL)
 
 
 class Probe(Protocol):
@@ -59,6 +68,7 @@ class _Server:
     make_probe: Callable[[], Probe]
     users: list[tuple[Any, Callable[[Any], bool], Callable[[Any], None]]] = field(default_factory=list)
     last_answer: float = field(default_factory=time.monotonic)
+    next_probe: float = 0.0
     probe: Probe | None = None
     pinging: asyncio.Task[None] | None = None
 
@@ -105,12 +115,13 @@ def watch(kind: str, target: str, limit: float, user: Any, *, make_probe: Callab
 
 
 def silence_limit() -> float | None:
-    """The running command's bound on a server's silence (RAGSTORE_COMMAND_TIMEOUT), if any."""
+    """How long a server of the running command may stay silent before the command gives up (the
+    part of RAGSTORE_COMMAND_TIMEOUT not kept for unwinding); None outside a guarded command."""
     guard = _GUARD.get()
     if guard is None:
         return None
     limits = [s.limit for s in guard.servers.values() if s.limit]
-    return min(limits) if limits else None
+    return min(limit - unwind_budget(limit) for limit in limits) if limits else None
 
 
 def set_resume_hint(hint: str) -> None:
@@ -175,19 +186,19 @@ class Guard:
     # ------------------------------------------------------------------ watchdog
     async def watchdog(self) -> None:
         while True:
-            limits = [s.limit for s in self.servers.values() if s.limit]
-            interval = min(max(min(limits) / 6, 0.2), MAX_PROBE_INTERVAL) if limits else 1.0
-            await asyncio.sleep(interval)
+            await asyncio.sleep(TICK)
             now = time.monotonic()
             for server in list(self.servers.values()):
                 if not server.limit or not server.in_use():
-                    server.last_answer = now  # not in use: its silence does not count
+                    server.last_answer = server.next_probe = now  # not in use: its silence does not count
                     continue
-                if now - server.last_answer > server.limit:
+                if now - server.last_answer > server.limit - unwind_budget(server.limit):
                     self._lose(server)
                     return
-                if server.pinging is None or server.pinging.done():
-                    server.pinging = asyncio.ensure_future(self._ping(server, timeout=min(max(server.limit / 3, 0.5), 10.0)))
+                if now >= server.next_probe and (server.pinging is None or server.pinging.done()):
+                    server.next_probe = now + probe_interval(server.limit)
+                    timeout = min(max(server.limit / 3, 0.5), 10.0)
+                    server.pinging = asyncio.ensure_future(self._ping(server, timeout))
 
     async def _ping(self, server: _Server, timeout: float) -> None:
         try:
@@ -205,9 +216,10 @@ class Guard:
     def _lose(self, server: _Server) -> None:
         from ragstore_cli.redact import redact
 
+        silent = time.monotonic() - server.last_answer
         self.verdict = ConnectionFailed(server.kind, redact(
-            f"{server.target} stopped answering: no reply for {server.limit:g} s (RAGSTORE_COMMAND_TIMEOUT); "
-            "the server is stopped, stalled or unreachable"), transient=True)
+            f"{server.target} stopped answering (silent for {silent:.0f} s; RAGSTORE_COMMAND_TIMEOUT is "
+            f"{server.limit:g} s): the server is stopped, stalled or unreachable"), transient=True)
         server.drop()
         if self.stop is not None and not self.stop.done():
             self.stop.set_result(None)
@@ -247,13 +259,17 @@ class Guard:
     async def _unwind(self) -> None:
         """Cancel the command; drop every connection if it is still waiting after a grace period."""
         assert self.task is not None
-        grace = INTERRUPT_GRACE if self.interrupted else LOST_GRACE
+        if self.interrupted:
+            grace, last = INTERRUPT_GRACE, 1.0
+        else:
+            budget = unwind_budget(min(s.limit for s in self.servers.values() if s.limit))
+            grace, last = budget * 0.5, budget * 0.2
         self.task.cancel()
         await asyncio.wait({self.task}, timeout=grace)
         if not self.task.done():
             self.drop_all()
             self.task.cancel()
-            await asyncio.wait({self.task}, timeout=1.0)
+            await asyncio.wait({self.task}, timeout=last)
 
     def _outcome(self) -> Any:
         assert self.task is not None
@@ -344,8 +360,8 @@ def _teardown(loop: asyncio.AbstractEventLoop) -> None:
         for task in pending:
             task.cancel()
         if pending:
-            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
-        loop.run_until_complete(_quietly(loop.shutdown_asyncgens(), 1.0))
-        loop.run_until_complete(_quietly(loop.shutdown_default_executor(), 2.0))
+            loop.run_until_complete(asyncio.wait(pending, timeout=0.5))
+        loop.run_until_complete(_quietly(loop.shutdown_asyncgens(), 0.5))
+        loop.run_until_complete(_quietly(loop.shutdown_default_executor(), 1.0))
     finally:
         loop.close()

@@ -61,8 +61,11 @@ def decode_vectors(values: list[bytes], dim: int, kind: str = "vector") -> np.nd
     return np.ascontiguousarray(arr).view(VECTOR_TYPES[kind]).astype(np.float32)
 
 
-def explain(exc: BaseException, where: str) -> DataError:
-    """A driver error during a bulk write as one readable line."""
+def explain(exc: BaseException, where: str) -> DataError | ConnectionFailed:
+    """A driver error during a bulk write as one readable line (a lost connection names the server)."""
+    lost = liveness.server_error(exc)
+    if lost is not None:
+        return lost
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     if "0x00" in text or "\\u0000" in text:
         text = "PostgreSQL cannot store NUL characters (U+0000) in text or JSON"
