@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from ragstore_cli.errors import ConfigError
-from ragstore_cli.redact import MASK, register_secret
+from ragstore_cli.redact import MASK, register_secret, register_uri_password, uri_password
 
 KV_CLASSES = {"JsonKVStorage", "RedisKVStorage", "PGKVStorage", "MongoKVStorage", "OpenSearchKVStorage"}
 VECTOR_CLASSES = {
@@ -325,10 +325,27 @@ def load_settings(
     return settings
 
 
+def _check_uri_userinfo(name: str, uri: str | None) -> None:
+    """Refuse a URI whose password the drivers would misread: a raw `/`, `?` or `#` ends a URI's host
+    part (they would read part of the password as a host, and print it in their errors), `[` or `]`
+    makes it an invalid IPv6 host."""
+    ours = uri_password(uri)
+    if ours is None:
+        return
+    try:
+        theirs = urlsplit(uri).password
+    except ValueError:
+        theirs = None
+    if theirs != ours:
+        raise ConfigError(name, "the part before the last '@' is not a valid user:password (a raw '/', '?', '#', "
+                                "'[' or ']' breaks a URI's host part): percent-encode those characters of the "
+                                "password (%2F, %3F, %23, %5B, %5D)")
+
+
 def _cross_checks(settings: Settings) -> None:
     for name in ("NEO4J_URI", "REDIS_URI"):
-        if settings[name]:
-            register_secret(urlsplit(settings[name]).password)
+        register_uri_password(settings[name])
+        _check_uri_userinfo(name, settings[name])
     if settings["POSTGRES_SSL_CERT"] and not settings["POSTGRES_SSL_KEY"]:
         raise ConfigError("POSTGRES_SSL_KEY", "a client certificate (POSTGRES_SSL_CERT) needs its key file")
     if settings["POSTGRES_SSL_KEY"] and not settings["POSTGRES_SSL_CERT"]:
