@@ -350,6 +350,11 @@ def _cross_checks(settings: Settings) -> None:
         raise ConfigError("POSTGRES_SSL_KEY", "a client certificate (POSTGRES_SSL_CERT) needs its key file")
     if settings["POSTGRES_SSL_KEY"] and not settings["POSTGRES_SSL_CERT"]:
         raise ConfigError("POSTGRES_SSL_CERT", "a client key (POSTGRES_SSL_KEY) needs its certificate file")
+    mode = settings["POSTGRES_SSL_MODE"] or "prefer"
+    if settings["POSTGRES_SSL_CRL"] and not settings["POSTGRES_SSL_ROOT_CERT"] and mode in ("allow", "prefer", "require"):
+        raise ConfigError("POSTGRES_SSL_CRL", f"a CRL is checked only when the server certificate is verified: set "
+                                              f"POSTGRES_SSL_ROOT_CERT (sslmode {mode} then verifies against it) or "
+                                              "remove the CRL (libpq would ignore it silently)")
     uri = settings["NEO4J_URI"]
     if uri and "://" not in uri:
         raise ConfigError("NEO4J_URI", f"expected a URI such as bolt://host:7687, got {uri!r}")

@@ -41,7 +41,8 @@ def describe_target(settings: Settings) -> str:
 
 
 def connect_kwargs(settings: Settings, *, timeout: float, pg_ssl: PgSSL | None = None) -> dict[str, Any]:
-    """Keyword arguments for asyncpg.connect / create_pool, built from settings only."""
+    """Keyword arguments for asyncpg.connect / create_pool, built from settings only (`ssl`: the first
+    of libpq's attempts for the SSL mode; `in_libpq_order` makes the others)."""
     server_settings = {"application_name": APPLICATION_NAME}
     server_settings.update(settings["POSTGRES_SERVER_SETTINGS"] or {})
     kwargs: dict[str, Any] = {
@@ -89,6 +90,19 @@ def explain(exc: BaseException, settings: Settings, timeout: float | None = None
     return ConnectionFailed("postgres", redact(msg), transient=transient)
 
 
+async def in_libpq_order(pg_ssl: PgSSL, attempt: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`attempt(ssl)` for each of the SSL mode's attempts (allow: plaintext, then TLS; prefer: TLS,
+    then plaintext), moving on only where libpq would (connect/ssl.py)."""
+    tries = pg_ssl.attempts
+    for number, ssl_arg in enumerate(tries):
+        try:
+            return await attempt(ssl_arg)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless libpq would try the next attempt
+            if not pg_ssl.falls_back(exc, number):
+                raise
+    raise AssertionError("unreachable: the last attempt never falls back")  # pragma: no cover
+
+
 async def with_retries(
     attempt: Callable[[], Awaitable[Any]],
     *,
@@ -130,9 +144,10 @@ class _Probe:
 
     async def ping(self, timeout: float) -> None:
         if self.conn is None or self.conn.is_closed():
-            kwargs = connect_kwargs(self.settings, timeout=timeout)
+            pg_ssl = build_pg_ssl(self.settings)
+            kwargs = connect_kwargs(self.settings, timeout=timeout, pg_ssl=pg_ssl)
             kwargs["server_settings"] = {**kwargs["server_settings"], "application_name": PROBE_APPLICATION_NAME}
-            self.conn = await asyncpg.connect(**kwargs)
+            self.conn = await in_libpq_order(pg_ssl, lambda ssl_arg: asyncpg.connect(**{**kwargs, "ssl": ssl_arg}))
         await self.conn.fetchval("SELECT 1", timeout=timeout)
 
     async def close(self) -> None:
@@ -159,11 +174,16 @@ async def connect(
     `command_timeout` bounds each statement (None: no bound — migrations build indexes for as
     long as it takes; data commands pass RAGSTORE_COMMAND_TIMEOUT).
     """
+    pg_ssl = pg_ssl or build_pg_ssl(settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
     if command_timeout:
         kwargs["command_timeout"] = command_timeout
+
+    async def attempt() -> asyncpg.Connection:
+        return await in_libpq_order(pg_ssl, lambda ssl_arg: asyncpg.connect(**{**kwargs, "ssl": ssl_arg}))
+
     try:
-        conn = await with_retries(lambda: asyncpg.connect(**kwargs), **_retry_settings(settings, retries))
+        conn = await with_retries(attempt, **_retry_settings(settings, retries))
     except ConnectionFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - every driver error is translated here
@@ -192,11 +212,13 @@ async def create_pool(
     """
     cap = settings["POSTGRES_MAX_CONNECTIONS"]
     size = min(max_size or cap, cap)
-    kwargs = connect_kwargs(settings, timeout=timeout)
+    pg_ssl = build_pg_ssl(settings)
+    kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
 
-    async def open_pool() -> asyncpg.Pool:
+    async def open_pool(ssl_arg: Any) -> asyncpg.Pool:
+        # the SSL attempt that opened the first connection serves the whole pool (allow/prefer)
         pool = await asyncpg.create_pool(min_size=0, max_size=size, command_timeout=command_timeout or None,
-                                         init=init, **kwargs)
+                                         init=init, **{**kwargs, "ssl": ssl_arg})
         try:
             if min_size:  # one connection opened now (errors surface here), then kept idle in the pool
                 async with pool.acquire():
@@ -207,7 +229,7 @@ async def create_pool(
         return pool
 
     try:
-        pool = await with_retries(open_pool, **_retry_settings(settings, retries))
+        pool = await with_retries(lambda: in_libpq_order(pg_ssl, open_pool), **_retry_settings(settings, retries))
     except Exception as exc:  # noqa: BLE001
         raise explain(exc, settings, timeout) from None
     _watch(settings, pool, lambda p: not p.is_closing())

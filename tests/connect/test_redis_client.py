@@ -18,8 +18,13 @@ from ragstore_cli.errors import ConnectionFailed
 
 
 async def _bolt_client_comes_and_goes(server) -> None:
+    import asyncio
+
+    from ragstore_cli.connect.neo4j import verify
+
     driver = neo4j.AsyncGraphDatabase.driver(server.bolt_uri, auth=("default", ""), connection_timeout=5)
-    try:
+    try:  # the Bolt handshake may stall too (after the previous test's client): ride over it first
+        await verify(driver, deadline=asyncio.get_running_loop().time() + 30)
         async with driver.session() as session:
             await (await session.run("RETURN 1")).consume()
     finally:
