@@ -200,12 +200,13 @@ def disturbed(runner, args: list[str], env: dict[str, str], hooks: tuple[str, ..
             time.sleep(1.0 if fault is not None else 0.2)  # stuck on the server (or busy) by then
             os.kill(child.pid, signal.SIGINT)  # our own child
             started = time.monotonic()
-        result = child.wait(LIMIT + 30)
+        bound = min(float(env.get("RAGSTORE_COMMAND_TIMEOUT", "60")), 60) + 30
+        result = child.wait(bound)
         seconds = time.monotonic() - started
     finally:
         if fault is not None:
             server.heal(fault)
-    assert not result.timed_out, f"still running {LIMIT + 30:g} s after the fault: {result.describe()}"
+    assert not result.timed_out, f"still running {bound:g} s after the fault: {result.describe()}"
     return Outcome(result, seconds)
 
 
@@ -449,3 +450,23 @@ def _check_interrupted(outcome: Outcome, entry: dict[str, Any]) -> None:
     assert outcome.seconds <= INTERRUPT_BOUND, result.describe()
     assert "Traceback" not in result.stderr, result.stderr
     assert [l for l in result.stderr.splitlines() if l.startswith("error")] == ["error: interrupted"], result.stderr
+
+
+# --------------------------------------------------------------------------- the default timeout
+@pytest.mark.slow
+def test_default_timeout_ends_a_frozen_import_within_60_s(pg, runner, archive, pg_reference, tmp_path):
+    """Nothing configured: RAGSTORE_COMMAND_TIMEOUT's default (60 s) bounds the wait."""
+    env = fresh_db(pg.proc)
+    args = import_args(archive, "postgres", "w")
+    defaults = via_proxy(pg, env)
+    del defaults["RAGSTORE_COMMAND_TIMEOUT"]
+    with fault_record("server lost: import → postgres, default RAGSTORE_COMMAND_TIMEOUT", "freeze") as entry:
+        outcome = disturbed(runner, args, defaults, PG_HOOKS, pg, "freeze", tmp_path)
+        line = outcome.line()
+        entry["outcome"] = f"exit 1 after {outcome.seconds:.1f} s: {line[:110]}"
+        entry["seconds"] = round(outcome.seconds, 1)
+        assert outcome.seconds <= 60 + SLACK, line
+        assert line.startswith("error: postgres:") and "RAGSTORE_COMMAND_TIMEOUT is 60 s" in line, line
+        resumed = runner.run([*args, "--resume"], env)
+        assert resumed.code == 0, resumed.describe()
+        assert compare(pg_reference, snapshot(env, "postgres", "w")).equal
