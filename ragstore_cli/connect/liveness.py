@@ -7,10 +7,11 @@ statement. So `run()` executes a command's coroutine under a `Guard`:
 
 - every pool, connection, client and driver that connect/*.py hands out is registered (`watch`),
   with a probe of its server and a way to drop its connections at once;
-- a watchdog probes each server in use on a connection of its own, every few seconds once the
-  command has run that long; a server that has not answered for RAGSTORE_COMMAND_TIMEOUT seconds
-  is declared lost: its connections are dropped (every wait on them fails at once), the command is
-  cancelled, and it ends with one line naming the server;
+- a watchdog probes each server in use on a connection of its own (every tenth of the timeout, at
+  most every 5 s, once the command has run that long); a server silent for RAGSTORE_COMMAND_TIMEOUT
+  minus an unwinding budget (a fifth of it, 1 to 8 s) is declared lost: its connections are dropped
+  (every wait on them fails at once), the command is cancelled and unwinds within that budget, and it
+  ends -- within RAGSTORE_COMMAND_TIMEOUT of the server's last answer -- with one line naming it;
 - Ctrl-C cancels the command (its transactions roll back, ledgers stay for --resume); whatever still
   waits after a grace period has its connections dropped; a process still alive 5 s after the
   first Ctrl-C exits with 130 regardless (it leaves the state a SIGKILL would: resumable);
@@ -33,7 +34,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Protocol, TypeVar
 
-from ragstore_cli.errors import ConnectionFailed, Interrupted, RagstoreError
+from ragstore_cli.errors import ConnectionFailed, Interrupted
 
 T = TypeVar("T")
 
@@ -273,6 +274,8 @@ class Guard:
 
     def _outcome(self) -> Any:
         assert self.task is not None
+        if self.task.done() and not self.task.cancelled() and self.task.exception() is None:
+            return self.task.result()  # it finished after all: that is the truth to report
         if self.interrupted:
             raise Interrupted("interrupted", hint=self.hint)
         if self.verdict is not None:
@@ -281,8 +284,6 @@ class Guard:
         if not self.task.done():  # pragma: no cover - _unwind gave up; the verdict covers it
             raise ConnectionFailed("server", "the command did not end after its connections were dropped")
         exc = self.task.exception() if not self.task.cancelled() else asyncio.CancelledError()
-        if exc is None:
-            return self.task.result()
         lost = server_error(exc)
         if lost is not None:
             lost.hint = self.hint or "run the command again once the server answers"

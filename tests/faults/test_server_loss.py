@@ -26,7 +26,6 @@ import psutil
 import pytest
 
 from tests.faults import harness
-from tests.faults.conftest import SRC
 from tests.faults.harness import Fault, compare, fault_record, snapshot
 from tests.faults.proxy import FaultProxy
 from tests.faults.test_import_kills import PG_HOOKS, import_args
