@@ -60,8 +60,16 @@ class FaultProxy:
     def close(self) -> None:
         self.thaw()
         self.cut()
+
+        async def finish() -> None:  # the forwarding tasks of the connections just reset
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+        self._call(finish())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     # ------------------------------------------------------------------ forwarding (proxy thread)
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
