@@ -14,13 +14,14 @@ The Bolt scenarios run against FalkorDB; `BOLT` is the one place to add a real N
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 import pytest
@@ -55,33 +56,23 @@ class Server:
     pids: Callable[[], list[int]]
 
     def apply(self, fault: str) -> None:
-        if fault == "freeze":
-            self.proxy.freeze()
-        elif fault == "cut":
-            self.proxy.cut()
-        elif fault == "stop":
-            for pid in self.pids():
-                os.kill(pid, signal.SIGSTOP)  # processes this module started
-        elif fault == "kill":
-            for pid in self.pids():
-                os.kill(pid, signal.SIGKILL)
-        else:
-            raise ValueError(fault)
+        {"freeze": self.proxy.freeze, "cut": self.proxy.cut, "stop": lambda: self._signal(signal.SIGSTOP),
+         "kill": lambda: self._signal(signal.SIGKILL)}[fault]()
 
     def heal(self, fault: str) -> None:
-        if fault == "freeze":
-            self.proxy.thaw()
-        elif fault == "cut":
-            self.proxy.restore()
-        elif fault == "stop":
-            for pid in self.pids():
-                os.kill(pid, signal.SIGCONT)
-        elif fault == "kill":
-            popen = getattr(self.proc, "process", None)
-            if popen is not None:
-                popen.wait(20)  # our own child: reap it
-            _wait_gone(self.pids)
-            self.proc.start()
+        {"freeze": self.proxy.thaw, "cut": self.proxy.restore, "stop": lambda: self._signal(signal.SIGCONT),
+         "kill": self._restart}[fault]()
+
+    def _signal(self, signum: int) -> None:
+        for pid in self.pids():
+            os.kill(pid, signum)  # processes this module started
+
+    def _restart(self) -> None:
+        popen = getattr(self.proc, "process", None)
+        if popen is not None:
+            popen.wait(20)  # our own child: reap it
+        _wait_gone(self.pids)
+        self.proc.start()
 
 
 def _wait_gone(pids: Callable[[], list[int]], bound: float = 20) -> None:
@@ -102,21 +93,33 @@ def _tree(pid: int | None) -> list[int]:
         return []
 
 
+def _remembered(current: Callable[[], list[int]]) -> Callable[[], list[int]]:
+    """The server's pids, remembered: a killed server's pid file may be gone."""
+    seen: list[int] = []
+
+    def pids() -> list[int]:
+        seen[:] = current() or seen
+        return list(seen)
+    return pids
+
+
+@contextlib.contextmanager
+def _behind_proxy(kind: str, proc: Any, port: int, current_pids: Callable[[], list[int]]) -> Iterator[Server]:
+    proxy = FaultProxy(port)
+    try:
+        yield Server(kind, proc, port, proxy, _remembered(current_pids))
+    finally:
+        proxy.close()
+        proc.stop()
+
+
 @pytest.fixture(scope="module")
 def pg(server_root):
     from tests.servers import start_postgres
 
     server = start_postgres(server_root / "loss-pg")  # server_root: a folder the server's own user can reach
-    pids: list[int] = []
-
-    def tree() -> list[int]:  # remembered: a killed postmaster's pid file may be gone
-        pids[:] = _tree(server.pid()) or pids
-        return list(pids)
-
-    proxy = FaultProxy(server.port)
-    yield Server("postgres", server, server.port, proxy, tree)
-    proxy.close()
-    server.stop()
+    with _behind_proxy("postgres", server, server.port, lambda: _tree(server.pid())) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -124,16 +127,8 @@ def bolt(server_root):
     from tests.servers import start_falkordb
 
     server = start_falkordb(server_root / "loss-bolt")
-    pid: list[int] = []
-
-    def pids() -> list[int]:
-        pid[:] = [server.pid()] if server.pid() else pid
-        return list(pid)
-
-    proxy = FaultProxy(server.bolt_port)
-    yield Server("neo4j", server, server.bolt_port, proxy, pids)
-    proxy.close()
-    server.stop()
+    with _behind_proxy("neo4j", server, server.bolt_port, lambda: [server.pid()] if server.pid() else []) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +137,8 @@ def redis(server_root):
 
     server = PlainRedis(server_root / "loss-redis")
     server.start()
-    proxy = FaultProxy(server.port)
-    yield Server("redis", server, server.port, proxy, lambda: [server.process.pid] if server.process else [])
-    proxy.close()
-    server.stop()
+    with _behind_proxy("redis", server, server.port, lambda: [server.process.pid] if server.process else []) as served:
+        yield served
 
 
 BOLT = "bolt"  # the fixture the Bolt scenarios use: a real Neo4j fixture can be added beside it
@@ -161,6 +154,12 @@ def via_proxy(server: Server, env: dict[str, str]) -> dict[str, str]:
         out.update(server.proc.env())
         out["NEO4J_URI"] = f"bolt://127.0.0.1:{server.proxy.port}"
     return out
+
+
+def _env_for(server: Server, folder: Path) -> dict[str, str]:
+    """Settings for a Redis or Bolt target beside files in `folder` (the server's real port)."""
+    env = {"REDIS_URI": server.proc.uri} if server.kind == "redis" else dict(server.proc.env())
+    return {**env, "WORKING_DIR": str(folder), "EMBEDDING_MODEL": "fake-embed"}
 
 
 # --------------------------------------------------------------------------- one disturbed run
@@ -321,7 +320,7 @@ def redis_reference(redis, runner, archive, tmp_path_factory) -> dict[str, Any]:
 @pytest.mark.parametrize("fault", ["freeze", "stop", "kill"])
 def test_redis_lost_mid_import(redis, runner, archive, redis_reference, tmp_path, fault):
     workspace = f"r_{fault}"
-    env = {"REDIS_URI": redis.proc.uri, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": "fake-embed"}
+    env = _env_for(redis, tmp_path / "wd")
     args = import_args(archive, REDIS_PROFILE, workspace)
     with fault_record("server lost: import → redis (+ files)", fault) as entry:
         outcome = disturbed(runner, args, via_proxy(redis, env), REDIS_HOOKS, redis, fault, tmp_path)
@@ -335,32 +334,6 @@ def test_redis_lost_mid_import(redis, runner, archive, redis_reference, tmp_path
         assert diff.equal, diff.where
 
 
-@pytest.mark.parametrize("command", ["export", "copy", "drop"])
-def test_redis_frozen_mid_command(redis, runner, archive, tmp_path, command):
-    workspace = f"rc_{command}"
-    env = {"REDIS_URI": redis.proc.uri, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": "fake-embed"}
-    assert runner.run(import_args(archive, REDIS_PROFILE, workspace), env).code == 0
-    before = snapshot(env, REDIS_PROFILE, workspace)
-    out = tmp_path / "out.ragstore"
-    args, hooks = {
-        "export": (["export", "--from", REDIS_PROFILE, "--workspace", workspace, "--batch-size", "5", "-o", str(out)],
-                   ("ragstore_cli.backends.redis.store:Namespace._fetch",)),  # Redis sections come first
-        "copy": (["workspace", "copy", workspace, workspace + "_2", "--profile", REDIS_PROFILE],
-                 ("redis.asyncio.client:Pipeline.execute",)),
-        "drop": (["workspace", "drop", workspace, "--yes", "--profile", REDIS_PROFILE],
-                 ("redis.asyncio.client:Redis.execute_command",)),
-    }[command]
-    with fault_record(f"server lost: {command} (redis + files)", "freeze") as entry:
-        outcome = disturbed(runner, args, via_proxy(redis, env), hooks, redis, "freeze", tmp_path,
-                            after_count=_undo(runner, command, archive, REDIS_PROFILE, workspace, env, out))
-        check_lost(outcome, redis, entry)
-        if command == "export":
-            assert not out.exists(), "a partial archive at the output path"
-            assert compare(before, snapshot(env, REDIS_PROFILE, workspace)).equal
-        again = runner.run(args, env)
-        assert again.code == 0, again.describe()
-
-
 # --------------------------------------------------------------------------- the Bolt server
 @pytest.fixture(scope="module")
 def bolt_server(request) -> Server:
@@ -371,7 +344,7 @@ def bolt_server(request) -> Server:
 def test_bolt_lost_mid_import(bolt_server, runner, archive, tmp_path, fault):
     server = bolt_server
     workspace = f"b_{fault}"
-    env = {**server.proc.env(), "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": "fake-embed"}
+    env = _env_for(server, tmp_path / "wd")
     ref_env = {**env, "WORKING_DIR": str(tmp_path / "ref")}
     args = import_args(archive, BOLT_PROFILE, workspace)
     with fault_record("server lost: import → neo4j (FalkorDB Bolt) + files", fault) as entry:
@@ -386,22 +359,38 @@ def test_bolt_lost_mid_import(bolt_server, runner, archive, tmp_path, fault):
         assert diff.equal, diff.where
 
 
+# --------------------------------------------------------------------------- Redis and Bolt: export, copy, drop
+PROFILES = {"redis": REDIS_PROFILE, "neo4j": BOLT_PROFILE}
+HOOKS = {  # where each command is paused: a call that talks to the server under test
+    ("redis", "export"): ("ragstore_cli.backends.redis.store:Namespace._fetch",),  # Redis sections come first
+    ("redis", "copy"): ("redis.asyncio.client:Pipeline.execute",),
+    ("redis", "drop"): ("redis.asyncio.client:Redis.execute_command",),
+}
+
+
 @pytest.mark.parametrize("command", ["export", "copy", "drop"])
-def test_bolt_frozen_mid_command(bolt_server, runner, archive, tmp_path, command):
-    server = bolt_server
-    workspace = f"bc_{command}"
-    env = {**server.proc.env(), "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": "fake-embed"}
-    assert runner.run(import_args(archive, BOLT_PROFILE, workspace), env).code == 0
+@pytest.mark.parametrize("served", ["redis", BOLT])
+def test_frozen_mid_command(request, runner, archive, tmp_path, served, command):
+    server: Server = request.getfixturevalue(served)
+    profile = PROFILES[server.kind]
+    workspace = f"{server.kind[0]}c_{command}"
+    env = _env_for(server, tmp_path / "wd")
+    assert runner.run(import_args(archive, profile, workspace), env).code == 0
+    before = snapshot(env, profile, workspace)
     out = tmp_path / "out.ragstore"
     args = {
-        "export": ["export", "--from", BOLT_PROFILE, "--workspace", workspace, "--batch-size", "5", "-o", str(out)],
-        "copy": ["workspace", "copy", workspace, workspace + "_2", "--profile", BOLT_PROFILE],
-        "drop": ["workspace", "drop", workspace, "--yes", "--profile", BOLT_PROFILE],
+        "export": ["export", "--from", profile, "--workspace", workspace, "--batch-size", "5", "-o", str(out)],
+        "copy": ["workspace", "copy", workspace, workspace + "_2", "--profile", profile],
+        "drop": ["workspace", "drop", workspace, "--yes", "--profile", profile],
     }[command]
-    with fault_record(f"server lost: {command} (neo4j (FalkorDB Bolt) + files)", "freeze") as entry:
-        outcome = disturbed(runner, args, via_proxy(server, env), BOLT_HOOKS, server, "freeze", tmp_path,
-                            after_count=_undo(runner, command, archive, BOLT_PROFILE, workspace, env, out))
+    label = "redis + files" if server.kind == "redis" else "neo4j (FalkorDB Bolt) + files"
+    with fault_record(f"server lost: {command} ({label})", "freeze") as entry:
+        outcome = disturbed(runner, args, via_proxy(server, env), HOOKS.get((server.kind, command), BOLT_HOOKS),
+                            server, "freeze", tmp_path,
+                            after_count=_undo(runner, command, archive, profile, workspace, env, out))
         check_lost(outcome, server, entry)
+        if command != "drop":
+            assert compare(before, snapshot(env, profile, workspace)).equal, "the source changed"
         if command == "export":
             assert not out.exists(), "a partial archive at the output path"
         again = runner.run(args, env)
@@ -431,7 +420,7 @@ def test_ctrl_c_ends_a_postgres_import_within_5_s(pg, runner, archive, pg_refere
 
 def test_ctrl_c_ends_a_bolt_import_within_5_s(bolt_server, runner, archive, tmp_path):
     server = bolt_server
-    env = {**server.proc.env(), "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": "fake-embed"}
+    env = _env_for(server, tmp_path / "wd")
     args = import_args(archive, BOLT_PROFILE, "b_int")
     slow = {**via_proxy(server, env), "RAGSTORE_COMMAND_TIMEOUT": "600"}
     with fault_record("Ctrl-C during import → neo4j (FalkorDB Bolt) + files", "server frozen") as entry:
