@@ -70,6 +70,7 @@ class _Server:
     users: list[tuple[Any, Callable[[Any], bool], Callable[[Any], None]]] = field(default_factory=list)
     last_answer: float = field(default_factory=time.monotonic)
     next_probe: float = 0.0
+    asked: float | None = None  # when the first probe since the last answer was sent
     probe: Probe | None = None
     pinging: asyncio.Task[None] | None = None
 
@@ -108,6 +109,8 @@ def watch(kind: str, target: str, limit: float, user: Any, *, make_probe: Callab
     if server is None:
         server = guard.servers[key] = _Server(kind, target, limit, make_probe)
     server.limit = min(server.limit, limit) if server.limit and limit else (server.limit or limit)
+    if server.limit and not server.users:  # first probe once the command has used it that long
+        server.next_probe = time.monotonic() + probe_interval(server.limit)
     try:
         ref: Any = weakref.ref(user)
     except TypeError:  # not weak-referenceable: keep it (the guard lives no longer than the command)
@@ -190,14 +193,20 @@ class Guard:
             await asyncio.sleep(TICK)
             now = time.monotonic()
             for server in list(self.servers.values()):
-                if not server.limit or not server.in_use():
-                    server.last_answer = server.next_probe = now  # not in use: its silence does not count
+                if not server.limit or not server.in_use():  # not in use: its silence does not count
+                    server.last_answer, server.next_probe = now, now + probe_interval(server.limit or 1.0)
+                    server.asked = None
                     continue
-                if now - server.last_answer > server.limit - unwind_budget(server.limit):
+                interval = probe_interval(server.limit)
+                # Lost: silent for the limit (less the unwinding budget), and a probe unanswered for an
+                # interval at least (an event loop blocked for a while is not a silent server).
+                if (now - server.last_answer > server.limit - unwind_budget(server.limit)
+                        and server.asked is not None and now - server.asked >= interval):
                     self._lose(server)
                     return
                 if now >= server.next_probe and (server.pinging is None or server.pinging.done()):
-                    server.next_probe = now + probe_interval(server.limit)
+                    server.next_probe = now + interval
+                    server.asked = now if server.asked is None else server.asked
                     timeout = min(max(server.limit / 3, 0.5), 10.0)
                     server.pinging = asyncio.ensure_future(self._ping(server, timeout))
 
@@ -206,7 +215,7 @@ class Guard:
             if server.probe is None:
                 server.probe = server.make_probe()
             await asyncio.wait_for(server.probe.ping(timeout), timeout)
-            server.last_answer = time.monotonic()
+            server.last_answer, server.asked = time.monotonic(), None
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - no answer: the probe reconnects at the next round

@@ -63,6 +63,24 @@ def test_a_busy_server_is_not_a_silent_one(pg_env, proxy, tmp_path):
     assert liveness.run(command()) == 7
 
 
+def test_a_blocked_event_loop_is_not_a_silent_server(pg_env, proxy, tmp_path):
+    """Seconds of synchronous work in the loop stop the probes too; that is no verdict on the server."""
+    settings = _settings(pg_env, proxy, 2, tmp_path)
+
+    async def command() -> int:
+        import asyncio
+
+        pool = await create_pool(settings)
+        try:
+            time.sleep(3)  # the loop (and the watchdog) blocked for longer than the limit
+            await asyncio.sleep(1.5)  # the watchdog's turn
+            return await pool.fetchval("SELECT 3")
+        finally:
+            await pool.close()
+
+    assert liveness.run(command()) == 3
+
+
 def test_a_lost_connection_is_one_line_naming_the_server(pg_env, proxy, tmp_path):
     settings = _settings(pg_env, proxy, 30, tmp_path)
 
