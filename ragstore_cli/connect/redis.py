@@ -24,13 +24,14 @@ from ragstore_cli.redact import mask_uri, redact
 FIRST_REPLY_WAIT = 0.5  # seconds a new connection gets for its first reply, doubled per retry
 
 
-async def _answers_first(conn: Any) -> None:
-    """Hand-shake (AUTH/SELECT as configured), then PING, under a short wait that grows per attempt."""
+async def _answers_first(conn: Any, retries: int) -> None:
+    """Hand-shake (AUTH/SELECT as configured), then PING, under a short wait that grows per attempt;
+    the last attempt (`retries` retries) waits the whole socket timeout: a slow server still gets in."""
     full = conn.socket_timeout
     attempt = getattr(conn, "_ragstore_attempt", 0)
-    wait = FIRST_REPLY_WAIT * 2 ** attempt
+    wait = FIRST_REPLY_WAIT * 2 ** attempt if attempt < retries else full
     conn._ragstore_attempt = attempt + 1
-    conn.socket_timeout = wait if full is None else min(wait, full)
+    conn.socket_timeout = wait if full is None or wait is None else min(wait, full)
     try:
         await conn.on_connect()
         await conn.send_command("PING")
@@ -44,6 +45,11 @@ def create_client(settings: Settings, *, timeout: float | None = None) -> aiored
     """A client with LightRAG's limits; `timeout` caps both connect and socket timeouts."""
     connect_timeout = settings["REDIS_CONNECT_TIMEOUT"]
     socket_timeout = settings["REDIS_SOCKET_TIMEOUT"]
+    retries = settings["REDIS_RETRY_ATTEMPTS"]
+
+    async def answers_first(conn: Any) -> None:
+        await _answers_first(conn, retries)
+
     if timeout is not None:
         connect_timeout, socket_timeout = min(connect_timeout, timeout), min(socket_timeout, timeout)
     client = aioredis.from_url(
@@ -52,9 +58,9 @@ def create_client(settings: Settings, *, timeout: float | None = None) -> aiored
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         decode_responses=False,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), settings["REDIS_RETRY_ATTEMPTS"]),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        redis_connect_func=_answers_first,
+        redis_connect_func=answers_first,
     )
     liveness.watch("redis", mask_uri(settings["REDIS_URI"]) or "redis", settings["RAGSTORE_COMMAND_TIMEOUT"], client,
                    make_probe=lambda: _Probe(settings))
