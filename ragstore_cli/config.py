@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from ragstore_cli.errors import ConfigError
-from ragstore_cli.redact import MASK, register_secret
+from ragstore_cli.redact import MASK, register_secret, register_uri_password, uri_password
 
 KV_CLASSES = {"JsonKVStorage", "RedisKVStorage", "PGKVStorage", "MongoKVStorage", "OpenSearchKVStorage"}
 VECTOR_CLASSES = {
@@ -185,9 +185,10 @@ SPECS: tuple[Spec, ...] = (
     # ragstore's own
     Spec("RAGSTORE_LOCK_BACKEND", "auto", _choice(LOCK_BACKENDS, fold=str.lower), ("ragstore", "lock_backend")),
     Spec("RAGSTORE_LOCK_TIMEOUT", 30.0, _float(0.0), ("ragstore", "lock_timeout")),
-    # The longest one PostgreSQL statement of a data command (a section's COPY, a workspace copy or
-    # drop) may take before it is abandoned: a stalled network fails instead of hanging. 0 = no limit.
-    Spec("RAGSTORE_COMMAND_TIMEOUT", 600.0, _float(0.0), ("ragstore", "command_timeout")),
+    # How long a server a command uses may stay silent (no answer to the command's probe, no progress
+    # on a COPY) before the command gives up with one line naming it (connect/liveness.py); also the
+    # bound on connection retries and on ledger and lock statements. 0 = wait forever.
+    Spec("RAGSTORE_COMMAND_TIMEOUT", 60.0, _float(0.0), ("ragstore", "command_timeout")),
 )
 SPEC_BY_ENV = {spec.env: spec for spec in SPECS}
 
@@ -324,14 +325,36 @@ def load_settings(
     return settings
 
 
+def _check_uri_userinfo(name: str, uri: str | None) -> None:
+    """Refuse a URI whose password the drivers would misread: a raw `/`, `?` or `#` ends a URI's host
+    part (they would read part of the password as a host, and print it in their errors), `[` or `]`
+    makes it an invalid IPv6 host."""
+    ours = uri_password(uri)
+    if ours is None:
+        return
+    try:
+        theirs = urlsplit(uri).password
+    except ValueError:
+        theirs = None
+    if theirs != ours:
+        raise ConfigError(name, "the part before the last '@' is not a valid user:password (a raw '/', '?', '#', "
+                                "'[' or ']' breaks a URI's host part): percent-encode those characters of the "
+                                "password (%2F, %3F, %23, %5B, %5D)")
+
+
 def _cross_checks(settings: Settings) -> None:
     for name in ("NEO4J_URI", "REDIS_URI"):
-        if settings[name]:
-            register_secret(urlsplit(settings[name]).password)
+        register_uri_password(settings[name])
+        _check_uri_userinfo(name, settings[name])
     if settings["POSTGRES_SSL_CERT"] and not settings["POSTGRES_SSL_KEY"]:
         raise ConfigError("POSTGRES_SSL_KEY", "a client certificate (POSTGRES_SSL_CERT) needs its key file")
     if settings["POSTGRES_SSL_KEY"] and not settings["POSTGRES_SSL_CERT"]:
         raise ConfigError("POSTGRES_SSL_CERT", "a client key (POSTGRES_SSL_KEY) needs its certificate file")
+    mode = settings["POSTGRES_SSL_MODE"] or "prefer"
+    if settings["POSTGRES_SSL_CRL"] and not settings["POSTGRES_SSL_ROOT_CERT"] and mode in ("allow", "prefer", "require"):
+        raise ConfigError("POSTGRES_SSL_CRL", f"a CRL is checked only when the server certificate is verified: set "
+                                              f"POSTGRES_SSL_ROOT_CERT (sslmode {mode} then verifies against it) or "
+                                              "remove the CRL (libpq would ignore it silently)")
     uri = settings["NEO4J_URI"]
     if uri and "://" not in uri:
         raise ConfigError("NEO4J_URI", f"expected a URI such as bolt://host:7687, got {uri!r}")

@@ -118,7 +118,7 @@ def start_postgres(folder: Path, *, tls: TestCA | None = None, bin_dir: Path | N
 
 
 def start_falkordb(folder: Path) -> EmbeddedFalkorDB:
-    server = EmbeddedFalkorDB(folder)
+    server = EmbeddedFalkorDB(folder, persist=False)  # tests start from nothing, and stop fast
     server.start()
     return server
 

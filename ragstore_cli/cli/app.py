@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -85,6 +86,14 @@ def _global(
     """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names."""
     cli_state = state(ctx)
     cli_state.env_file, cli_state.json, cli_state.debug = env_file, json_output, debug
+    _driver_logs(debug)
+
+
+def _driver_logs(debug: bool) -> None:
+    """Drivers log their own retries and lost connections (asyncpg's pool with a traceback each);
+    the error line says what matters, so their logs show only with --debug."""
+    for name in ("asyncio", "asyncpg", "neo4j", "redis"):
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.CRITICAL + 1)
 
 
 for module in (check, config_cmd, dev, migrate, workspace, access, transfer, vectors, locks, demo):

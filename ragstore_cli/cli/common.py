@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from typing import Any, Awaitable, Mapping, TypeVar
 
@@ -29,8 +28,11 @@ def settings(ctx: typer.Context, flags: Mapping[str, Any] | None = None) -> Sett
 
 
 def run(coro: Awaitable[T]) -> T:
-    """Run a coroutine to completion from a synchronous command."""
-    return asyncio.run(coro)  # type: ignore[arg-type]
+    """Run a coroutine to completion from a synchronous command, under the command guard: it ends
+    soon after a server goes silent and within 5 s of Ctrl-C (connect/liveness.py)."""
+    from ragstore_cli.connect import liveness
+
+    return liveness.run(coro)  # type: ignore[arg-type]
 
 
 class LazyModule:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import neo4j
 from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
 
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import liveness
 from ragstore_cli.errors import ConfigError, ConnectionFailed
 from ragstore_cli.redact import mask_uri, redact
 
@@ -31,7 +33,7 @@ def create_driver(settings: Settings, *, timeout: float | None = None) -> neo4j.
     if timeout is not None:  # leave room for a retry inside the caller's bound
         connect_timeout = min(connect_timeout, max(timeout / 3, 0.5))
     try:
-        return neo4j.AsyncGraphDatabase.driver(
+        driver = neo4j.AsyncGraphDatabase.driver(
             uri,
             auth=auth,
             max_connection_pool_size=settings["NEO4J_MAX_CONNECTION_POOL_SIZE"],
@@ -44,6 +46,30 @@ def create_driver(settings: Settings, *, timeout: float | None = None) -> neo4j.
         )
     except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
         raise ConfigError("NEO4J_URI", redact(str(exc))) from None
+    liveness.watch("neo4j", mask_uri(uri) or "neo4j", settings["RAGSTORE_COMMAND_TIMEOUT"], driver,
+                   make_probe=lambda: _Probe(uri, auth), is_open=lambda d: not getattr(d, "_closed", False))
+    return driver
+
+
+class _Probe:
+    """The guard's round trip to this server: a driver of its own holding one connection open
+    (closing connections would make FalkorDB stall the next handshake, see `verify`)."""
+
+    def __init__(self, uri: str, auth: Any) -> None:
+        self.uri, self.auth = uri, auth
+        self.driver: neo4j.AsyncDriver | None = None
+
+    async def ping(self, timeout: float) -> None:
+        if self.driver is None:
+            self.driver = neo4j.AsyncGraphDatabase.driver(self.uri, auth=self.auth, max_connection_pool_size=1,
+                                                          connection_timeout=timeout,
+                                                          connection_acquisition_timeout=timeout)
+        await self.driver.verify_connectivity()
+
+    async def close(self) -> None:
+        if self.driver is not None:
+            driver, self.driver = self.driver, None
+            await driver.close()
 
 
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:

@@ -2,7 +2,9 @@
 
 Retries use exponential backoff and happen only for errors that can pass by themselves (server
 starting up, too many connections, a dropped connection); a wrong password or a certificate
-problem fails at once. Every error leaves here as a `ConnectionFailed` with a masked message.
+problem fails at once. All attempts together stay within RAGSTORE_COMMAND_TIMEOUT. Every error
+leaves here as a `ConnectionFailed` with a masked message. Every pool and connection is registered
+with the running command's guard (liveness.py), which probes the server while it is in use.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import liveness
 from ragstore_cli.connect.ssl import PgSSL, build_pg_ssl
 from ragstore_cli.errors import ConnectionFailed
 from ragstore_cli.redact import redact
@@ -27,6 +30,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionRefusedError,
 )
 APPLICATION_NAME = "ragstore"
+PROBE_APPLICATION_NAME = "ragstore-probe"  # the guard's probe connection: not one of the command's own
 
 
 def describe_target(settings: Settings) -> str:
@@ -37,7 +41,8 @@ def describe_target(settings: Settings) -> str:
 
 
 def connect_kwargs(settings: Settings, *, timeout: float, pg_ssl: PgSSL | None = None) -> dict[str, Any]:
-    """Keyword arguments for asyncpg.connect / create_pool, built from settings only."""
+    """Keyword arguments for asyncpg.connect / create_pool, built from settings only (`ssl`: the first
+    of libpq's attempts for the SSL mode; `in_libpq_order` makes the others)."""
     server_settings = {"application_name": APPLICATION_NAME}
     server_settings.update(settings["POSTGRES_SERVER_SETTINGS"] or {})
     kwargs: dict[str, Any] = {
@@ -85,23 +90,75 @@ def explain(exc: BaseException, settings: Settings, timeout: float | None = None
     return ConnectionFailed("postgres", redact(msg), transient=transient)
 
 
+async def in_libpq_order(pg_ssl: PgSSL, attempt: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`attempt(ssl)` for each of the SSL mode's attempts (allow: plaintext, then TLS; prefer: TLS,
+    then plaintext), moving on only where libpq would (connect/ssl.py)."""
+    tries = pg_ssl.attempts
+    for number, ssl_arg in enumerate(tries):
+        try:
+            return await attempt(ssl_arg)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless libpq would try the next attempt
+            if not pg_ssl.falls_back(exc, number):
+                raise
+    raise AssertionError("unreachable: the last attempt never falls back")  # pragma: no cover
+
+
 async def with_retries(
     attempt: Callable[[], Awaitable[Any]],
     *,
     retries: int,
     backoff: float,
     backoff_max: float,
+    budget: float | None = None,
 ) -> Any:
-    """Run `attempt`, retrying transient failures with exponential backoff (bounded)."""
+    """Run `attempt`, retrying transient failures with exponential backoff: at most `retries`
+    attempts, and no new attempt once `budget` seconds (if given) would be exceeded by the wait."""
     delay = max(backoff, 0.05)
+    ends = None if not budget else asyncio.get_running_loop().time() + budget
     for number in range(1, max(retries, 1) + 1):
         try:
             return await attempt()
         except TRANSIENT_ERRORS:
-            if number >= retries:
+            pause = min(delay, backoff_max)
+            if number >= retries or (ends is not None and asyncio.get_running_loop().time() + pause >= ends):
                 raise
-            await asyncio.sleep(min(delay, backoff_max))
+            await asyncio.sleep(pause)
             delay *= 2
+
+
+def _retry_settings(settings: Settings, retries: int | None) -> dict[str, Any]:
+    return {
+        "retries": settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries,
+        "backoff": settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
+        "backoff_max": settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
+        "budget": settings["RAGSTORE_COMMAND_TIMEOUT"] or None,
+    }
+
+
+class _Probe:
+    """The guard's round trip to this server: `SELECT 1` on a connection of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.conn: asyncpg.Connection | None = None
+
+    async def ping(self, timeout: float) -> None:
+        if self.conn is None or self.conn.is_closed():
+            pg_ssl = build_pg_ssl(self.settings)
+            kwargs = connect_kwargs(self.settings, timeout=timeout, pg_ssl=pg_ssl)
+            kwargs["server_settings"] = {**kwargs["server_settings"], "application_name": PROBE_APPLICATION_NAME}
+            self.conn = await in_libpq_order(pg_ssl, lambda ssl_arg: asyncpg.connect(**{**kwargs, "ssl": ssl_arg}))
+        await self.conn.fetchval("SELECT 1", timeout=timeout)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            conn.terminate()  # never wait on a server that may be the silent one
+
+
+def _watch(settings: Settings, user: Any, is_open: Callable[[Any], bool]) -> None:
+    liveness.watch("postgres", describe_target(settings), settings["RAGSTORE_COMMAND_TIMEOUT"], user,
+                   make_probe=lambda: _Probe(settings), is_open=is_open, drop=lambda obj: obj.terminate())
 
 
 async def connect(
@@ -117,21 +174,22 @@ async def connect(
     `command_timeout` bounds each statement (None: no bound — migrations build indexes for as
     long as it takes; data commands pass RAGSTORE_COMMAND_TIMEOUT).
     """
+    pg_ssl = pg_ssl or build_pg_ssl(settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
     if command_timeout:
         kwargs["command_timeout"] = command_timeout
-    attempts = settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries
+
+    async def attempt() -> asyncpg.Connection:
+        return await in_libpq_order(pg_ssl, lambda ssl_arg: asyncpg.connect(**{**kwargs, "ssl": ssl_arg}))
+
     try:
-        return await with_retries(
-            lambda: asyncpg.connect(**kwargs),
-            retries=attempts,
-            backoff=settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
-            backoff_max=settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
-        )
+        conn = await with_retries(attempt, **_retry_settings(settings, retries))
     except ConnectionFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - every driver error is translated here
         raise explain(exc, settings, timeout) from None
+    _watch(settings, conn, lambda c: not c.is_closed())
+    return conn
 
 
 async def create_pool(
@@ -146,30 +204,36 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool capped at POSTGRES_MAX_CONNECTIONS (or `max_size`, whichever is smaller).
 
-    Statements time out after `command_timeout` (default RAGSTORE_COMMAND_TIMEOUT; 0 = never), so a
-    stalled network ends the command with an error instead of a hang.
+    With `min_size`, one connection is opened at once (so a wrong password fails here), but the pool keeps
+    no connection floor: asyncpg would otherwise reconnect a lost one in the background and log a
+    traceback per attempt while the server is down. Statements have no time limit unless
+    `command_timeout` is given: a section's COPY may rightly take longer than any fixed bound; the
+    command's guard (liveness.py) ends the command when the server stops answering instead.
     """
-    if command_timeout is None:
-        command_timeout = settings["RAGSTORE_COMMAND_TIMEOUT"] or None
     cap = settings["POSTGRES_MAX_CONNECTIONS"]
     size = min(max_size or cap, cap)
-    kwargs = connect_kwargs(settings, timeout=timeout)
-    attempts = settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries
+    pg_ssl = build_pg_ssl(settings)
+    kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
 
-    async def open_pool() -> asyncpg.Pool:
-        return await asyncpg.create_pool(
-            min_size=min(min_size, size), max_size=size, command_timeout=command_timeout, init=init, **kwargs
-        )
+    async def open_pool(ssl_arg: Any) -> asyncpg.Pool:
+        # the SSL attempt that opened the first connection serves the whole pool (allow/prefer)
+        pool = await asyncpg.create_pool(min_size=0, max_size=size, command_timeout=command_timeout or None,
+                                         init=init, **{**kwargs, "ssl": ssl_arg})
+        try:
+            if min_size:  # one connection opened now (errors surface here), then kept idle in the pool
+                async with pool.acquire():
+                    pass
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
 
     try:
-        return await with_retries(
-            open_pool,
-            retries=attempts,
-            backoff=settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
-            backoff_max=settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
-        )
+        pool = await with_retries(lambda: in_libpq_order(pg_ssl, open_pool), **_retry_settings(settings, retries))
     except Exception as exc:  # noqa: BLE001
         raise explain(exc, settings, timeout) from None
+    _watch(settings, pool, lambda p: not p.is_closing())
+    return pool
 
 
 async def register_vector_codec(conn: asyncpg.Connection) -> None:

@@ -1,27 +1,90 @@
-"""The redis asyncio client from settings (REDIS_URI and LightRAG's pool/timeout settings)."""
+"""The redis asyncio client from settings (REDIS_URI and LightRAG's pool/timeout settings).
+
+Every new connection must answer a PING within a short, growing wait before it is used, and a
+connection that fails or stalls is replaced (REDIS_RETRY_ATTEMPTS times, backoff under a second):
+FalkorDB's Redis port leaves the first reply of the first new connection after a Bolt client
+disconnected unanswered, which would otherwise cost a whole REDIS_SOCKET_TIMEOUT (30 s) or fail.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import liveness
 from ragstore_cli.errors import ConnectionFailed
 from ragstore_cli.redact import mask_uri, redact
+
+FIRST_REPLY_WAIT = 0.5  # seconds a new connection gets for its first reply, doubled per retry
+
+
+async def _answers_first(conn: Any, retries: int) -> None:
+    """Hand-shake (AUTH/SELECT as configured), then PING, under a short wait that grows per attempt;
+    the last attempt (`retries` retries) waits the whole socket timeout: a slow server still gets in."""
+    full = conn.socket_timeout
+    attempt = getattr(conn, "_ragstore_attempt", 0)
+    wait = FIRST_REPLY_WAIT * 2 ** attempt if attempt < retries else full
+    conn._ragstore_attempt = attempt + 1
+    conn.socket_timeout = wait if full is None or wait is None else min(wait, full)
+    try:
+        await conn.on_connect()
+        await conn.send_command("PING")
+        await conn.read_response()
+        conn._ragstore_attempt = 0
+    finally:
+        conn.socket_timeout = full
 
 
 def create_client(settings: Settings, *, timeout: float | None = None) -> aioredis.Redis:
     """A client with LightRAG's limits; `timeout` caps both connect and socket timeouts."""
     connect_timeout = settings["REDIS_CONNECT_TIMEOUT"]
     socket_timeout = settings["REDIS_SOCKET_TIMEOUT"]
+    retries = settings["REDIS_RETRY_ATTEMPTS"]
+
+    async def answers_first(conn: Any) -> None:
+        await _answers_first(conn, retries)
+
     if timeout is not None:
         connect_timeout, socket_timeout = min(connect_timeout, timeout), min(socket_timeout, timeout)
-    return aioredis.from_url(
+    client = aioredis.from_url(
         settings["REDIS_URI"],
         max_connections=settings["REDIS_MAX_CONNECTIONS"],
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        redis_connect_func=answers_first,
     )
+    liveness.watch("redis", mask_uri(settings["REDIS_URI"]) or "redis", settings["RAGSTORE_COMMAND_TIMEOUT"], client,
+                   make_probe=lambda: _Probe(settings))
+    return client
+
+
+class _Probe:
+    """The guard's round trip to this server: PING on a client of its own (no retries)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: aioredis.Redis | None = None
+
+    async def ping(self, timeout: float) -> None:
+        if self.client is None:
+            self.client = aioredis.from_url(self.settings["REDIS_URI"], socket_connect_timeout=timeout,
+                                            socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0),
+                                            max_connections=1)
+        await self.client.ping()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.aclose()
 
 
 def explain(exc: BaseException, settings: Settings) -> ConnectionFailed:

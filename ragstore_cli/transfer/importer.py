@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, 
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import liveness
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import preflight, staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
@@ -194,20 +196,22 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                      "started_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             await ledger.save(state)
         assert state is not None
+        resume_hint = resume_command(archive, workspace, profile)
+        liveness.set_resume_hint(resume_hint)
         try:
             written = await _write(stores, reader, state, ledger, target, workspace, if_exists, staged, batch_size,
                                    dim, stack)
         except (DataError, UsageError) as exc:
             if not _refused(exc):
-                exc.hint = exc.hint or RESUME_HINT
+                exc.hint = exc.hint or resume_hint
                 raise
             await _after_refusal(exc, state, ledger, target, workspace, staged)
             raise
         except Exception as exc:  # noqa: BLE001 - a server lost, a timeout: the ledger lets --resume finish
             if isinstance(exc, RagstoreError):
-                exc.hint = exc.hint or RESUME_HINT
+                exc.hint = exc.hint or resume_hint
                 raise
-            raise OperationFailed(_stopped(exc), hint=RESUME_HINT) from None
+            raise OperationFailed(_stopped(exc), hint=resume_hint) from None
         await ledger.clear()
         if files_only:
             staging.discard(target, workspace)
@@ -215,7 +219,11 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                         existing, {"model": model, "dim": dim}, time.perf_counter() - started, warnings)
 
 
-RESUME_HINT = "the sections committed so far are in the ledger: finish with --resume"
+def resume_command(archive: Path, workspace: str, profile: str | None) -> str:
+    """The command that finishes this import after an interruption."""
+    to = f" --to {shlex.quote(profile)}" if profile else ""
+    return (f"finish it with: ragstore import {shlex.quote(str(archive))}{to} "
+            f"--workspace {shlex.quote(workspace)} --resume")
 
 
 def _stopped(exc: Exception) -> str:
@@ -347,12 +355,14 @@ async def _load(reader: ArchiveReader, stores: Stores, state: dict[str, Any], le
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await writer.abort()
+            lost = liveness.server_error(exc)
+            if lost is not None:
+                raise lost from None
             if isinstance(exc, Exception) and not isinstance(exc, RagstoreError):
                 first = (str(exc).splitlines() or [""])[0][:200]
                 if str(getattr(exc, "sqlstate", "") or "")[:2] in ("22", "23"):  # data exception, constraint
                     raise DataError(f"{key}: the target refused the data ({first})") from None
-                raise OperationFailed(f"{key}: the target failed ({type(exc).__name__}: {first})",
-                                      hint=RESUME_HINT) from None
+                raise OperationFailed(f"{key}: the target failed ({type(exc).__name__}: {first})") from None
             raise
         _fault(f"commit:{key}")
         written[key] = count

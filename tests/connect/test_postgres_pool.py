@@ -57,3 +57,40 @@ async def test_unix_socket_host(pg_server, tmp_path):
         assert await conn.fetchval("SELECT 1") == 1
     finally:
         await conn.close()
+
+
+async def test_retries_stop_within_the_command_timeout(tmp_path):
+    """POSTGRES_CONNECTION_RETRIES=10 with 3 s backoff would wait ~3 minutes for a server that is down;
+    all attempts together stay within RAGSTORE_COMMAND_TIMEOUT."""
+    env = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port()), "POSTGRES_PASSWORD": "x",
+           "POSTGRES_CONNECTION_RETRY_BACKOFF": "1", "RAGSTORE_COMMAND_TIMEOUT": "4"}
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed) as info:
+        await connect(load_settings(environ=env, cwd=tmp_path))
+    assert 2.5 <= time.monotonic() - started <= 4.5  # retried (1 s, 2 s), then no wait past the budget
+    assert "connection refused" in str(info.value)
+
+
+async def test_a_lost_server_makes_no_pool_log_noise(pg_env, tmp_path, caplog):
+    """A pool whose server went away must not reconnect in the background: asyncpg logs a warning
+    with a traceback for every failed attempt to restore a connection floor."""
+    import asyncio
+    import logging
+
+    from tests.faults.proxy import FaultProxy
+
+    proxy = FaultProxy(int(pg_env["POSTGRES_PORT"]))
+    try:
+        pool = await create_pool(load_settings(environ={**pg_env, "POSTGRES_PORT": str(proxy.port)}, cwd=tmp_path))
+        try:
+            caplog.set_level(logging.DEBUG, logger="asyncpg")
+            proxy.cut()
+            with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)):
+                async with pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+            await asyncio.sleep(2.5)  # asyncpg retries its floor after 1 s, then 2 s
+            assert [r for r in caplog.records if r.name.startswith("asyncpg")] == []
+        finally:
+            pool.terminate()
+    finally:
+        proxy.close()

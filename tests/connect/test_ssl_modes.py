@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography import x509
 
 from tests.servers import TEST_PASSWORD
 
@@ -17,7 +18,7 @@ def _pg(cli, env: dict[str, str]):
     return result, result.json()[0] if result.stdout.startswith("[") else None
 
 
-def test_verify_full_reports_tls_details(cli, ssl_env):
+def test_verify_full_reports_tls_details(cli, ssl_env, test_ca):
     result, pg = _pg(cli, {**ssl_env, "POSTGRES_SSL_MODE": "verify-full"})
     assert result.exit_code == 0, result.output
     details = pg["details"]
@@ -25,13 +26,21 @@ def test_verify_full_reports_tls_details(cli, ssl_env):
     assert details["tls_version"].startswith("TLSv1.")
     assert details["cipher"]
     assert details["certificate_verified"] is True and details["hostname_verified"] is True
-    assert "localhost" in details["server_certificate"]["subject"] or details["server_certificate"]["subject"]
+    server_cert = x509.load_pem_x509_certificate(test_ca.server_cert.read_bytes())
+    assert details["server_certificate"]["serial"] == format(server_cert.serial_number, "x")  # this server's own
+    assert details["server_certificate"]["issuer"] == server_cert.issuer.rfc4514_string()
     assert details["server_certificate"]["not_after"] > "2026"
 
 
-@pytest.mark.parametrize("mode, verified", [("require", False), ("verify-ca", True), ("prefer", False)])
-def test_encrypting_modes(cli, ssl_env, mode, verified):
-    result, pg = _pg(cli, {**ssl_env, "POSTGRES_SSL_MODE": mode})
+@pytest.mark.parametrize("mode, root, verified", [("require", False, False), ("require", True, True),
+                                                  ("prefer", False, False), ("prefer", True, True),
+                                                  ("verify-ca", True, True)])
+def test_encrypting_modes(cli, ssl_env, mode, root, verified):
+    """A root certificate, when given, verifies the server in every TLS attempt (libpq)."""
+    env = {**ssl_env, "POSTGRES_SSL_MODE": mode}
+    if not root:
+        env.pop("POSTGRES_SSL_ROOT_CERT")
+    result, pg = _pg(cli, env)
     assert result.exit_code == 0, result.output
     assert pg["details"]["tls"] is True
     assert pg["details"]["certificate_verified"] is verified
@@ -103,3 +112,110 @@ def test_password_never_printed_on_tls_failure(cli, ssl_env, test_ca):
     env = {**ssl_env, "POSTGRES_SSL_MODE": "verify-ca", "POSTGRES_SSL_ROOT_CERT": str(test_ca.other_ca_cert)}
     result, _ = _pg(cli, env)
     assert TEST_PASSWORD not in result.output
+
+
+# --------------------------------------------------------------------------- libpq's semantics, case by case
+# Each row: sslmode, user, root certificate, CRL, client certificate → "tls" / "plain" / an error
+# fragment. These are what Debian's libpq 15 (psql) does on this server (pg_hba: certuser needs a
+# client certificate over TLS and is rejected in plaintext; everyone else may use either); the test
+# also asks psql itself when it is there. docs/check-connections.md holds the same table.
+LIBPQ_CASES = [
+    ("allow", "postgres", None, None, False, "plain"),
+    ("allow", "postgres", "other", None, False, "plain"),
+    ("allow", "postgres", None, None, True, "plain"),
+    ("allow", "certuser", None, None, True, "tls"),  # plaintext refused → TLS, with the certificate
+    ("allow", "certuser", "other", None, True, "certificate verif"),
+    ("allow", "certuser", None, None, False, "error"),
+    ("prefer", "postgres", None, None, False, "tls"),
+    ("prefer", "postgres", "ca", None, False, "tls"),
+    ("prefer", "postgres", "other", None, False, "plain"),  # verification failed → plaintext
+    ("prefer", "postgres", "ca", "revoking", False, "plain"),
+    ("prefer", "postgres", None, None, True, "tls"),
+    ("prefer", "certuser", None, None, True, "tls"),
+    ("prefer", "certuser", "other", None, True, "error"),  # TLS fails, plaintext refused
+    ("require", "postgres", None, None, False, "tls"),
+    ("require", "postgres", "ca", None, False, "tls"),
+    ("require", "postgres", "other", None, False, "certificate verif"),  # a root cert: verified like verify-ca
+    ("require", "postgres", "ca", "revoking", False, "revoked"),
+    ("require", "postgres", "ca", "empty", False, "tls"),
+    ("require", "certuser", None, None, True, "tls"),
+    ("require", "certuser", None, None, False, "error"),
+    ("verify-ca", "postgres", "ca", "revoking", False, "revoked"),
+    ("verify-ca", "postgres", "other", None, False, "certificate verif"),
+]
+
+
+def _case_env(server, test_ca, mode, user, root, crl, cert) -> dict[str, str]:
+    env = {**server.env(), "POSTGRES_HOST": "localhost", "POSTGRES_USER": user, "POSTGRES_SSL_MODE": mode}
+    if user == "certuser":
+        env["POSTGRES_PASSWORD"] = ""
+    if root:
+        env["POSTGRES_SSL_ROOT_CERT"] = str(test_ca.ca_cert if root == "ca" else test_ca.other_ca_cert)
+    if crl:
+        env["POSTGRES_SSL_CRL"] = str(test_ca.crl_revoking_server if crl == "revoking" else test_ca.crl_empty)
+    if cert:
+        env.update(POSTGRES_SSL_CERT=str(test_ca.client_cert), POSTGRES_SSL_KEY=str(test_ca.client_key))
+    return env
+
+
+def _libpq(server, env: dict[str, str], tmp_path) -> str | None:
+    """What psql (libpq) does with the same settings: "tls", "plain" or "error"; None without psql."""
+    import shutil
+    import subprocess
+
+    from tests.servers import ssl_capable_bin_dir
+
+    bin_dir = ssl_capable_bin_dir()
+    psql = bin_dir / "psql" if bin_dir and (bin_dir / "psql").exists() else shutil.which("psql")
+    if not psql:
+        return None
+    keys = {"POSTGRES_SSL_ROOT_CERT": "sslrootcert", "POSTGRES_SSL_CRL": "sslcrl", "POSTGRES_SSL_CERT": "sslcert",
+            "POSTGRES_SSL_KEY": "sslkey"}
+    dsn = (f"host={env['POSTGRES_HOST']} port={env['POSTGRES_PORT']} dbname={env['POSTGRES_DATABASE']} "
+           f"user={env['POSTGRES_USER']} sslmode={env['POSTGRES_SSL_MODE']} connect_timeout=5 "
+           + " ".join(f"{v}={env[k]}" for k, v in keys.items() if k in env))
+    run = subprocess.run([str(psql), dsn, "-Atc", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
+                         capture_output=True, text=True, timeout=20,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PGPASSWORD": env["POSTGRES_PASSWORD"]})
+    if run.returncode != 0:
+        return "error"
+    return "tls" if run.stdout.strip() == "t" else "plain"
+
+
+@pytest.mark.parametrize("mode, user, root, crl, cert, expected", LIBPQ_CASES)
+def test_ssl_modes_behave_as_libpq(cli, pg_ssl_server, test_ca, tmp_path, mode, user, root, crl, cert, expected):
+    env = _case_env(pg_ssl_server, test_ca, mode, user, root, crl, cert)
+    libpq = _libpq(pg_ssl_server, env, tmp_path)
+    if libpq is not None:  # the table is libpq's: keep it honest
+        assert libpq == (expected if expected in ("tls", "plain") else "error"), f"psql does {libpq}"
+    result, pg = _pg(cli, env)
+    if expected in ("tls", "plain"):
+        assert result.exit_code == 0, result.output
+        assert pg["details"]["tls"] is (expected == "tls")
+        assert pg["details"]["user"] == user
+    else:
+        assert result.exit_code == 1, result.output
+        assert expected == "error" or expected in pg["error"].lower(), pg["error"]
+
+
+@pytest.mark.parametrize("mode, expected", [("allow", "plain"), ("prefer", "plain"), ("require", "error")])
+def test_a_server_without_tls_with_a_client_certificate(cli, pg_server, test_ca, tmp_path, mode, expected):
+    """The embedded server has no TLS: prefer (and allow) fall back to plaintext as libpq does, even
+    with a client certificate configured; require fails."""
+    env = {**pg_server.env(), "POSTGRES_SSL_MODE": mode, "POSTGRES_SSL_CERT": str(test_ca.client_cert),
+           "POSTGRES_SSL_KEY": str(test_ca.client_key)}
+    result, pg = _pg(cli, env)
+    if expected == "plain":
+        assert result.exit_code == 0, result.output
+        assert pg["details"]["tls"] is False
+    else:
+        assert result.exit_code == 1, result.output
+
+
+@pytest.mark.parametrize("mode", ["allow", "prefer", "require"])
+def test_a_crl_that_cannot_be_checked_is_refused(cli, pg_ssl_server, test_ca, mode):
+    """libpq ignores a CRL when it does not verify the server (no root certificate); ragstore says so."""
+    env = {**pg_ssl_server.env(), "POSTGRES_SSL_MODE": mode, "POSTGRES_SSL_CRL": str(test_ca.crl_revoking_server)}
+    result = cli("check-connections", "-b", "postgres", env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: POSTGRES_SSL_CRL:") and "POSTGRES_SSL_ROOT_CERT" in result.stderr

@@ -68,3 +68,54 @@ def test_status_of_unknown_folder(cli, tmp_path):
     result = cli("--json", "dev", "status", "--data-dir", str(tmp_path / "never"))
     assert result.exit_code == 1
     assert json.loads(result.stdout)["postgres"]["running"] is False
+
+
+def test_down_then_up_keeps_every_servers_data(cli, dev_dir):
+    """`dev down` + `dev up` used to wipe the FalkorDB graph and every Redis key on that server (an
+    export afterwards silently had no graph)."""
+    import asyncio
+
+    import asyncpg
+    import neo4j
+    import redis
+
+    from ragstore_cli.embedded import dev
+
+    assert cli("dev", "up", "--data-dir", str(dev_dir)).exit_code == 0
+    servers = dev.load(dev_dir)
+    env = servers.env()
+
+    async def pg(sql: str):
+        conn = await asyncpg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
+                                     password=env["POSTGRES_PASSWORD"], database=env["POSTGRES_DATABASE"], timeout=10)
+        try:
+            return await (conn.fetchval(sql) if sql.startswith("SELECT") else conn.execute(sql))
+        finally:
+            await conn.close()
+
+    async def bolt(query: str):
+        driver = neo4j.AsyncGraphDatabase.driver(env["NEO4J_URI"], auth=("default", ""), connection_timeout=5)
+        try:
+            for _ in range(5):  # FalkorDB may stall the first handshake after a restart
+                try:
+                    async with driver.session() as session:
+                        record = await (await session.run(query)).single()
+                        return record[0] if record else None
+                except neo4j.exceptions.ServiceUnavailable:
+                    await asyncio.sleep(0.5)
+            raise AssertionError("the Bolt server did not answer")
+        finally:
+            await driver.close()
+
+    asyncio.run(pg("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)"))
+    asyncio.run(bolt("CREATE (:Kept {name: 'alice'}) RETURN 1"))
+    with redis.Redis(host="127.0.0.1", port=servers.graph.port, socket_timeout=10) as client:
+        client.set("ragstore:test:kept", "yes")
+
+    assert cli("dev", "down", "--data-dir", str(dev_dir)).exit_code == 0
+    assert cli("dev", "up", "--data-dir", str(dev_dir)).exit_code == 0
+
+    assert asyncio.run(pg("SELECT n FROM kept")) == 7
+    assert asyncio.run(bolt("MATCH (k:Kept) RETURN k.name")) == "alice"
+    with redis.Redis(host="127.0.0.1", port=servers.graph.port, socket_timeout=10) as client:
+        assert client.get("ragstore:test:kept") == b"yes"

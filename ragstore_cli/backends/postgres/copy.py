@@ -20,7 +20,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import asyncpg
 import numpy as np
 
-from ragstore_cli.errors import DataError
+from ragstore_cli.connect import liveness
+from ragstore_cli.errors import ConnectionFailed, DataError
 
 VECTOR_TYPES = {"vector": ">f4", "halfvec": ">f2"}
 
@@ -60,8 +61,11 @@ def decode_vectors(values: list[bytes], dim: int, kind: str = "vector") -> np.nd
     return np.ascontiguousarray(arr).view(VECTOR_TYPES[kind]).astype(np.float32)
 
 
-def explain(exc: BaseException, where: str) -> DataError:
-    """A driver error during a bulk write as one readable line."""
+def explain(exc: BaseException, where: str) -> DataError | ConnectionFailed:
+    """A driver error during a bulk write as one readable line (a lost connection names the server)."""
+    lost = liveness.server_error(exc)
+    if lost is not None:
+        return lost
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     if "0x00" in text or "\\u0000" in text:
         text = "PostgreSQL cannot store NUL characters (U+0000) in text or JSON"
@@ -161,7 +165,8 @@ class CopyWriter:
                 yield row
 
     async def _feed(self, rows: list[tuple] | None) -> None:
-        """Hand rows to the running COPY; surfaces its failure instead of blocking on a dead consumer."""
+        """Hand rows to the running COPY; surfaces its failure instead of blocking on a dead consumer,
+        and gives up on a server that takes no rows for the command's silence limit (liveness.py)."""
         conn = await self._start()
         if self.copying is None:
             self.queue = asyncio.Queue(maxsize=2)
@@ -169,9 +174,14 @@ class CopyWriter:
                 conn.copy_records_to_table(self.target, records=self._records(), columns=list(self.columns)))
         assert self.queue is not None
         put = asyncio.ensure_future(self.queue.put(rows))
-        await asyncio.wait({put, self.copying}, return_when=asyncio.FIRST_COMPLETED)
+        limit = liveness.silence_limit()
+        await asyncio.wait({put, self.copying}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
             put.cancel()
+            if not self.copying.done():  # the server took nothing for `limit` s: a stalled connection
+                conn.terminate()  # a rollback would wait on it too; the server rolls back a lost session
+                raise ConnectionFailed("postgres", f"{self.table}: the server took no COPY data for {limit:g} s "
+                                                   "(RAGSTORE_COMMAND_TIMEOUT): stalled or unreachable")
         if self.copying.done():
             self.copying.result()  # raises the COPY's error, if any
             if rows is not None:
