@@ -80,6 +80,11 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return tbl
 
 
+def workspace_label(name: str | None) -> str:
+    """`'team_a'`, or `(default)` for the default workspace "" (never a bare `''`)."""
+    return "(default)" if not name else repr(name)
+
+
 def info(state: CliState, message: str) -> None:
     """A progress/status line for people, on stderr (never pollutes --json stdout)."""
     if not state.json:

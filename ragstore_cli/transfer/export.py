@@ -14,6 +14,7 @@ from ragstore_cli.archive.writer import SectionWriter
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
 from ragstore_cli.backends.registry import describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
+from ragstore_cli.errors import UsageError
 from ragstore_cli.transfer.common import (Progress, embedding_model_of, lightrag_warning, needs_lock, not_carried,
                                           snapshot)
 from ragstore_cli.workspace import validate_workspace
@@ -39,9 +40,13 @@ class ExportReport:
 async def export_workspace(settings: Settings, output: Path, *, workspace: str | None = None,
                            profile: str | None = None, vector_dtype: str = "float32",
                            progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
-                           lock_timeout: float | None = None) -> ExportReport:
-    """Write the workspace to `output` from one consistent view (snapshot and/or workspace lock)."""
+                           lock_timeout: float | None = None, overwrite: bool = False) -> ExportReport:
+    """Write the workspace to `output` from one consistent view (snapshot and/or workspace lock).
+
+    An existing `output` is refused before anything is read unless `overwrite`."""
     started = time.perf_counter()
+    if not overwrite and Path(output).exists():
+        raise UsageError(f"{output} exists; choose another name or pass --force to replace it")
     workspace = validate_workspace(settings["WORKSPACE"] if workspace is None else workspace)
     prof = parse_profile(profile, settings)
     warnings = [w for w in (lightrag_warning(settings, prof),) if w]
@@ -56,7 +61,7 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
         model = await embedding_model_of(stores, settings)
         writer = ArchiveWriter(Path(output), workspace=workspace, backends={r.value: n for r, n in prof.items()},
                                embedding_model=model, embedding_dim=None, vector_dtype=vector_dtype,
-                               progress=progress)
+                               progress=progress, overwrite=overwrite)
         try:
             await _write_all(stores, writer, batch_size, progress)
             for section, fields in not_carried(prof, stores).items():
