@@ -97,7 +97,7 @@ def history(ctx: typer.Context) -> None:
 def check(ctx: typer.Context) -> None:
     """Exit 0 when the database is at head, 1 when it is behind (for CI / before servers start).
 
-    Example: ragstore migrate check --json || ragstore migrate upgrade
+    Example: ragstore migrate check || ragstore migrate upgrade
     """
     result = run(api.check(settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Up to date" if not result["behind"] else "Behind head", [

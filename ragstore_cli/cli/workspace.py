@@ -76,7 +76,7 @@ def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspa
                profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR) -> None:
     """Prepare an empty workspace LightRAG can start on (folder, tables, vector tables and indexes).
 
-    Example: ragstore workspace create team_b --profile postgres  (EMBEDDING_MODEL / EMBEDDING_DIM set)
+    Example: EMBEDDING_MODEL=bge-m3 EMBEDDING_DIM=1024 ragstore workspace create team_b --profile postgres
     """
     cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.create_workspace(cfg, profile, name))
