@@ -36,11 +36,16 @@ def _lines(console, title: str, pairs: list[tuple[str, Any]], notes: list[str] |
 def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision (default head)."),
             embedding_model: Optional[str] = MODEL, embedding_dim: Optional[int] = DIM,
             dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+            offline_sql: bool = typer.Option(False, "--sql", help="Print the SQL from base to REV without connecting "
+                                             "(Alembic's offline mode; same as `migrate sql REV`)."),
             lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Upgrade to REV (default head) and create/upgrade the model's vector tables.
 
     Example: ragstore migrate upgrade --embedding-model BAAI/bge-m3 --embedding-dim 1024
     """
+    if offline_sql:
+        sql(ctx, revision, start=None)
+        return
     result = run(api.upgrade(settings(ctx), revision, embedding_model=embedding_model,
                              embedding_dim=embedding_dim, dry_run=dry_run, lock_timeout=lock_timeout))
 
