@@ -72,7 +72,8 @@ def list_locks(
 
     def render(console) -> None:
         rows = [_row(_record(item)) for item in document["locks"]]
-        console.print(table(f"ragstore locks ({name})", COLUMNS, rows) if rows else f"no ragstore locks held ({name})")
+        console.print(table(f"ragstore locks ({name})", COLUMNS, rows, whole=1) if rows
+                      else f"no ragstore locks held ({name})")
         foreign = document.get("other_advisory_locks") or []
         if foreign:
             console.print(table("PostgreSQL advisory locks held by other tools", ["lock id", "pid", "application", "user",

@@ -51,10 +51,11 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Tar
 
     def render(console) -> None:
         title = "Plan (dry run, nothing changed)" if dry_run else "Upgraded"
-        tables = [f"{v['table']} ({v.get('column_type')}, {v.get('index')})" for v in result["vector_tables"]]
+        tables = [pair for v in result["vector_tables"]  # one item per line: readable at 80 columns
+                  for pair in (("vector table", f"{v['table']} {v.get('column_type')}"), ("  index", v.get("index")))]
         _lines(console, title, [("database", result["target"]), ("from", result["from"] or "none (unmanaged)"),
                                 ("to", result["to"]), ("revisions", ", ".join(result["applied"]) or "none"),
-                                ("vector tables", "; ".join(tables))], result["notes"])
+                                *(tables or [("vector tables", None)])], result["notes"])
 
     emit(state(ctx), result, render)
 

@@ -24,7 +24,13 @@ def _prepare(ctx: typer.Context, working_dir: Optional[str]) -> tuple[CliState, 
 
 
 def _when(epoch: float | None) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else ""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if epoch else ""
+
+
+def _vectors(namespace: dict[str, Any]) -> str:
+    """The model suffix of a vector table (`bge_m3_1024d`), else the dimension (`1024d`)."""
+    model, dim = namespace.get("model"), namespace.get("dimension")
+    return str(model) if model else (f"{dim}d" if dim else "")
 
 
 def _collisions(console: Any, names: list[str]) -> None:
@@ -46,7 +52,8 @@ def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: 
         rows = [[ops.shown(w["workspace"]), ",".join(w["backends"]), *w["counts"].values(),
                  ", ".join(w["collides_with"])] for w in report["workspaces"]]
         console.print(table(f"Workspaces ({report['profile']})",
-                            ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows))
+                            ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows,
+                            whole=1))
 
     emit(cli, report, render)
 
@@ -54,18 +61,18 @@ def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: 
 @workspace_app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace ("" for the default).'),
              profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR) -> None:
-    """Counts per namespace, vector model and dimension, sizes and last update.
+    """Counts per namespace, vector model and dimension, sizes and day of the last update (UTC).
 
     Example: ragstore workspace show team_a --json
     """
     cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.show_workspace(cfg, profile, name))
 
-    def render(console: Any) -> None:
-        rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", n.get("dimension") or "",
-                 n.get("model") or "", _when(n.get("last_update"))] for n in report["namespaces"]]
+    def render(console: Any) -> None:  # 80 columns: the model suffix already ends in the dimension
+        rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", _vectors(n),
+                 _when(n.get("last_update"))[:10]] for n in report["namespaces"]]
         console.print(table(f"Workspace {ops.shown(report['workspace'])} ({report['profile']})",
-                            ["backend", "namespace", "records", "bytes", "dim", "model", "last update"], rows))
+                            ["backend", "namespace", "records", "bytes", "vectors", "updated"], rows, whole=2))
         _collisions(console, report["collides_with"])
 
     emit(cli, report, render)
