@@ -72,10 +72,12 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], *, whole
 
     The first `whole` columns (names: a namespace, a lock key) are never folded mid-word; on a
     narrow terminal the others wrap instead."""
+    header = any(columns)  # a key/value table has no header line
     if sys.stdout.isatty():
-        tbl = Table(title=title, show_lines=False, header_style="bold")
+        tbl = Table(title=title, show_lines=False, header_style="bold", show_header=header)
     else:  # pipes and files get plain aligned columns, easy to grep
-        tbl = Table(title=title, box=None, show_edge=False, header_style="", title_style="", pad_edge=False)
+        tbl = Table(title=title, box=None, show_edge=False, header_style="", title_style="", pad_edge=False,
+                    show_header=header)
     for number, column in enumerate(columns):
         tbl.add_column(column, overflow="fold", no_wrap=number < whole)
     for row in rows:
