@@ -30,7 +30,8 @@ def stats_cmd(
     ctx: typer.Context,
     path: Optional[Path] = typer.Argument(None, help="A NanoVectorDB file (vdb_<namespace>.json)."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w",
-                                            help="Every vdb_*.json of this workspace under WORKING_DIR ('' = root; default: WORKSPACE)."),
+                                            help='Every vdb_*.json of this workspace under WORKING_DIR ("" for the default workspace, '
+                                                 'WORKING_DIR itself; default: WORKSPACE).'),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.skip, "--on-error", help=ON_ERROR_HELP),
     embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim", help="Fail if the file's dimension differs."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when anything is wrong (for CI)."),
