@@ -140,9 +140,9 @@ def _unused_backend(text: str, name: str, ordered: list[str], profile: Profile) 
     own = [role for role in ROLE_ORDER if role in BACKEND_ROLES[name]]
     explicit = ",".join([f"{role.value}={name}" for role in own] + [n for n in ordered if n != name])
     reordered = ",".join([name] + [n for n in ordered if n != name])
-    return UsageError(f"profile {text!r} gives {name} no role: each role goes to the first listed backend that "
-                      f"serves it, so the roles went {describe(profile)}",
-                      hint=f"name {name}'s role explicitly: {explicit} (or list {name} first: {reordered})")
+    return UsageError(f"profile {text!r} gives {name} no role (each role goes to the first listed backend that "
+                      f"serves it: {describe(profile)}); name its role: {explicit}",
+                      hint=f"or list {name} first: {reordered}")
 
 
 def describe(profile: Profile) -> str:
