@@ -2,107 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperGroup
 
 from ragstore_cli import __version__
 from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, transfer, vectors, workspace
 from ragstore_cli.cli.common import state
+from ragstore_cli.cli.global_options import hide_placeholders, no_placeholder, spread_globals
 from ragstore_cli.cli.output import to_json
 from ragstore_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, RagstoreError
 from ragstore_cli.redact import redact
-
-
-#: Global options: accepted before the command (`ragstore --json migrate check`) and after it
-#: (`ragstore migrate check --json`), on every command and group.
-GLOBAL_OPTIONS = ("--json", "--debug", "--env-file")
-GLOBAL_PANEL = "Global options"
-
-
-@contextmanager
-def _dash_hint(command: Any, ctx: typer.Context) -> Iterator[None]:
-    """A positional value (a workspace, a lock key) that starts with '-' is taken for an option:
-    say how to pass it."""
-    try:
-        yield
-    except Exception as exc:  # Click's NoSuchOption (vendored by newer typer: matched by name)
-        name = getattr(exc, "option_name", None)
-        if type(exc).__name__ == "NoSuchOption" and name and not name.startswith("--") and _takes_arguments(command):
-            exc.message = (f"{exc.message}. If {name} is a name, not an option, put -- before it: "  # type: ignore[attr-defined]
-                           f"{ctx.command_path} [OPTIONS] -- {name}")
-        raise
-
-
-def _no_placeholder(option: Any) -> Any:
-    if option is not None:
-        option.metavar = ""  # -h/--help takes no value: no `<bool>` after it
-    return option
-
-
-class RagstoreCommand(TyperCommand):
-    """A leaf command (typer builds it; the root group gives it this class and the global options)."""
-
-    def get_help_option(self, ctx: typer.Context) -> Any:
-        return _no_placeholder(super().get_help_option(ctx))
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        with _dash_hint(self, ctx):
-            return super().parse_args(ctx, args)
-
-
-class RagstoreSubgroup(TyperGroup):
-    """A command group such as `migrate` or `workspace`."""
-
-    def get_help_option(self, ctx: typer.Context) -> Any:
-        return _no_placeholder(super().get_help_option(ctx))
-
-
-def _takes_arguments(command: Any) -> bool:
-    return any(p.param_type_name == "argument" for p in command.params)
-
-
-def _apply_global(ctx: typer.Context, param: Any, value: Any) -> Any:
-    """Store a global option given after the command; it adds to (or, for --env-file, replaces) the
-    value given before it."""
-    cli_state = state(ctx)
-    if param.name == "json_output" and value:
-        cli_state.json = True
-    elif param.name == "debug" and value:
-        cli_state.debug = True
-    elif param.name == "env_file" and value is not None:
-        cli_state.env_file = value
-    return value
-
-
-def _hide_placeholders(params: Iterable[Any]) -> None:
-    for param in params:
-        if getattr(param, "is_flag", False):
-            param.metavar = ""  # a flag takes no value: no `<bool>` after it in --help
-
-
-def _spread_globals(commands: Iterable[Any], shared: list[Any]) -> None:
-    """Give every command and group below the root the shared behaviour and the global options."""
-    for command in commands:
-        if isinstance(command, TyperGroup):
-            command.__class__ = RagstoreSubgroup
-            _spread_globals(command.commands.values(), shared)
-        elif isinstance(command, TyperCommand):
-            command.__class__ = RagstoreCommand
-        declared = {opt for p in command.params for opt in p.opts}
-        for option in shared:
-            if not declared.intersection(option.opts):
-                late = copy.copy(option)
-                late.expose_value, late.callback = False, _apply_global
-                late.rich_help_panel = GLOBAL_PANEL
-                command.params.append(late)
-        _hide_placeholders(command.params)
 
 
 class RagstoreGroup(TyperGroup):
@@ -110,16 +24,15 @@ class RagstoreGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        shared = [p for p in self.params if set(p.opts) & set(GLOBAL_OPTIONS)]
-        _spread_globals(self.commands.values(), shared)
+        spread_globals(self)
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         params = super().get_params(ctx)
-        _hide_placeholders(params)  # typer adds --install-completion / --show-completion after __init__
+        hide_placeholders(params)  # typer adds --install-completion / --show-completion after __init__
         return params
 
     def get_help_option(self, ctx: typer.Context) -> Any:
-        return _no_placeholder(super().get_help_option(ctx))
+        return no_placeholder(super().get_help_option(ctx))
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:

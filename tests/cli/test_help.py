@@ -11,7 +11,8 @@ from typing import Any, Iterator
 import pytest
 from typer.main import get_command
 
-from ragstore_cli.cli.app import GLOBAL_OPTIONS, app
+from ragstore_cli.cli.app import app
+from ragstore_cli.cli.global_options import GLOBAL_OPTIONS
 from ragstore_cli.cli.common import state
 
 
