@@ -157,7 +157,7 @@ def export_cmd(
     vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per read batch."),
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
-    force: bool = typer.Option(False, "--force", help="Replace FILE if it exists."),
+    force: bool = typer.Option(False, "--force", help="Replace the --output file if it exists (never without)."),
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
 
