@@ -36,7 +36,8 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 VECTOR_INDEX_TYPES = ("HNSW", "HNSW_HALFVEC", "IVFFLAT", "VCHORDRQ")
 LOCK_BACKENDS = ("auto", "memory", "file", "postgres", "redis")
 
-SOURCES = ("flag", "env", ".env", "config.ini", "default")
+#: Where a value can come from; a file given with --env-file is named as `--env-file <path>`.
+SOURCES = ("flag", "env", ".env", "--env-file", "config.ini", "default")
 
 
 # ---------------------------------------------------------------- parsers (raise ValueError)
@@ -294,6 +295,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     flags = flags or {}
     dotenv = _read_env_file(env_file or cwd / ".env", explicit=env_file is not None)
+    dotenv_source = ".env" if env_file is None else f"--env-file {env_file}"
     ini = _read_ini(cwd / "config.ini")
 
     values: dict[str, Setting] = {}
@@ -304,7 +306,7 @@ def load_settings(
         elif spec.env in environ:
             raw, source = environ[spec.env], "env"
         elif spec.env in dotenv:
-            raw, source = dotenv[spec.env], ".env"
+            raw, source = dotenv[spec.env], dotenv_source
         elif spec.ini and ini.has_option(*spec.ini):
             raw, source = ini.get(*spec.ini), "config.ini"
         if source == "default":

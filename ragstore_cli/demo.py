@@ -84,7 +84,9 @@ async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Prog
 
     archive = data_dir / "sample.ragstore"
     step = time.perf_counter()
-    exported = await export_workspace(settings, archive, workspace="", profile="files", progress=progress)
+    # The demo's own archives (in its data folder) are rewritten on every run.
+    exported = await export_workspace(settings, archive, workspace="", profile="files", progress=progress,
+                                      overwrite=True)
     ArchiveReader(archive).verify()
     timings["export_s"] = time.perf_counter() - step
 
@@ -95,7 +97,7 @@ async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Prog
 
     step = time.perf_counter()
     back = data_dir / "sample-from-servers.ragstore"
-    again = await export_workspace(settings, back, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE)
+    again = await export_workspace(settings, back, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE, overwrite=True)
     ArchiveReader(back).verify()
     timings["verify_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - clock

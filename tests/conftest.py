@@ -129,11 +129,34 @@ def _port_open(port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def pg15_env() -> dict[str, str]:
-    """The machine's PostgreSQL 15 (no pgvector) on 127.0.0.1:5432, where present."""
+    """The machine's PostgreSQL 15 (no pgvector) on 127.0.0.1:5432, where present and usable.
+
+    Whether it is usable is asked of asyncpg directly, not of ragstore: a test skips for a missing
+    server, never because the command under test failed."""
+    import asyncio
+
+    import asyncpg
+
+    env = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_USER": "postgres",
+           "POSTGRES_PASSWORD": "unused", "POSTGRES_DATABASE": "postgres"}
     if not _port_open(5432):
         pytest.skip("no PostgreSQL on 127.0.0.1:5432 on this machine")
-    return {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_USER": "postgres",
-            "POSTGRES_PASSWORD": "unused", "POSTGRES_DATABASE": "postgres"}
+
+    async def version() -> int:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", password="unused",
+                                     database="postgres", timeout=5, ssl=False)
+        try:
+            return int(await conn.fetchval("SHOW server_version_num")) // 10000
+        finally:
+            await conn.close()
+
+    try:
+        major = asyncio.run(version())
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        pytest.skip(f"the PostgreSQL on 127.0.0.1:5432 does not let this machine's tests in: {exc}")
+    if major != 15:
+        pytest.skip(f"the PostgreSQL on 127.0.0.1:5432 is version {major}, not 15")
+    return env
 
 
 # --------------------------------------------------------------------------- isolation and the CLI

@@ -109,3 +109,19 @@ def test_redact_masks_dsns_and_registered_secrets():
     text = "postgresql://user:hunter2@db:5432/x failed; password=abc123; token pw-registered-1"
     masked = redact(text)
     assert "hunter2" not in masked and "abc123" not in masked and "pw-registered-1" not in masked
+
+
+def test_config_show_names_the_env_file_a_value_came_from(cli, tmp_path: Path):
+    _write(tmp_path / ".env", "POSTGRES_HOST=from-dotenv\n")
+    _write(tmp_path / "prod.env", "POSTGRES_PORT=6543\n")
+    before = cli("--env-file", "prod.env", "--json", "config", "show")
+    after = cli("config", "show", "--env-file", "prod.env", "--json")  # the global options also follow the command
+    assert before.exit_code == after.exit_code == 0, before.output + after.output
+    for result in (before, after):
+        rows = {row["name"]: row for row in result.json()["settings"]}
+        assert rows["POSTGRES_PORT"]["source"] == "--env-file prod.env"
+        assert rows["POSTGRES_HOST"]["source"] == "default"  # ./.env is not read when --env-file names another
+    plain = {row["name"]: row for row in cli("--json", "config", "show").json()["settings"]}
+    assert plain["POSTGRES_HOST"]["source"] == ".env"
+    human = cli("config", "show", "--env-file", "prod.env")
+    assert "--env-file prod.env" in human.stdout

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Plain-shell CI step: exit 0 when every configured backend passes, 1 otherwise, 2 on bad settings.
 # Reads LightRAG's variables from the environment or from the file given as $1 (a LightRAG .env).
+# Needs ragstore on PATH: `pip install <ragstore checkout>` or a wheel built from one (it is not on PyPI).
 set -euo pipefail
 args=()
 if [ "${1:-}" != "" ]; then args+=(--env-file "$1"); fi

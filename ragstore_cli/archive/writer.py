@@ -10,6 +10,7 @@ count is known by then; the cost is spool disk space about the size of the archi
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import io
 import os
@@ -238,12 +239,30 @@ class SectionWriter:
         self.close()
 
 
+def _link_new(partial: Path, output: Path) -> None:
+    """Publish `partial` as `output` only if no file took that name meanwhile (link(2) never replaces)."""
+    try:
+        os.link(partial, output)
+    except FileExistsError:
+        raise UsageError(f"{output} appeared while exporting; it was left as it is "
+                         "(pass --force to replace it)") from None
+    except OSError as exc:  # a file system without hard links: check, then rename (a short race)
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if output.exists():
+            raise UsageError(f"{output} appeared while exporting; it was left as it is "
+                             "(pass --force to replace it)") from None
+        os.replace(partial, output)
+        return
+    partial.unlink()
+
+
 class ArchiveWriter:
     """Build one archive. Open sections in the order they should appear; call finish() once."""
 
     def __init__(self, output: Path, *, workspace: str, backends: dict[str, str] | None = None,
                  embedding_model: str | None = None, embedding_dim: int | None = None,
-                 vector_dtype: str = "float32", progress: Progress | None = None) -> None:
+                 vector_dtype: str = "float32", progress: Progress | None = None, overwrite: bool = True) -> None:
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype {vector_dtype!r}; expected float32 or float16")
         self.output = Path(output)
@@ -252,6 +271,7 @@ class ArchiveWriter:
         if not self.output.parent.is_dir():
             raise UsageError(f"folder {self.output.parent} does not exist")
         self.vector_dtype = vector_dtype
+        self.overwrite = overwrite
         self.manifest = Manifest(
             ragstore_version=__version__,
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -339,7 +359,10 @@ class ArchiveWriter:
                 self._write_tar(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(partial, self.output)
+            if self.overwrite:
+                os.replace(partial, self.output)
+            else:
+                _link_new(partial, self.output)
             return self.manifest
         finally:
             self.abort()

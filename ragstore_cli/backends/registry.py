@@ -59,11 +59,19 @@ _ROLE_ALIASES = {"kv": Role.KV, "vector": Role.VECTOR, "vectors": Role.VECTOR, "
 
 Profile = dict[Role, str]  # role → backend name
 
+#: What a profile may look like, for error hints and --help.
+PROFILE_FORMS = ("a profile is one backend (files, postgres), a list in which each role goes to the first listed "
+                 "backend that serves it (neo4j,postgres), or role=backend pairs "
+                 "(kv=redis,vector=postgres,graph=neo4j,doc_status=postgres); roles left out come from "
+                 "LIGHTRAG_*_STORAGE")
 
-def _check_name(name: str) -> str:
+
+def _check_name(name: str, profile: str | None = None) -> str:
     name = name.strip().lower()
     if name not in BACKEND_ROLES:
-        raise UsageError(f"unknown backend {name!r}; expected one of: {', '.join(BACKEND_ROLES)}")
+        where = f" in profile {profile!r}" if profile is not None else ""
+        raise UsageError(f"unknown backend {name!r}{where}; expected one of: {', '.join(BACKEND_ROLES)}",
+                         hint=PROFILE_FORMS if profile is not None else None)
     return name
 
 
@@ -90,20 +98,22 @@ def parse_profile(text: str | None, settings: Settings | None = None) -> Profile
     ordered: list[str] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
-            raise UsageError(f"profile {text!r} has an empty entry")
+            raise UsageError(f"profile {text!r} has an empty entry", hint=PROFILE_FORMS)
         if "=" in part:
             role_text, _, name = part.partition("=")
             role = _ROLE_ALIASES.get(role_text.strip().lower())
             if role is None:
-                raise UsageError(f"unknown role {role_text.strip()!r} in profile; expected kv, vector, graph or doc_status")
+                raise UsageError(f"unknown role {role_text.strip()!r} in profile; expected kv, vector, graph or doc_status",
+                                 hint=PROFILE_FORMS)
             if role in explicit:
                 raise UsageError(f"role {role.value} is given twice in profile {text!r}")
-            name = _check_name(name)
+            name = _check_name(name, text)
             if role not in BACKEND_ROLES[name]:
-                raise UsageError(f"backend {name} cannot serve the {role.value} role")
+                raise UsageError(f"backend {name} cannot serve the {role.value} role; it serves "
+                                 + ", ".join(r.value for r in ROLE_ORDER if r in BACKEND_ROLES[name]))
             explicit[role] = name
         else:
-            ordered.append(_check_name(part))
+            ordered.append(_check_name(part, text))
     profile: Profile = dict(explicit)
     for role in ROLE_ORDER:
         if role in profile:
@@ -121,13 +131,28 @@ def parse_profile(text: str | None, settings: Settings | None = None) -> Profile
             profile[role] = defaults[role]
     unused = [n for n in ordered if n not in profile.values()]
     if unused:
-        raise UsageError(f"profile {text!r}: backend {unused[0]} serves no role there")
+        raise _unused_backend(text, unused[0], ordered, profile)
     return {role: profile[role] for role in ROLE_ORDER}
+
+
+def _unused_backend(text: str, name: str, ordered: list[str], profile: Profile) -> UsageError:
+    """A listed backend that got no role: say who took which role, and how to give it its role."""
+    own = [role for role in ROLE_ORDER if role in BACKEND_ROLES[name]]
+    explicit = ",".join([f"{role.value}={name}" for role in own] + [n for n in ordered if n != name])
+    reordered = ",".join([name] + [n for n in ordered if n != name])
+    return UsageError(f"profile {text!r} gives {name} no role (each role goes to the first listed backend that "
+                      f"serves it: {describe(profile)}); name its role: {explicit}",
+                      hint=f"or list {name} first: {reordered}")
 
 
 def describe(profile: Profile) -> str:
     """`kv=files,vector=files,...` — the canonical, explicit spelling of a profile."""
     return ",".join(f"{role.value}={profile[role]}" for role in ROLE_ORDER if role in profile)
+
+
+def assignment(profile: Profile) -> str:
+    """`kv → postgres, vector → postgres, graph → neo4j, doc_status → postgres`, for people."""
+    return ", ".join(f"{role.value} → {profile[role]}" for role in ROLE_ORDER if role in profile)
 
 
 def backend_module(name: str) -> Any:

@@ -9,7 +9,7 @@ import typer
 
 from ragstore_cli.cli.common import LazyModule, run
 from ragstore_cli.cli.output import emit, table
-from ragstore_cli.cli.workspace import JSON, WORKING_DIR, _prepare, workspace_app
+from ragstore_cli.cli.workspace import WORKING_DIR, _prepare, workspace_app
 
 access = LazyModule("ragstore_cli.access.api")
 
@@ -40,14 +40,14 @@ def grant_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspac
               rotate: bool = typer.Option(False, "--rotate-password", help="Issue a new password for an existing login."),
               group: Optional[str] = typer.Option(None, "--group", help="Files: OS group that shares the folder."),
               print_cypher: bool = typer.Option(False, "--print-cypher", help="Print Neo4j Enterprise statements (not tested here)."),
-              dry_run: bool = DRY_RUN, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+              dry_run: bool = DRY_RUN, working_dir: Optional[str] = WORKING_DIR) -> None:
     """Let one login use one workspace, enforced by PostgreSQL row-level security, Redis ACLs and folder modes.
 
     The password is generated, written to --write-env (mode 0600) and never printed.
 
     Example: ragstore workspace grant team_a --role team_a_app --write-env team_a.env
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(access.grant(cfg, name, role, backends=backend, adopt=adopt, force=force, allow_new=new,
                               shared_db=shared_db, rotate=rotate, group=group, write_env=write_env,
                               dry_run=dry_run, print_cypher=print_cypher))
@@ -81,12 +81,12 @@ def grant_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspac
 @workspace_app.command("revoke")
 def revoke_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace ("" for the default).'),
                role: str = ROLE, backend: Optional[List[str]] = BACKEND, dry_run: bool = DRY_RUN,
-               working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+               working_dir: Optional[str] = WORKING_DIR) -> None:
     """Take a workspace back from a login; a login left with no grant is removed.
 
     Example: ragstore workspace revoke team_a --role team_a_app
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(access.revoke(cfg, name, role, backends=backend, dry_run=dry_run))
 
     def render(console: Any) -> None:
@@ -104,13 +104,12 @@ def revoke_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspa
 
 @workspace_app.command("grants")
 def grants_cmd(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Only this workspace."),
-               backend: Optional[List[str]] = BACKEND, working_dir: Optional[str] = WORKING_DIR,
-               json_output: bool = JSON) -> None:
+               backend: Optional[List[str]] = BACKEND, working_dir: Optional[str] = WORKING_DIR) -> None:
     """Who may use which workspace, per backend, and what is not enforced.
 
     Example: ragstore workspace grants --json
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(access.grants(cfg, name, backends=backend))
 
     def render(console: Any) -> None:

@@ -6,7 +6,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from ragstore_cli import __version__
 from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, transfer, vectors, workspace
 from ragstore_cli.cli.common import state
+from ragstore_cli.cli.global_options import hide_placeholders, no_placeholder, spread_globals
 from ragstore_cli.cli.output import to_json
 from ragstore_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, RagstoreError
 from ragstore_cli.redact import redact
@@ -21,6 +22,18 @@ from ragstore_cli.redact import redact
 
 class RagstoreGroup(TyperGroup):
     """Maps every exception to a one-line message and an exit code (errors.py), in one place."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        spread_globals(self)
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        params = super().get_params(ctx)
+        hide_placeholders(params)  # typer adds --install-completion / --show-completion after __init__
+        return params
+
+    def get_help_option(self, ctx: typer.Context) -> Any:
+        return no_placeholder(super().get_help_option(ctx))
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
@@ -78,12 +91,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    env_file: Optional[Path] = typer.Option(None, "--env-file", help="Read settings from this .env file instead of ./.env."),
+    env_file: Optional[Path] = typer.Option(None, "--env-file", metavar="PATH",
+                                            help="Read settings from this .env file instead of ./.env."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else there."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names."""
+    """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names.
+
+    --json, --debug and --env-file may also follow the command: ragstore migrate check --json
+    """
     cli_state = state(ctx)
     cli_state.env_file, cli_state.json, cli_state.debug = env_file, json_output, debug
     _driver_logs(debug)

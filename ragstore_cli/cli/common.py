@@ -9,8 +9,23 @@ import typer
 
 from ragstore_cli.cli.output import CliState
 from ragstore_cli.config import Settings, load_settings
+from ragstore_cli.errors import UsageError
 
 T = TypeVar("T")
+
+#: Where a command's data lives: the same option in every command that works in one place. (`--from` /
+#: `--to` are for commands that move data between two places; export and import keep them as hidden
+#: aliases of --profile.)
+PROFILE = typer.Option(None, "--profile", "-p", metavar="PROFILE",
+                       help="Backends per role: files, postgres, neo4j,postgres or kv=redis,graph=neo4j,... "
+                            "(default: LIGHTRAG_*_STORAGE).")
+
+
+def one_profile(profile: str | None, alias: str | None, alias_name: str) -> str | None:
+    """--profile, or the old spelling it replaced (hidden); both at once only when they agree."""
+    if profile is not None and alias is not None and profile != alias:
+        raise UsageError(f"give --profile or {alias_name}, not both")
+    return profile if profile is not None else alias
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ragstore_cli.cli.common import run, state
-from ragstore_cli.cli.output import emit, table
+from ragstore_cli.cli.output import emit, table, workspace_label
 from ragstore_cli.cli.transfer import progress_bars
 
 
@@ -31,7 +31,7 @@ def demo(
         rows = [[key, count, report.roundtrip_counts.get(key)] for key, count in report.counts.items()]
         console.print(table("sample workspace: files → archive → PostgreSQL + Bolt → archive",
                             ["section", "exported", "read back"], rows))
-        console.print(f"[green]ok[/] archive {report.archive}; workspace {report.workspace!r} in {report.target_profile}; "
+        console.print(f"[green]ok[/] archive {report.archive}; workspace {workspace_label(report.workspace)} in {report.target_profile}; "
                       + ", ".join(f"{k} {v}" for k, v in report.timings.items()))
         console.print(f"settings for the servers: {Path(report.data_dir) / 'ragstore.env'}")
 

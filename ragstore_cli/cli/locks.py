@@ -17,12 +17,9 @@ locks_app = typer.Typer(help="Inspect, wait for and break ragstore's locks (file
 
 BACKEND = typer.Option(None, "--backend", "-b", help="auto, file, postgres, redis or memory (default: RAGSTORE_LOCK_BACKEND).")
 WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working dir (file backend); default WORKING_DIR.")
-JSON = typer.Option(False, "--json", help="Print one JSON document (same as the global --json).")
 
 
-def _setup(ctx: typer.Context, backend: str | None, working_dir: str | None, json_flag: bool):
-    if json_flag:
-        state(ctx).json = True
+def _setup(ctx: typer.Context, backend: str | None, working_dir: str | None):
     resolved = settings(ctx, {"WORKING_DIR": working_dir})
     return resolved, resolve_backend(resolved, backend)
 
@@ -54,13 +51,13 @@ COLUMNS = ["key", "state", "command", "pid@host", "age", "owner", "details"]
 
 
 def list_locks(
-    ctx: typer.Context, backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+    ctx: typer.Context, backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR,
 ) -> None:
     """Every held lock with its holder and age; stale ones marked (dead pid, expired lease, session gone).
 
     Example: ragstore locks list --backend postgres --json
     """
-    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+    resolved, name = _setup(ctx, backend, working_dir)
 
     async def collect() -> dict[str, Any]:
         async with open_coordinator(resolved, name, command="locks list") as coord:
@@ -75,7 +72,8 @@ def list_locks(
 
     def render(console) -> None:
         rows = [_row(_record(item)) for item in document["locks"]]
-        console.print(table(f"ragstore locks ({name})", COLUMNS, rows) if rows else f"no ragstore locks held ({name})")
+        console.print(table(f"ragstore locks ({name})", COLUMNS, rows, whole=1) if rows
+                      else f"no ragstore locks held ({name})")
         foreign = document.get("other_advisory_locks") or []
         if foreign:
             console.print(table("PostgreSQL advisory locks held by other tools", ["lock id", "pid", "application", "user",
@@ -96,13 +94,13 @@ def _record(item: dict[str, Any]) -> HolderRecord:
 
 def show(
     ctx: typer.Context, key: str = typer.Argument(..., help="The lock key, e.g. workspace:books"),
-    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR,
 ) -> None:
     """Who holds KEY (exit 0 either way; `held` says whether it is held).
 
     Example: ragstore locks show workspace:prod --backend postgres
     """
-    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+    resolved, name = _setup(ctx, backend, working_dir)
 
     async def look() -> HolderRecord | None:
         async with open_coordinator(resolved, name, command="locks show") as coord:
@@ -124,13 +122,13 @@ def show(
 def break_lock(
     ctx: typer.Context, key: str = typer.Argument(..., help="The lock key to break."),
     force: bool = typer.Option(False, "--force", help="Also break a live holder (postgres: ends its session)."),
-    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR,
 ) -> None:
     """Remove a stale lock; a live holder is refused (exit 3) unless --force. The break is recorded.
 
     Example: ragstore locks break workspace:prod --backend postgres
     """
-    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+    resolved, name = _setup(ctx, backend, working_dir)
 
     async def do_break():
         async with open_coordinator(resolved, name, command="locks break") as coord:
@@ -149,13 +147,13 @@ def break_lock(
 def wait(
     ctx: typer.Context, key: str = typer.Argument(..., help="The lock key to wait for."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.0, help="Seconds to wait (default RAGSTORE_LOCK_TIMEOUT)."),
-    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR, json_flag: bool = JSON,
+    backend: Optional[str] = BACKEND, working_dir: Optional[str] = WORKING_DIR,
 ) -> None:
     """Wait until KEY is free (taken and released at once); exit 3 naming the holder on timeout.
 
     Example: ragstore locks wait workspace:prod --timeout 120
     """
-    resolved, name = _setup(ctx, backend, working_dir, json_flag)
+    resolved, name = _setup(ctx, backend, working_dir)
     limit = resolved["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
     if limit < 0:
         raise UsageError("--timeout must not be negative")

@@ -36,20 +36,26 @@ def _lines(console, title: str, pairs: list[tuple[str, Any]], notes: list[str] |
 def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision (default head)."),
             embedding_model: Optional[str] = MODEL, embedding_dim: Optional[int] = DIM,
             dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+            offline_sql: bool = typer.Option(False, "--sql", help="Print the SQL from base to REV without connecting "
+                                             "(Alembic's offline mode; same as `migrate sql REV`)."),
             lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Upgrade to REV (default head) and create/upgrade the model's vector tables.
 
     Example: ragstore migrate upgrade --embedding-model BAAI/bge-m3 --embedding-dim 1024
     """
+    if offline_sql:
+        sql(ctx, revision, start=None)
+        return
     result = run(api.upgrade(settings(ctx), revision, embedding_model=embedding_model,
                              embedding_dim=embedding_dim, dry_run=dry_run, lock_timeout=lock_timeout))
 
     def render(console) -> None:
         title = "Plan (dry run, nothing changed)" if dry_run else "Upgraded"
-        tables = [f"{v['table']} ({v.get('column_type')}, {v.get('index')})" for v in result["vector_tables"]]
+        tables = [pair for v in result["vector_tables"]  # one item per line: readable at 80 columns
+                  for pair in (("vector table", f"{v['table']} {v.get('column_type')}"), ("  index", v.get("index")))]
         _lines(console, title, [("database", result["target"]), ("from", result["from"] or "none (unmanaged)"),
                                 ("to", result["to"]), ("revisions", ", ".join(result["applied"]) or "none"),
-                                ("vector tables", "; ".join(tables))], result["notes"])
+                                *(tables or [("vector tables", None)])], result["notes"])
 
     emit(state(ctx), result, render)
 
@@ -97,7 +103,7 @@ def history(ctx: typer.Context) -> None:
 def check(ctx: typer.Context) -> None:
     """Exit 0 when the database is at head, 1 when it is behind (for CI / before servers start).
 
-    Example: ragstore migrate check --json || ragstore migrate upgrade
+    Example: ragstore migrate check || ragstore migrate upgrade
     """
     result = run(api.check(settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Up to date" if not result["behind"] else "Behind head", [

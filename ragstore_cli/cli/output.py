@@ -67,17 +67,27 @@ def emit(state: CliState, document: Any, render: Callable[[Console], None] | Non
         console.print(redact(str(document)))
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A Rich table whose cells are redacted strings; boxes and styles only on a terminal."""
+def table(title: str | None, columns: list[str], rows: list[list[Any]], *, whole: int = 0) -> Table:
+    """A Rich table whose cells are redacted strings; boxes and styles only on a terminal.
+
+    The first `whole` columns (names: a namespace, a lock key) are never folded mid-word; on a
+    narrow terminal the others wrap instead."""
+    header = any(columns)  # a key/value table has no header line
     if sys.stdout.isatty():
-        tbl = Table(title=title, show_lines=False, header_style="bold")
+        tbl = Table(title=title, show_lines=False, header_style="bold", show_header=header)
     else:  # pipes and files get plain aligned columns, easy to grep
-        tbl = Table(title=title, box=None, show_edge=False, header_style="", title_style="", pad_edge=False)
-    for column in columns:
-        tbl.add_column(column, overflow="fold")
+        tbl = Table(title=title, box=None, show_edge=False, header_style="", title_style="", pad_edge=False,
+                    show_header=header)
+    for number, column in enumerate(columns):
+        tbl.add_column(column, overflow="fold", no_wrap=number < whole)
     for row in rows:
         tbl.add_row(*[redact("" if cell is None else str(cell)) for cell in row])
     return tbl
+
+
+def workspace_label(name: str | None) -> str:
+    """`'team_a'`, or `(default)` for the default workspace "" (never a bare `''`)."""
+    return "(default)" if not name else repr(name)
 
 
 def info(state: CliState, message: str) -> None:

@@ -14,8 +14,8 @@ from rich.text import Text
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.summary import describe, human_bytes
-from ragstore_cli.cli.common import run, settings, state
-from ragstore_cli.cli.output import CliState, emit, info, table
+from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
+from ragstore_cli.cli.output import CliState, emit, info, table, workspace_label
 from ragstore_cli.errors import RagstoreError, UsageError
 
 archive_app = typer.Typer(help="Check and look inside .ragstore archives.", no_args_is_help=True)
@@ -89,23 +89,15 @@ def _import_totals(file: Path) -> tuple[dict[str, int], dict[str, int]] | None:
             {f"verify {k}": v for k, v in _stored_totals(reader).items()})
 
 
-def _local_json(ctx: typer.Context, json_output: bool) -> CliState:
-    cli = state(ctx)
-    if json_output:
-        cli.json = True
-    return cli
-
-
 def verify(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The .ragstore archive."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Read the whole archive: checksums, counts, the shape of every record, vector dimension and finiteness.
 
     Exit 0 when it is sound, 1 (one-line reason) when it is not. Example: ragstore archive verify ws.ragstore
     """
-    cli = _local_json(ctx, json_output)
+    cli = state(ctx)
     reader = ArchiveReader(file)
     totals = _stored_totals(reader)
     with progress_bars(cli, byte_totals=totals) as bar:
@@ -124,13 +116,12 @@ def verify(
 def inspect(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The .ragstore archive."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Show the manifest and per-namespace statistics (reads only the manifest; use verify to check data).
 
     Example: ragstore archive inspect --json backup.ragstore
     """
-    cli = _local_json(ctx, json_output)
+    cli = state(ctx)
     manifest = ArchiveReader(file).manifest
     document = describe(manifest)
 
@@ -139,7 +130,7 @@ def inspect(
         emb = manifest.embedding
         console.print(f"[bold]{file}[/]  format v{manifest.format_version}, ragstore {manifest.ragstore_version}, "
                       f"created {manifest.created_at}")
-        console.print(f"source: workspace {src.get('workspace')!r}, backends "
+        console.print(f"source: workspace {workspace_label(src.get('workspace'))}, backends "
                       + ", ".join(f"{k}={v}" for k, v in (src.get("backends") or {}).items()))
         console.print(f"embedding: model {emb.get('model')!r}, dimension {emb.get('dim')}")
         rows = [[r["section"], r["records"], r["members"], human_bytes(r["stored_bytes"]),
@@ -161,35 +152,37 @@ def export_cmd(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="The .ragstore file to write."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Workspace to export (default: WORKSPACE)."),
-    source: Optional[str] = typer.Option(None, "--from", help="Source profile, e.g. files, postgres, kv=redis,graph=neo4j."),
+    profile: Optional[str] = PROFILE,
+    source: Optional[str] = typer.Option(None, "--from", hidden=True, help="Old spelling of --profile."),
     vectors: str = typer.Option("f32", "--vectors", help="Vector precision in the archive: f32 (lossless) or f16."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per read batch."),
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
     allow_empty: bool = typer.Option(False, "--allow-empty",
                                      help="Write an archive even when the workspace holds no record (else exit 2)."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    force: bool = typer.Option(False, "--force", help="Replace the --output file if it exists (never without)."),
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
 
-    Example: ragstore export --from files --workspace ws1 -o ws1.ragstore
+    Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
     from ragstore_cli.transfer import export_workspace
 
-    cli = _local_json(ctx, json_output)
+    cli = state(ctx)
     dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
     if dtype is None:
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
+    chosen = one_profile(profile, source, "--from")
     with progress_bars(cli) as bar:
-        report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=source,
+        report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=chosen,
                                       vector_dtype=dtype, progress=bar, batch_size=batch_size,
-                                      lock_timeout=lock_timeout, allow_empty=allow_empty))
+                                      lock_timeout=lock_timeout, allow_empty=allow_empty, overwrite=force))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
 
     def render(console) -> None:
         total = sum(report.counts.values())
-        console.print(f"[green]exported[/] workspace {report.workspace!r} ({report.profile}) to {report.output}: "
+        console.print(f"[green]exported[/] workspace {workspace_label(report.workspace)} ({report.profile}) to {report.output}: "
                       f"{total} records, {human_bytes(report.bytes)} in {report.seconds:.1f} s")
         if report.embedding.get("dim"):
             console.print(f"embedding recorded: model {report.embedding.get('model')!r}, "
@@ -202,25 +195,26 @@ def import_cmd(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The .ragstore archive."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Target workspace (default: the archive's)."),
-    target: Optional[str] = typer.Option(None, "--to", help="Target profile, e.g. postgres, files, postgres,neo4j."),
+    profile: Optional[str] = PROFILE,
+    target: Optional[str] = typer.Option(None, "--to", hidden=True, help="Old spelling of --profile."),
     if_exists: str = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the workspace holds data."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Verify and check everything, write nothing."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per write batch."),
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
 
-    Example: ragstore import ws1.ragstore --to postgres,neo4j --if-exists replace
+    Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
     from ragstore_cli.transfer import import_archive
 
-    cli = _local_json(ctx, json_output)
+    cli = state(ctx)
+    chosen = one_profile(profile, target, "--to")
     records, stored = (_import_totals(file) if bars_wanted(cli) else None) or ({}, {})
     with progress_bars(cli, records, stored) as bar:
-        report = run(import_archive(settings(ctx), file, workspace=workspace, profile=target, if_exists=if_exists,
+        report = run(import_archive(settings(ctx), file, workspace=workspace, profile=chosen, if_exists=if_exists,
                                     dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar,
                                     batch_size=batch_size, lock_timeout=lock_timeout))
     for warning in report.warnings:
@@ -230,8 +224,10 @@ def import_cmd(
     def render(console) -> None:
         total = sum(report.counts.values())
         verb = "would import" if report.dry_run else "imported"
-        console.print(f"[green]{verb}[/] {total} records into workspace {report.workspace!r} ({report.profile}, "
+        console.print(f"[green]{verb}[/] {total} records into workspace {workspace_label(report.workspace)} ({report.profile}, "
                       f"--if-exists {report.mode}) in {report.seconds:.1f} s")
+        if report.dry_run:
+            console.print("roles: " + ", ".join(part.replace("=", " → ") for part in report.profile.split(",")))
         if report.dry_run and report.existing_records:
             console.print(f"the target already holds {report.existing_records} records")
         if report.skipped:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ragstore_cli.cli.common import settings, state
-from ragstore_cli.cli.output import CliState, emit, info, table
+from ragstore_cli.cli.output import emit, info, table
 from ragstore_cli.errors import EXIT_FAILED, UsageError
 from ragstore_cli.workspace import files_dir
 
@@ -22,14 +22,7 @@ class OnErrorChoice(str, Enum):
     skip = "skip"
 
 
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
 ON_ERROR_HELP = "A record whose JSON or `vector` payload is corrupt: stop with its id, or skip it and report it."
-
-
-def _cli(ctx: typer.Context, json_output: bool) -> CliState:
-    cli = state(ctx)
-    cli.json = cli.json or json_output
-    return cli
 
 
 @vectors_app.command("stats")
@@ -37,11 +30,11 @@ def stats_cmd(
     ctx: typer.Context,
     path: Optional[Path] = typer.Argument(None, help="A NanoVectorDB file (vdb_<namespace>.json)."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w",
-                                            help="Every vdb_*.json of this workspace under WORKING_DIR ('' = root; default: WORKSPACE)."),
+                                            help='Every vdb_*.json of this workspace under WORKING_DIR ("" for the default workspace, '
+                                                 'WORKING_DIR itself; default: WORKSPACE).'),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.skip, "--on-error", help=ON_ERROR_HELP),
     embedding_dim: Optional[int] = typer.Option(None, "--embedding-dim", help="Fail if the file's dimension differs."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when anything is wrong (for CI)."),
-    json_output: bool = JSON_OPT,
 ) -> None:
     """What a NanoVectorDB file holds and what is wrong with it; streams, never writes.
 
@@ -52,7 +45,7 @@ def stats_cmd(
     """
     from ragstore_cli.vectors.stats import nano_stats, workspace_files
 
-    cli = _cli(ctx, json_output)
+    cli = state(ctx)
     if path is not None and workspace is not None:
         raise UsageError("give either a PATH or --workspace, not both")
     if path is not None:
@@ -108,7 +101,6 @@ def compress_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of replacing PATH."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
     allow_chunks: bool = typer.Option(False, "--allow-chunks", help="Compact vdb_chunks.json too (see above)."),
-    json_output: bool = JSON_OPT,
 ) -> None:
     """Shrink the vectors of a NanoVectorDB file or an archive, rewriting it atomically.
 
@@ -124,7 +116,7 @@ def compress_cmd(
 
     Example: ragstore vectors compress rag_storage/vdb_entities.json
     """
-    cli = _cli(ctx, json_output)
+    cli = state(ctx)
     if _is_archive(path):
         from ragstore_cli.vectors.archive_recode import recode_archive
 
@@ -155,7 +147,6 @@ def decompress_cmd(
     path: Path = typer.Argument(..., help="A compacted NanoVectorDB file or a .ragstore archive."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of replacing PATH."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
-    json_output: bool = JSON_OPT,
 ) -> None:
     """Undo `compress`: per-record vectors back into a NanoVectorDB file, float32 back into an archive.
 
@@ -165,7 +156,7 @@ def decompress_cmd(
 
     Example: ragstore vectors decompress rag_storage/vdb_chunks.json -o /tmp/vdb_chunks.json
     """
-    cli = _cli(ctx, json_output)
+    cli = state(ctx)
     if _is_archive(path):
         from ragstore_cli.vectors.archive_recode import recode_archive
 
@@ -202,7 +193,6 @@ def verify_cmd(
     exact: bool = typer.Option(False, "--exact", help="Require bit-identical vectors (lossless codecs)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the query sample."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
-    json_output: bool = JSON_OPT,
 ) -> None:
     """Compare two vector sets: exact equality, or error and recall@k against --min-recall.
 
@@ -213,7 +203,7 @@ def verify_cmd(
     """
     from ragstore_cli.vectors.verify import verify
 
-    cli = _cli(ctx, json_output)
+    cli = state(ctx)
     report = verify(str(a), str(b), min_recall=min_recall, k=k, queries=queries, exact=exact, seed=seed,
                     on_error=on_error.value)
 
@@ -240,7 +230,6 @@ def export_cmd(
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float16."),
     meta: bool = typer.Option(True, "--meta/--no-meta", help="Copy each record's metadata into the ids file."),
     on_error: OnErrorChoice = typer.Option(OnErrorChoice.stop, "--on-error", help=ON_ERROR_HELP),
-    json_output: bool = JSON_OPT,
 ) -> None:
     """Write the vectors as a .npy (rows in file order) plus ids as JSON Lines, for numpy or pandas.
 
@@ -249,7 +238,7 @@ def export_cmd(
     """
     from ragstore_cli.vectors.ops import check_dtype, export_nano
 
-    cli = _cli(ctx, json_output)
+    cli = state(ctx)
     _nano_only(path)
     report = export_nano(path, output, source=source, dtype=check_dtype(dtype), with_meta=meta,
                          on_error=on_error.value)

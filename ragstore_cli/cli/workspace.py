@@ -8,30 +8,29 @@ from typing import Any, Optional
 import typer
 
 from ragstore_cli.backends import workspace_ops as ops
-from ragstore_cli.cli.common import run, settings, state
+from ragstore_cli.cli.common import PROFILE, run, settings, state
 from ragstore_cli.cli.output import CliState, emit, table
 
 workspace_app = typer.Typer(help="List, inspect, create, drop, copy and rename LightRAG workspaces in every backend.",
                             no_args_is_help=True)
 
-PROFILE = typer.Option(None, "--profile", "-p",
-                       help="Backends per role: files, postgres, neo4j,postgres or kv=redis,vector=postgres,... "
-                            "(default: LIGHTRAG_*_STORAGE).")
 WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working directory (default WORKING_DIR).")
-JSON = typer.Option(False, "--json", help="Print one JSON document.")
 LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
                             help="Seconds to wait for another ragstore holding the workspace (default RAGSTORE_LOCK_TIMEOUT); then exit 3.")
 
 
-def _prepare(ctx: typer.Context, json_output: bool, working_dir: Optional[str]) -> tuple[CliState, Any]:
-    cli = state(ctx)
-    if json_output:
-        cli.json = True
-    return cli, settings(ctx, {"WORKING_DIR": working_dir})
+def _prepare(ctx: typer.Context, working_dir: Optional[str]) -> tuple[CliState, Any]:
+    return state(ctx), settings(ctx, {"WORKING_DIR": working_dir})
 
 
 def _when(epoch: float | None) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else ""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if epoch else ""
+
+
+def _vectors(namespace: dict[str, Any]) -> str:
+    """The model suffix of a vector table (`bge_m3_1024d`), else the dimension (`1024d`)."""
+    model, dim = namespace.get("model"), namespace.get("dimension")
+    return str(model) if model else (f"{dim}d" if dim else "")
 
 
 def _collisions(console: Any, names: list[str]) -> None:
@@ -41,39 +40,39 @@ def _collisions(console: Any, names: list[str]) -> None:
 
 
 @workspace_app.command("list")
-def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR,
-             json_output: bool = JSON) -> None:
+def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR) -> None:
     """Every workspace in every configured backend, with record counts per role.
 
     Example: ragstore workspace list --profile postgres
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.list_workspaces(cfg, profile))
 
     def render(console: Any) -> None:
         rows = [[ops.shown(w["workspace"]), ",".join(w["backends"]), *w["counts"].values(),
                  ", ".join(w["collides_with"])] for w in report["workspaces"]]
         console.print(table(f"Workspaces ({report['profile']})",
-                            ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows))
+                            ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows,
+                            whole=1))
 
     emit(cli, report, render)
 
 
 @workspace_app.command("show")
 def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace ("" for the default).'),
-             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
-    """Counts per namespace, vector model and dimension, sizes and last update.
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR) -> None:
+    """Counts per namespace, vector model and dimension, sizes and day of the last update (UTC).
 
     Example: ragstore workspace show team_a --json
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.show_workspace(cfg, profile, name))
 
-    def render(console: Any) -> None:
-        rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", n.get("dimension") or "",
-                 n.get("model") or "", _when(n.get("last_update"))] for n in report["namespaces"]]
+    def render(console: Any) -> None:  # 80 columns: the model suffix already ends in the dimension
+        rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", _vectors(n),
+                 _when(n.get("last_update"))[:10]] for n in report["namespaces"]]
         console.print(table(f"Workspace {ops.shown(report['workspace'])} ({report['profile']})",
-                            ["backend", "namespace", "records", "bytes", "dim", "model", "last update"], rows))
+                            ["backend", "namespace", "records", "bytes", "vectors", "updated"], rows, whole=2))
         _collisions(console, report["collides_with"])
 
     emit(cli, report, render)
@@ -81,12 +80,12 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace
 
 @workspace_app.command("create")
 def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace to prepare."),
-               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON) -> None:
+               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR) -> None:
     """Prepare an empty workspace LightRAG can start on (folder, tables, vector tables and indexes).
 
-    Example: ragstore workspace create team_b --profile postgres  (EMBEDDING_MODEL / EMBEDDING_DIM set)
+    Example: EMBEDDING_MODEL=bge-m3 EMBEDDING_DIM=1024 ragstore workspace create team_b --profile postgres
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.create_workspace(cfg, profile, name))
 
     def render(console: Any) -> None:
@@ -100,14 +99,14 @@ def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspa
 @workspace_app.command("drop")
 def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace to delete."),
              yes: bool = typer.Option(False, "--yes", help="Really delete (required)."),
-             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR,
              lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Delete a workspace from every backend of the profile, with ragstore's own traces of it (import
     ledgers and staging, transfer journal); stop LightRAG first. A name found nowhere is refused (exit 2).
 
     Example: ragstore workspace drop old_team --yes
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.drop_workspace(cfg, profile, name, yes=yes, lock_timeout=lock_timeout))
 
     def render(console: Any) -> None:
@@ -137,7 +136,7 @@ def _transfer_render(report: dict[str, Any], verb: str) -> Any:
 @workspace_app.command("copy")
 def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to copy."),
              target: str = typer.Argument(..., help="New workspace (must not exist)."),
-             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+             profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR,
              lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Copy a workspace inside each backend (server-side INSERT … SELECT for PostgreSQL, file copies for files).
 
@@ -145,7 +144,7 @@ def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspa
 
     Example: ragstore workspace copy prod staging --profile postgres
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.copy_workspace(cfg, profile, source, target, lock_timeout=lock_timeout))
     emit(cli, report, _transfer_render(report, "copied"))
 
@@ -153,7 +152,7 @@ def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspa
 @workspace_app.command("rename")
 def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspace to rename."),
                target: str = typer.Argument(..., help="New name (must not exist)."),
-               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR, json_output: bool = JSON,
+               profile: Optional[str] = PROFILE, working_dir: Optional[str] = WORKING_DIR,
                lock_timeout: Optional[float] = LOCK_TIMEOUT) -> None:
     """Rename a workspace in each backend (one transaction for PostgreSQL, file moves for files).
 
@@ -161,7 +160,7 @@ def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Works
 
     Example: ragstore workspace rename team-a team_a
     """
-    cli, cfg = _prepare(ctx, json_output, working_dir)
+    cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.copy_workspace(cfg, profile, source, target, move=True, lock_timeout=lock_timeout))
     emit(cli, report, _transfer_render(report, "moved"))
 

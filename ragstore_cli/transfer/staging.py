@@ -46,7 +46,7 @@ async def swap_in(target: Settings, workspace: str, state: dict[str, Any],
                   save: Callable[[dict[str, Any]], Awaitable[None]], after_first: Callable[[], None]) -> None:
     """Move the staged LightRAG files over the target's; delete target files the archive replaced by nothing."""
     from ragstore_cli.backends.files import FILES
-    from ragstore_cli.atomic import fsync_dir
+    from ragstore_cli.atomic import fsync_dir, keep_mode
 
     staged, dest = folder(target, workspace), files_dir(target.working_dir, workspace)
     plan = state.get("swap")
@@ -58,6 +58,7 @@ async def swap_in(target: Settings, workspace: str, state: dict[str, Any],
     dest.mkdir(parents=True, exist_ok=True)
     for number, name in enumerate(plan["move"]):
         if (staged / name).is_file():
+            keep_mode(staged / name, dest / name)  # as LightRAG rewrites a file: its permission bits stay
             os.replace(staged / name, dest / name)
         if number == 0:
             after_first()

@@ -42,12 +42,36 @@ def test_default_profile_from_lightrag_settings():
     ("kv=files,kv=postgres", "given twice"),
     ("colour=files", "unknown role"),
     ("files,,postgres", "empty entry"),
-    ("files,postgres", "serves no role"),
+    ("files,postgres", "gives postgres no role"),
     ("neo4j", "leaves roles without a backend"),
 ])
 def test_bad_profiles_are_refused(text, message):
     with pytest.raises(UsageError, match=message):
         parse_profile(text)
+
+
+@pytest.mark.parametrize("text, roles, explicit, reordered", [
+    ("postgres,neo4j", "kv=postgres,vector=postgres,graph=postgres,doc_status=postgres", "graph=neo4j,postgres",
+     "neo4j,postgres"),
+    ("postgres,redis", "kv=postgres,vector=postgres,graph=postgres,doc_status=postgres",
+     "kv=redis,doc_status=redis,postgres", "redis,postgres"),
+])
+def test_a_backend_left_without_a_role_says_who_took_which_and_the_explicit_form(text, roles, explicit, reordered):
+    with pytest.raises(UsageError) as caught:
+        parse_profile(text)
+    assert roles in str(caught.value) and str(caught.value).endswith(f"name its role: {explicit}")  # also under --json
+    assert reordered in caught.value.hint
+    # the forms the hint offers do what it says
+    assert parse_profile(explicit)[Role.GRAPH if "graph=" in explicit else Role.KV] == text.split(",")[1]
+    assert parse_profile(reordered) == parse_profile(explicit)
+
+
+def test_unknown_backend_lists_the_valid_forms(cli):
+    result = cli("workspace", "list", "--profile", "mongo")
+    assert result.exit_code == 2
+    error, hint = result.stderr.strip().splitlines()
+    assert error.startswith("error: unknown backend 'mongo' in profile 'mongo'")
+    assert hint.startswith("hint: a profile is one backend") and "graph=neo4j" in hint and "neo4j,postgres" in hint
 
 
 def test_unsupported_lightrag_class_is_refused():

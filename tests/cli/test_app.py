@@ -70,3 +70,12 @@ def test_os_and_connection_errors_are_plain_one_liners():
     assert code == 1 and message.startswith("timed out") and "RAGSTORE_COMMAND_TIMEOUT" in message and "--resume" not in hint
     code, message, _ = _describe(ValueError("boom"))
     assert message == "unexpected ValueError: boom"
+
+
+def test_global_options_after_the_command_act_like_before(cli):
+    after = cli("check-connections", "--backend", "oracle", "--json", "--debug")
+    assert after.exit_code == 2
+    assert after.json()["error"].startswith("unknown backend 'oracle'")
+    assert "Traceback" in after.stderr  # --debug after the command shows it too
+    before = cli("--json", "check-connections", "--backend", "oracle")
+    assert before.json() == after.json() and "Traceback" not in before.stderr

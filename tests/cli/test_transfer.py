@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,16 +97,18 @@ def test_export_import_files_cli(cli, tmp_path: Path) -> None:
     asyncio.run(build_workspace(tmp_path / "rag", "cli_src"))
     env = {"WORKING_DIR": str(tmp_path / "rag"), "EMBEDDING_MODEL": "fake-embed"}
     out = tmp_path / "x.ragstore"
-    exported = cli("export", "--from", "files", "-w", "cli_src", "-o", str(out), "--json", env=env)
+    exported = cli("export", "--profile", "files", "-w", "cli_src", "-o", str(out), "--json", env=env)
     assert exported.exit_code == 0, exported.output
     doc = exported.json()
     assert doc["ok"] and doc["counts"]["kv/full_docs"] == 3 and doc["counts"]["vectors/chunks"] > 0
-    assert "not covered by ragstore's locks" in doc["warnings"][0]
+    assert doc["warnings"] == []  # no LightRAG process uses the dir: nothing to warn about
     target = {"WORKING_DIR": str(tmp_path / "dst")}
-    dry = cli("import", str(out), "--to", "files", "--dry-run", "--json", env=target)
+    dry = cli("import", str(out), "--to", "files", "--dry-run", "--json", env=target)  # --to: the old spelling
     assert dry.exit_code == 0 and dry.json()["dry_run"] is True
     assert not (tmp_path / "dst").exists()
-    imported = cli("import", str(out), "--to", "files", env=target)
+    shown = cli("import", str(out), "-p", "files", "--dry-run", env=target)
+    assert "roles: kv → files, vector → files, graph → files, doc_status → files" in shown.stdout
+    imported = cli("import", str(out), "--profile", "files", env=target)
     assert imported.exit_code == 0, imported.output
     assert "imported" in imported.stdout and "'cli_src'" in imported.stdout
     assert (tmp_path / "dst" / "cli_src" / "kv_store_full_docs.json").read_bytes() == \
@@ -192,3 +195,68 @@ def test_export_is_owner_only_and_waits_for_the_workspace_lock(cli, tmp_path: Pa
     finally:
         holder.kill()
         holder.wait(10)
+
+
+@pytest.fixture
+def sample_rag(tmp_path: Path) -> Path:
+    """A working dir holding LightRAG's sample workspace (examples/sample_workspace) as `ws1`."""
+    rag = tmp_path / "rag"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample_workspace", rag / "ws1")
+    return rag
+
+
+def test_export_never_replaces_an_archive_without_force(cli, sample_rag: Path, tmp_path: Path) -> None:
+    env = {"WORKING_DIR": str(sample_rag)}
+    out = tmp_path / "kept.ragstore"
+    out.write_bytes(b"an older backup")
+    refused = cli("export", "-p", "files", "-w", "ws1", "-o", str(out), env=env)
+    _one_line_error(refused, 2, "--force")
+    assert out.read_bytes() == b"an older backup"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("kept")) == ["kept.ragstore"]
+    replaced = cli("export", "-p", "files", "-w", "ws1", "-o", str(out), "--force", env=env)
+    assert replaced.exit_code == 0, replaced.output
+    assert cli("archive", "verify", str(out)).exit_code == 0
+
+
+def test_archive_writer_does_not_replace_a_file_that_appears_meanwhile(tmp_path: Path) -> None:
+    from ragstore_cli.archive import ArchiveWriter
+    from ragstore_cli.errors import UsageError
+
+    out = tmp_path / "race.ragstore"
+    writer = ArchiveWriter(out, workspace="w", overwrite=False)
+    with writer.kv("full_docs") as section:
+        section.write([("doc-1", {"content": "x"})])
+    out.write_bytes(b"written by someone else")  # after the preflight, before the rename
+    with pytest.raises(UsageError, match="appeared while exporting"):
+        writer.finish()
+    assert out.read_bytes() == b"written by someone else"
+    assert [p.name for p in tmp_path.iterdir()] == ["race.ragstore"]
+
+
+def test_profile_and_its_old_spelling_disagree(cli, files_ws: Path, tmp_path: Path) -> None:
+    result = cli("import", str(files_ws), "--profile", "files", "--to", "postgres", env={"WORKING_DIR": str(tmp_path)})
+    _one_line_error(result, 2, "--profile or --to")
+
+
+def test_lightrag_warning_only_when_a_lightrag_process_uses_the_dir(cli, sample_rag: Path, tmp_path: Path) -> None:
+    """The warning names the evidence, once; without evidence nothing is printed (tested above)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    rag = sample_rag
+    env = {"WORKING_DIR": str(rag)}
+    # argv names it like the server; the process only sleeps, with LightRAG's WORKING_DIR
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lightrag-server"],
+                              env={"PATH": os.environ.get("PATH", ""), "WORKING_DIR": str(rag)}, cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        result = cli("export", "-p", "files", "-w", "ws1", "-o", str(tmp_path / "x.ragstore"), env=env)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1 and f"pid {server.pid}" in warnings[0], result.stderr
+        assert "LightRAG appears to be running" in warnings[0]
+    finally:
+        server.kill()
+        server.wait(10)

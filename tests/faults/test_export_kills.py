@@ -27,6 +27,7 @@ K = int(os.environ.get("RAGSTORE_FAULT_POINTS", "20"))
 ARCHIVE_HOOKS = (
     "ragstore_cli.archive.writer:SectionWriter.write", "ragstore_cli.archive.writer:_MemberFile.close",
     "ragstore_cli.archive.writer:ArchiveWriter._write_tar", "tarfile:TarFile.addfile", "os:replace", "os:fsync",
+    "os:link",  # the final publish: link(2), which never replaces an archive already there
 )
 FILES_HOOKS = ARCHIVE_HOOKS + ("ragstore_cli.backends.files.jsonfile:iter_members",)
 PG_HOOKS = ARCHIVE_HOOKS + ("asyncpg.cursor:Cursor.fetch",)
@@ -73,6 +74,10 @@ def check_export(runner: harness.Runner, args: list[str], env: dict[str, str], o
         assert killed.code == 0, killed.describe()
         entry["outcome"] = "not reached"
     entry["leftovers"] = leftovers(out.parent)
+    if out.exists():  # the same command again refuses to replace it (exit 2); --force does
+        refused = runner.run(args, env)
+        assert refused.code == 2, refused.describe()
+        args = [*args, "--force"]
     again = runner.run(args, env)
     assert again.code == 0, again.describe()
     diff = compare(reference, archive_records(out))
