@@ -28,9 +28,9 @@ def _when(epoch: float | None) -> str:
 
 
 def _vectors(namespace: dict[str, Any]) -> str:
-    """The model suffix of a vector table (`bge_m3_1024d`), else the dimension (`1024d`)."""
+    """Model and dimension in one cell (`bge_m3 1024d`), as much as is known."""
     model, dim = namespace.get("model"), namespace.get("dimension")
-    return str(model) if model else (f"{dim}d" if dim else "")
+    return " ".join(part for part in (str(model or ""), f"{dim}d" if dim else "") if part)
 
 
 def _collisions(console: Any, names: list[str]) -> None:
@@ -68,7 +68,7 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace
     cli, cfg = _prepare(ctx, working_dir)
     report = run(ops.show_workspace(cfg, profile, name))
 
-    def render(console: Any) -> None:  # 80 columns: the model suffix already ends in the dimension
+    def render(console: Any) -> None:  # 80 columns: model and dimension share a column
         rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", _vectors(n),
                  _when(n.get("last_update"))[:10]] for n in report["namespaces"]]
         console.print(table(f"Workspace {ops.shown(report['workspace'])} ({report['profile']})",

@@ -254,7 +254,8 @@ def test_lightrag_warning_only_when_a_lightrag_process_uses_the_dir(cli, sample_
         time.sleep(0.3)
         result = cli("export", "-p", "files", "-w", "ws1", "-o", str(tmp_path / "x.ragstore"), env=env)
         assert result.exit_code == 0, result.output
-        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:") and "LightRAG" in line
+                    and "running" in line]
         assert len(warnings) == 1 and f"pid {server.pid}" in warnings[0], result.stderr
         assert "LightRAG appears to be running" in warnings[0]
     finally:
