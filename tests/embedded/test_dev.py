@@ -8,7 +8,10 @@ import stat
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
+
+from tests.servers import neo4j_missing
 
 
 @pytest.fixture
@@ -68,3 +71,28 @@ def test_status_of_unknown_folder(cli, tmp_path):
     result = cli("--json", "dev", "status", "--data-dir", str(tmp_path / "never"))
     assert result.exit_code == 1
     assert json.loads(result.stdout)["postgres"]["running"] is False
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_graph_choice_neo4j_then_falkordb(cli, dev_dir, tmp_path):
+    up = cli("--json", "dev", "up", "--data-dir", str(dev_dir), "--graph", "neo4j", "--write-env", ".env")
+    assert up.exit_code == 0, up.output
+    assert up.json()["bolt"]["server"] == "neo4j" and up.json()["env"]["NEO4J_PASSWORD"] == "****"
+    status = cli("dev", "status", "--data-dir", str(dev_dir))
+    assert status.exit_code == 0 and "bolt (neo4j)" in status.stdout and "running" in status.stdout
+    checked = cli("--json", "check-connections", "--backend", "neo4j", "--timeout", "20")
+    assert checked.exit_code == 0, checked.output
+    details = checked.json()[0]["details"]
+    assert details["server_agent"].startswith("Neo4j/5.26") and details["edition"] == "community"
+    state = json.loads((dev_dir / "dev-state.json").read_text())
+    assert state["graph"] == "neo4j" and state["neo4j_password"] not in up.output + status.output
+    kept = cli("--json", "dev", "up", "--data-dir", str(dev_dir))  # no --graph: the one used last
+    assert kept.json()["bolt"]["server"] == "neo4j" and kept.json()["bolt"]["uri"] == up.json()["bolt"]["uri"]
+
+    neo4j_pid = kept.json()["bolt"]["pid"]
+    switched = cli("--json", "dev", "up", "--data-dir", str(dev_dir), "--graph", "falkordb")
+    assert switched.exit_code == 0 and switched.json()["bolt"]["server"] == "falkordb"
+    assert not psutil.pid_exists(neo4j_pid)  # the other graph server is stopped, its data kept
+    assert (dev_dir / "neo4j" / "home").is_dir()
+    refused = cli("dev", "up", "--data-dir", str(dev_dir), "--graph", "memgraph")
+    assert refused.exit_code == 2 and "falkordb, neo4j" in refused.stderr

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ragstore_cli.demo import sample_folder
 from ragstore_cli.embedded import dev
+from tests.servers import neo4j_missing
 
 
 def test_sample_workspace_is_lightrag_made_and_small() -> None:
@@ -32,5 +35,18 @@ def test_demo_end_to_end(cli, tmp_path: Path) -> None:
         text = cli("demo", "--data-dir", str(data_dir))  # again: servers already up, replace the workspace
         assert text.exit_code == 0, text.output
         assert "read back" in text.stdout and "neo4j,postgres" in text.stdout
+    finally:
+        dev.down(data_dir)
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_demo_on_a_real_neo4j(cli, tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    try:
+        result = cli("--json", "demo", "--data-dir", str(data_dir), "--graph", "neo4j")
+        assert result.exit_code == 0, result.output
+        doc = result.json()
+        assert doc["ok"] is True and doc["graph_server"] == "neo4j"
+        assert doc["counts"] == doc["roundtrip_counts"] and doc["counts"]["graph/edges"] > 5
     finally:
         dev.down(data_dir)
