@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
 )
-from ragstore_cli.backends.neo4j import cypher
+from ragstore_cli.backends.neo4j import cypher, limits
 from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
 from ragstore_cli.config import Settings
@@ -107,6 +107,10 @@ class Neo4jBackend:
 
     def graph(self) -> Neo4jGraph:
         return Neo4jGraph(self.bolt, self.label, self.ensure_indexes)
+
+    def check_graph_batch(self, batch: list) -> None:
+        """DataError for a record this server cannot store (the import preflight, before any write)."""
+        limits.check_batch(self.bolt.dialect, batch)
 
     def kv(self):
         raise UsageError("the neo4j backend serves only the graph role")

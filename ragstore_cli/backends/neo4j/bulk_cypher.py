@@ -12,7 +12,7 @@ FalkorDB an undirected MERGE of an edge costs ~3x a CREATE (it probes both direc
 
 from __future__ import annotations
 
-from ragstore_cli.backends.neo4j.cypher import REL
+from ragstore_cli.backends.neo4j.cypher import REL, TAG
 from ragstore_cli.workspace import quote_label
 
 ROWS = "r"  # the rows parameter
@@ -34,3 +34,28 @@ def create_edges(label: str, keys: tuple[str, ...]) -> str:
     props = _props(keys, 2)
     return (f"UNWIND ${ROWS} AS w MATCH (s:{q} {{entity_id: w[0]}}) MATCH (t:{q} {{entity_id: w[1]}}) "
             f"CREATE (s)-[e:{REL}{' {' + props[2:] + '}' if props else ''}]->(t) RETURN count(e) AS c")
+
+
+# A text value too large for one request (inline.py): appended in chunks to PART, then moved into place.
+PART = f"{TAG}_part"
+
+
+def append_node_part(label: str, *, first: bool) -> str:
+    return f"MATCH (n:{quote_label(label)} {{entity_id: $i}}) SET n.{PART} = {'' if first else f'n.{PART} + '}$c"
+
+
+def finish_node_part(label: str, key: str) -> str:
+    return f"MATCH (n:{quote_label(label)} {{entity_id: $i}}) SET n.{quote_label(key)} = n.{PART}, n.{PART} = NULL"
+
+
+def append_edge_part(label: str, *, first: bool) -> str:
+    """DISTINCT: an undirected pattern meets a self loop twice."""
+    q = quote_label(label)
+    return (f"MATCH (:{q} {{entity_id: $s}})-[r:{REL}]-(:{q} {{entity_id: $t}}) WITH DISTINCT r "
+            f"SET r.{PART} = {'' if first else f'r.{PART} + '}$c")
+
+
+def finish_edge_part(label: str, key: str) -> str:
+    q = quote_label(label)
+    return (f"MATCH (:{q} {{entity_id: $s}})-[r:{REL}]-(:{q} {{entity_id: $t}}) WITH DISTINCT r "
+            f"SET r.{quote_label(key)} = r.{PART}, r.{PART} = NULL")

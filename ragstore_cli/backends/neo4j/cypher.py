@@ -32,6 +32,13 @@ class Dialect:
     # FalkorDB's Bolt endpoint crashes on a request larger than ~4 KB (measured: 4,000-char
     # string parameter fine, 5,000 kills the server), so batches are cut by payload size.
     max_payload: int = 8 * 1024 * 1024
+    # The longest node id the server takes. Neo4j: its RANGE index on entity_id (LightRAG's, and
+    # ragstore's staging index) holds keys of at most 8,164 bytes (measured on 5.26: 8,164 ASCII
+    # characters or 4,082 two-byte ones index, one more fails the write). FalkorDB: an id travels in
+    # every request that touches its node or edges, within the 4 KB request text (escaped, rendered).
+    max_id_bytes: int = 8164
+    # Whether string parameters must be escaped for a parser (FalkorDB inlines them; probed on open).
+    inlines: bool = False
 
     @property
     def falkordb(self) -> bool:
@@ -39,7 +46,7 @@ class Dialect:
 
 
 NEO4J = Dialect("neo4j")
-FALKORDB = Dialect("falkordb", max_payload=3500)
+FALKORDB = Dialect("falkordb", max_payload=3500, max_id_bytes=1024, inlines=True)
 
 
 PROBE = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition"

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.backends.neo4j import bulk_cypher, cypher
+from ragstore_cli.backends.neo4j import bulk_cypher, cypher, inline, limits
 from ragstore_cli.backends.neo4j.session import Bolt, by_payload, falkordb_batches
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
@@ -135,12 +135,14 @@ class GraphWriter:
 
     async def write(self, batch: list[GraphNode | GraphEdge]) -> None:
         self._check_open()
-        nodes = [cypher.node_row(n.id, n.properties) for n in batch if isinstance(n, GraphNode)]
-        edges = [cypher.edge_row(e.source, e.target, e.properties) for e in batch if isinstance(e, GraphEdge)]
-        if len(nodes) + len(edges) != len(batch):
-            odd = next(x for x in batch if not isinstance(x, (GraphNode, GraphEdge)))
-            raise DataError(f"graph writer takes GraphNode/GraphEdge, got {type(odd).__name__}")
+        nodes, edges = limits.rows_of(batch)
+        limits.check_rows(self.bolt.dialect, nodes, edges)
         nodes, edges = coalesce_nodes(nodes), coalesce_edges(edges)
+        node_pieces: list[inline.Piece] = []
+        edge_pieces: list[inline.Piece] = []
+        if self.bolt.dialect.falkordb:  # records over its 4 KB request text go in pieces (inline.py)
+            nodes, node_pieces = inline.split_oversized(nodes, ("id",))
+            edges, edge_pieces = inline.split_oversized(edges, ("src", "tgt"))
         tagged = not self.replace
         extra = {"tag": self.import_id} if tagged else {}
         # Requests in flight at once (nodes before edges: every node statement finishes before the
@@ -162,9 +164,16 @@ class GraphWriter:
                 await self._report_missing(rows)
 
         await _all_or_none([run(q, p, False) for q, p in node_jobs])
+        await self._write_pieces(node_pieces)
         self.nodes += len(nodes)
         await _all_or_none([run(q, p, True) for q, p in edge_jobs])
+        await self._write_pieces(edge_pieces)
         self.edges += len(edges)
+
+    async def _write_pieces(self, pieces: list[inline.Piece]) -> None:
+        for piece in pieces:
+            for query, params in inline.piece_statements(self.target, piece):
+                await self.bolt.run(query, params)
 
     def _fresh(self, rows: list[dict[str, Any]], key: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(rows certainly new to this import, the others). FalkorDB replace-mode imports only: there
@@ -225,12 +234,12 @@ class GraphWriter:
             out += self._sized(query, "rows", items, extra, "an edge")
         return out
 
-    @staticmethod
-    def _sized(query: str, param: str, items: list[Any], extra: dict[str, Any],
+    def _sized(self, query: str, param: str, items: list[Any], extra: dict[str, Any],
                describe: str) -> list[tuple[str, dict[str, Any]]]:
         """FalkorDB: requests packed up to the byte its Bolt endpoint takes (session.FALKORDB_TEXT_LIMIT)."""
         return [(query, {param: part, **extra})
-                for part in falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe)]
+                for part in falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe,
+                                             escaped=self.bolt.dialect.inlines)]
 
     async def _report_missing(self, rows: list[Any]) -> None:
         pairs = [(r[0], r[1]) if isinstance(r, list) else (r["src"], r["tgt"]) for r in rows]

@@ -7,8 +7,9 @@ import pytest
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher
+from ragstore_cli.backends.neo4j.inline import SPLIT_AT
 from ragstore_cli.backends.neo4j.session import (
-    FALKORDB_TEXT_LIMIT, falkordb_batches, falkordb_text_size, rendered_size,
+    FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_batches, falkordb_text_size, rendered_size,
 )
 from ragstore_cli.backends.neo4j.writer import SeenFilter
 from ragstore_cli.errors import DataError
@@ -52,6 +53,10 @@ def test_batches_fill_the_text_buffer_to_the_byte_and_never_past_it():
     tagged = list(falkordb_batches(rows, query, "rows", {"tag": "0123456789abcdef"}, max_rows=1000))
     assert all(falkordb_text_size(query, {"rows": p, "tag": "0123456789abcdef"}) <= FALKORDB_TEXT_LIMIT for p in tagged)
     assert [len(p) for p in falkordb_batches(rows, query, "r", max_rows=7)][:3] == [7, 7, 7]
+    quoted = [[f"it's {i}", "a\\b", i / 7, "'\\" * (i % 97)] for i in range(3000)]  # sized as sent: escaped
+    parts = list(falkordb_batches(quoted, query, bulk_cypher.ROWS, max_rows=1000))
+    sizes = [len(falkordb_text(query, {bulk_cypher.ROWS: escape(p)}).encode()) for p in parts]
+    assert max(sizes) <= FALKORDB_TEXT_LIMIT and min(sizes[:-1]) > FALKORDB_TEXT_LIMIT - 400
 
 
 def test_bulk_statements_create_with_every_property():
@@ -78,19 +83,34 @@ async def test_largest_request_is_accepted_by_falkordb_and_one_byte_more_is_refu
     if is_real_neo4j:
         pytest.skip("the 4 KB text buffer is FalkorDB's")
     backend = await open_backend()
-    writer = await backend.graph().writer()
-    query = bulk_cypher.create_nodes(writer.stage, ("description",))
-    room = FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {bulk_cypher.ROWS: []})
-    fits = "x" * (room - rendered_size(["big", ""]))
-    await writer.write([GraphNode("big", {"description": fits})])
-    with pytest.raises(DataError, match="larger than this server accepts"):
-        await writer.write([GraphNode("big2", {"description": fits + "x"})])
-    await writer.commit()
-    got, _ = await read_all(backend.graph())
-    assert got == {"big": {"entity_id": "big", "description": fits}}
+    query = "RETURN $s AS s"
+    largest = "x" * (FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {"s": ""}))
+    assert falkordb_text_size(query, {"s": largest}) == FALKORDB_TEXT_LIMIT
+    assert await backend.bolt.scalar(query, {"s": largest}) == largest
     with pytest.raises(DataError, match="larger than this server accepts"):  # any statement, not only the writer's
-        await backend.bolt.run("RETURN $s AS s", {"s": "x" * FALKORDB_TEXT_LIMIT})
+        await backend.bolt.run(query, {"s": largest + "x"})
+    quoted = "'" * ((FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {"s": ""})) // 2)  # escaped: two bytes each
+    assert await backend.bolt.scalar(query, {"s": quoted}) == quoted
+    with pytest.raises(DataError, match="larger than this server accepts"):
+        await backend.bolt.run(query, {"s": quoted + "'"})
     assert await backend.bolt.scalar("RETURN 1 AS ok") == 1  # server still up
+
+
+async def test_rows_on_both_sides_of_the_split_threshold_round_trip(open_backend):
+    """A row up to inline.SPLIT_AT travels whole; past it, its largest text values go in pieces."""
+    backend = await open_backend()
+    writer = await backend.graph().writer()
+    base = escaped_size("n0") + len("description") + 4
+    nodes = [GraphNode(f"n{i}", {"entity_id": f"n{i}", "description": "d" * (SPLIT_AT - base - 2 + i)}) for i in range(3)]
+    nodes.append(GraphNode("n3", {"entity_id": "n3", "description": "x" * 20_000, "summary": "it's \\ " * 900,
+                                  "weight": 1.5}))
+    edges = [GraphEdge("n0", "n1", {"description": "e" * 9_000}), GraphEdge("n3", "n3", {"description": "'" * 5_000})]
+    await writer.write(nodes)
+    await writer.write(edges)
+    await writer.commit()
+    assert await read_all(backend.graph()) == as_dicts(nodes, edges)
+    raw = await backend.bolt.run(f"MATCH (n:`{backend.label}`) RETURN properties(n) AS p")
+    assert not any(bulk_cypher.PART in r["p"] for r in raw)
 
 
 async def test_repeats_across_write_calls_merge_like_lightrag(open_backend):

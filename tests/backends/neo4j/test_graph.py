@@ -163,27 +163,35 @@ async def test_hostile_ids_and_values_round_trip(open_backend):
     assert await read_all(backend.graph(), 2) == as_dicts(nodes, edges)
 
 
-async def test_quotes_backslashes_and_10kb_values_round_trip_on_neo4j(open_backend, is_real_neo4j):
-    if not is_real_neo4j:
-        pytest.skip("FalkorDB's Bolt endpoint inlines parameters unescaped (a ' or \\ in a string parameter "
-                    "is a syntax error) and crashes on requests over ~4 KB; needs RAGSTORE_TEST_NEO4J_URI")
+# Issue 15: FalkorDB rewrote escape sequences and choked on apostrophes; values over 4 KB were refused.
+ESCAPES = ["it's", "Alice's friend", "back\\slash", "two\\\\backslashes", "literal \\n newline", "end\\",
+           "\\'", "quote \" dq", "back`tick", "tab\there", "é中😀\\u0041", "%s %d {$x}"]
+
+
+async def test_quotes_backslashes_and_large_values_round_trip_exactly(open_backend):
     backend = await open_backend()
-    big = "x" * 10_240
-    nodes = [node("it's"), node("back\\slash", description=big), node(big)]
-    edges = [edge("it's", big, description="O'Brien \\ said")]
+    big = "O'Brien said \\ \"x\"\n" * 700  # ~14 KB
+    nodes = [node(name, description=f"{name} is Alice's friend", keywords=name) for name in ESCAPES]
+    nodes += [node("big", description=big), node("x" * 1000, description=big[:5000])]
+    edges = [edge(ESCAPES[i], ESCAPES[i + 1], description=ESCAPES[i] + big[:i * 900]) for i in range(len(ESCAPES) - 1)]
+    edges += [edge("big", "big", description=big), edge("it's", "x" * 1000, keywords="a'b\\c")]
     await write(backend, nodes, edges)
-    assert await read_all(backend.graph()) == as_dicts(nodes, edges)
+    assert await read_all(backend.graph(), 3) == as_dicts(nodes, edges)
+    assert await read_all(backend.graph(), 1000) == as_dicts(nodes, edges)
 
 
-async def test_oversized_record_is_refused_on_falkordb_before_it_crashes_the_server(open_backend, is_real_neo4j):
-    if is_real_neo4j:
-        pytest.skip("the ~4 KB request limit is FalkorDB's")
+async def test_node_ids_longer_than_the_server_takes_are_refused_before_writing(open_backend):
     backend = await open_backend()
-    writer = await backend.graph().writer()
-    with pytest.raises(DataError, match="larger than this server accepts"):
-        await writer.write([node("big", description="x" * 5000)])
+    longest = backend.dialect.max_id_bytes
+    await write(backend, [node("k" * longest), node("it's")], [edge("k" * longest, "it's")])
+    assert (await read_all(backend.graph()))[0].keys() == {"k" * longest, "it's"}
+    writer = await backend.graph().writer(replace=False)
+    with pytest.raises(DataError, match=f"is {longest + 1} bytes.*at most {backend.dialect.max_id_bytes} bytes"):
+        await writer.write([node("ok"), node("k" * (longest + 1))])
+    with pytest.raises(DataError, match="at most"):
+        await writer.write([edge("it's", "é" * longest)])
     await writer.abort()
-    assert await backend.bolt.scalar("RETURN 1 AS ok") == 1  # server still up
+    assert (await read_all(backend.graph()))[0].keys() == {"k" * longest, "it's"}  # nothing of it landed
 
 
 async def test_many_small_batches_under_falkordbs_budget(open_backend):
