@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
 )
-from ragstore_cli.backends.neo4j import cypher, limits
+from ragstore_cli.backends.neo4j import bulk_cypher, cypher, limits
 from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
 from ragstore_cli.config import Settings
@@ -222,8 +222,12 @@ class Neo4jBackend:
 
     async def cleanup_stale_imports(self) -> int:
         """Delete nodes staged for this workspace by imports that never committed or aborted (a
-        killed process) and their staging indexes; returns the number of staged nodes removed.
+        killed process) and their staging indexes, and (FalkorDB) halves of values a killed merge-mode
+        import was writing in pieces; returns the number of staged nodes removed.
         Only safe while no import into this workspace is running (the workspace lock's job)."""
+        if self.bolt.dialect.falkordb:
+            for statement in bulk_cypher.clear_parts(self.label):
+                await self.bolt.run(statement)
         removed = 0
         for row in await self.bolt.run("CALL db.labels() YIELD label RETURN label", read=True):
             parts = cypher.stage_parts(row["label"])

@@ -59,3 +59,10 @@ def finish_edge_part(label: str, key: str) -> str:
     q = quote_label(label)
     return (f"MATCH (:{q} {{entity_id: $s}})-[r:{REL}]-(:{q} {{entity_id: $t}}) WITH DISTINCT r "
             f"SET r.{quote_label(key)} = r.{PART}, r.{PART} = NULL")
+
+
+def clear_parts(label: str) -> tuple[str, str]:
+    """Remove what a killed import left in PART (the values themselves were never replaced)."""
+    q = quote_label(label)
+    return (f"MATCH (n:{q}) WHERE n.{PART} IS NOT NULL SET n.{PART} = NULL",
+            f"MATCH (:{q})-[r:{REL}]->(:{q}) WHERE r.{PART} IS NOT NULL SET r.{PART} = NULL")
