@@ -139,6 +139,12 @@ def is_real_neo4j(bolt_server) -> bool:
 
 
 @pytest.fixture(scope="session")
+def bolt_name(is_real_neo4j) -> str:
+    """The leg's server, as fault records and messages name it."""
+    return "Neo4j" if is_real_neo4j else "FalkorDB"
+
+
+@pytest.fixture(scope="session")
 def redis_server(server_root: Path):
     server = PlainRedis(server_root / "redis")
     server.start()
