@@ -12,26 +12,27 @@ FalkorDB an undirected MERGE of an edge costs ~3x a CREATE (it probes both direc
 
 from __future__ import annotations
 
-from ragstore_cli.backends.neo4j.cypher import REL, TAG
+from ragstore_cli.backends.neo4j.cypher import REL, TAG, positional
 from ragstore_cli.workspace import quote_label
 
 ROWS = "r"  # the rows parameter
 
 
-def _props(keys: tuple[str, ...], first: int) -> str:
-    return "".join(f", {quote_label(k)}: w[{i + first}]" for i, k in enumerate(keys))
+def _props(keys: tuple[str, ...], first: int, floats: frozenset[str]) -> str:
+    return "".join(f", {quote_label(k)}: {positional('w', i + first, k, floats)}" for i, k in enumerate(keys))
 
 
-def create_nodes(label: str, keys: tuple[str, ...]) -> str:
-    """Rows `[id, v1, v2, ...]` for one key set (keys without entity_id, which is the id)."""
-    return f"UNWIND ${ROWS} AS w CREATE (:{quote_label(label)} {{entity_id: w[0]{_props(keys, 1)}}})"
+def create_nodes(label: str, keys: tuple[str, ...], floats: frozenset[str] = frozenset()) -> str:
+    """Rows `[id, v1, v2, ...]` for one key set (keys without entity_id, which is the id); the
+    values of `floats` as [m, e] pairs (inline.exact_float)."""
+    return f"UNWIND ${ROWS} AS w CREATE (:{quote_label(label)} {{entity_id: w[0]{_props(keys, 1, floats)}}})"
 
 
-def create_edges(label: str, keys: tuple[str, ...]) -> str:
+def create_edges(label: str, keys: tuple[str, ...], floats: frozenset[str] = frozenset()) -> str:
     """Rows `[src, tgt, v1, ...]`; stored in the row's direction, as MERGE does for a new pair.
     Returns how many were created: fewer than the rows means an endpoint is missing."""
     q = quote_label(label)
-    props = _props(keys, 2)
+    props = _props(keys, 2, floats)
     return (f"UNWIND ${ROWS} AS w MATCH (s:{q} {{entity_id: w[0]}}) MATCH (t:{q} {{entity_id: w[1]}}) "
             f"CREATE (s)-[e:{REL}{' {' + props[2:] + '}' if props else ''}]->(t) RETURN count(e) AS c")
 

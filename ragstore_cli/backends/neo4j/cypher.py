@@ -192,21 +192,29 @@ def positional_ok(keys: tuple[str, ...]) -> bool:
     return all("`" not in key for key in keys)
 
 
-def merge_nodes_positional(label: str, keys: tuple[str, ...], *, tag: bool) -> str:
+def positional(var: str, index: int, key: str, floats: frozenset[str]) -> str:
+    """Value `index` of a positional row; a float travels as [m, e] (inline.exact_float) and is
+    rebuilt as m * 2^e, exactly: FalkorDB renders a float parameter with six decimals."""
+    return f"{var}[{index}][0] * 2.0 ^ {var}[{index}][1]" if key in floats else f"{var}[{index}]"
+
+
+def merge_nodes_positional(label: str, keys: tuple[str, ...], *, tag: bool,
+                           floats: frozenset[str] = frozenset()) -> str:
     """The node upsert with rows as lists `[id, v1, v2, ...]` for one key set: the same MERGE and
     additive SET as `+= map`, without repeating the property names in every row. For FalkorDB,
     whose Bolt endpoint takes ~4 KB per request and parses parameters as text."""
     on_create = f" ON CREATE SET n.{TAG} = $tag" if tag else ""
-    sets = ", ".join(f"n.{quote_label(k)} = row[{i + 1}]" for i, k in enumerate(keys))
+    sets = ", ".join(f"n.{quote_label(k)} = {positional('row', i + 1, k, floats)}" for i, k in enumerate(keys))
     return (f"UNWIND $rows AS row MERGE (n:{quote_label(label)} {{entity_id: row[0]}}){on_create}"
             + (f" SET {sets}" if sets else ""))
 
 
-def merge_edges_positional(label: str, keys: tuple[str, ...], *, tag: bool) -> str:
+def merge_edges_positional(label: str, keys: tuple[str, ...], *, tag: bool,
+                           floats: frozenset[str] = frozenset()) -> str:
     """The edge upsert with rows `[src, tgt, v1, ...]` (see merge_nodes_positional)."""
     q = quote_label(label)
     on_create = f" ON CREATE SET r.{TAG} = $tag" if tag else ""
-    sets = ", ".join(f"r.{quote_label(k)} = row[{i + 2}]" for i, k in enumerate(keys))
+    sets = ", ".join(f"r.{quote_label(k)} = {positional('row', i + 2, k, floats)}" for i, k in enumerate(keys))
     return (f"UNWIND $rows AS row MATCH (s:{q} {{entity_id: row[0]}}) WITH s, row "
             f"MATCH (t:{q} {{entity_id: row[1]}}) MERGE (s)-[r:{REL}]-(t){on_create}"
             + (f" SET {sets}" if sets else "") + " RETURN count(r) AS c")

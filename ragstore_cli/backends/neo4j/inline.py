@@ -1,4 +1,5 @@
-"""Records larger than one FalkorDB request, written in pieces.
+"""Values FalkorDB's Bolt endpoint would not take as they are: records larger than one request,
+written in pieces, and floats, sent as exact [mantissa, exponent] pairs.
 
 FalkorDB's Bolt endpoint takes at most 4 KB of query text per request, parameters rendered in (see
 session.FALKORDB_TEXT_BUFFER). A larger row is sent without its largest text values; each of those
@@ -9,6 +10,7 @@ never blanks a value that was there).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -19,6 +21,18 @@ from ragstore_cli.backends.neo4j.session import FALKORDB_TEXT_LIMIT, escape, esc
 # shares a request with the statement (a few hundred bytes) and the other rows.
 SPLIT_AT = 2048
 APPEND_MARGIN = 16
+
+
+def exact_float(value: float) -> list[float | int]:
+    """[m, e] with m * 2.0 ^ e == value in FalkorDB's arithmetic (cypher.positional). It renders a float
+    parameter with `%f`, six decimals: 0.0078125 arrives as 0.007812, 1e-9 as 0.0 (measured on 1.4.1).
+    A value `%f` keeps exactly (1.0, 0.25, -0.0) is sent as itself; any other as an integer mantissa
+    (exact below 2^53) and a power of two (exact, subnormals included; 300 random doubles checked)."""
+    text = f"{value:f}"
+    if len(text) <= 24 and float(text) == value:
+        return [value, 0]
+    exponent = max(math.frexp(value)[1] - 53, -1074)
+    return [int(math.ldexp(value, -exponent)), exponent]
 
 
 @dataclass(frozen=True)

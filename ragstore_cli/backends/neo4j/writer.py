@@ -99,10 +99,17 @@ async def _all_or_none(coroutines: list[Any]) -> None:
         raise
 
 
-def _by_keys(rows: list[dict[str, Any]], skip: str = "") -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+def _positional(rows: list[dict[str, Any]], ids: tuple[str, ...],
+                skip: str = "") -> dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]]:
+    """FalkorDB: rows as lists `[*ids, *values]`, grouped by key set and by which values are floats
+    (sent as exact pairs, inline.exact_float)."""
+    groups: dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(k for k in row["props"] if k != skip), []).append(row)
+        props = row["props"]
+        keys = tuple(k for k in props if k != skip)
+        floats = frozenset(k for k in keys if type(props[k]) is float)
+        values = (inline.exact_float(props[k]) if k in floats else props[k] for k in keys)
+        groups.setdefault((keys, floats), []).append([*(row[f] for f in ids), *values])
     return groups
 
 
@@ -195,19 +202,11 @@ class GraphWriter:
             return [(query, {"rows": part, **extra}) for part in
                     by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="a node")]
         fresh, again = self._fresh(rows, lambda r: r["id"])
-        out = []
-        for keys, group in _by_keys(fresh, skip="entity_id").items():
-            if cypher.positional_ok(keys):
-                items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
-                out += self._sized(bulk_cypher.create_nodes(self.target, keys), bulk_cypher.ROWS, items, {}, "a node")
-            else:
-                again += group
-        for keys, group in _by_keys(again, skip="entity_id").items():
-            if cypher.positional_ok(keys):
-                query = cypher.merge_nodes_positional(self.target, keys, tag=tagged)
-                items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
-            else:
-                query, items = cypher.merge_nodes(self.target, tag=tagged), group
+        out = []  # every property name is a quotable identifier here (limits.check_keys)
+        for (keys, floats), items in _positional(fresh, ("id",), "entity_id").items():
+            out += self._sized(bulk_cypher.create_nodes(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "a node")
+        for (keys, floats), items in _positional(again, ("id",), "entity_id").items():
+            query = cypher.merge_nodes_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "a node")
         return out
 
@@ -219,18 +218,10 @@ class GraphWriter:
                     by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="an edge")]
         fresh, again = self._fresh(rows, lambda r: _pair(r["src"], r["tgt"]))
         out = []
-        for keys, group in _by_keys(fresh).items():
-            if cypher.positional_ok(keys):
-                items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
-                out += self._sized(bulk_cypher.create_edges(self.target, keys), bulk_cypher.ROWS, items, {}, "an edge")
-            else:
-                again += group
-        for keys, group in _by_keys(again).items():
-            if cypher.positional_ok(keys):
-                query = cypher.merge_edges_positional(self.target, keys, tag=tagged)
-                items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
-            else:
-                query, items = cypher.merge_edges(self.target, tag=tagged), group
+        for (keys, floats), items in _positional(fresh, ("src", "tgt")).items():
+            out += self._sized(bulk_cypher.create_edges(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "an edge")
+        for (keys, floats), items in _positional(again, ("src", "tgt")).items():
+            query = cypher.merge_edges_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "an edge")
         return out
 

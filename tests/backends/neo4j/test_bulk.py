@@ -3,6 +3,8 @@ to the import, LightRAG's MERGE for repeats (across write() calls too)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
@@ -191,3 +193,32 @@ async def test_a_value_a_killed_merge_import_was_writing_in_pieces_is_left_whole
     await backend.cleanup_stale_imports()
     raw = await backend.bolt.run(f"MATCH (n:`{backend.label}`) RETURN properties(n) AS p")
     assert raw == [{"p": {"entity_id": "a", "description": "the old one"}}]
+
+
+FLOATS = [0.0078125, 1e-9, 1 / 3, 1.7000000000000002, 5e-324, -2.5e-310, 1e300, 1.7976931348623157e308, -0.0, 1.0, 0.85]
+
+
+def test_exact_float_pairs_rebuild_every_double():
+    for value in FLOATS:
+        m, e = inline.exact_float(value)
+        assert math.ldexp(m, e) == value and math.copysign(1, math.ldexp(m, e)) == math.copysign(1, value)
+    assert inline.exact_float(0.25) == [0.25, 0] and inline.exact_float(1 / 3)[1] == -54
+
+
+async def test_floats_round_trip_exactly(open_backend):
+    """FalkorDB renders a float parameter with six decimals (0.0078125 came back as 0.007812)."""
+    backend = await open_backend()
+    nodes = [GraphNode(f"n{i}", {"entity_id": f"n{i}", "score": v}) for i, v in enumerate(FLOATS)]
+    edges = [GraphEdge(f"n{i}", f"n{i + 1}", {"weight": v}) for i, v in enumerate(FLOATS[:-1])]
+    writer = await backend.graph().writer()
+    await writer.write(nodes)
+    await writer.write(edges)
+    await writer.commit()
+    merged = await backend.graph().writer(replace=False)  # the MERGE path too
+    await merged.write([GraphNode("n0", {"entity_id": "n0", "other": 1e-7}), GraphEdge("n1", "n0", {"w2": 1 / 7})])
+    await merged.commit()
+    got_nodes, got_edges = await read_all(backend.graph())
+    assert [got_nodes[f"n{i}"]["score"] for i in range(len(FLOATS))] == FLOATS
+    assert str(got_nodes["n8"]["score"]) == "-0.0" and got_nodes["n0"]["other"] == 1e-7
+    assert [got_edges[(f"n{i}", f"n{i + 1}")]["weight"] for i in range(len(FLOATS) - 1)] == FLOATS[:-1]
+    assert got_edges[("n0", "n1")]["w2"] == 1 / 7
