@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import create
 from ragstore_cli.backends.neo4j.cypher import INT64, TAG
+from ragstore_cli.backends.neo4j.limits import ASCII_SPACE
 from ragstore_cli.config import load_settings
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -56,11 +57,13 @@ async def round_trip(env: dict[str, str], nodes, edges) -> tuple[dict, dict]:
         await backend.close()
 
 
-def test_any_lightrag_graph_round_trips_exactly(bolt_env):
+def test_any_lightrag_graph_round_trips_exactly(bolt_env, is_real_neo4j):
     @FUZZ
     @given(graphs())
     def check(graph):
         nodes, edges = graph
+        # FalkorDB's index cannot find such ids: refused before writing (test_graph.py)
+        assume(is_real_neo4j or not any(n.id[0] in ASCII_SPACE or n.id[-1] in ASCII_SPACE for n in nodes))
         got_nodes, got_edges = asyncio.run(round_trip(bolt_env, nodes, edges))
         assert got_nodes == {n.id: n.properties for n in nodes}
         assert got_edges == {(e.source, e.target): e.properties for e in edges}  # stored direction kept

@@ -260,6 +260,11 @@ def copy_staged_edges_batch(stage: str, label: str) -> str:
             f"CREATE (x)-[e:{REL}]->(y) SET e = properties(r) SET r.{TAG} = 'copied' RETURN count(*) AS c")
 
 
+def uncopied_staged_edges(stage: str) -> str:
+    q = quote_label(stage)
+    return f"MATCH (:{q})-[r:{REL}]->(:{q}) WHERE r.{TAG} IS NULL RETURN count(r) AS c"
+
+
 def untag_nodes_batch(label: str) -> str:
     return (f"MATCH (n:{quote_label(label)}) WHERE n.{TAG} = $tag WITH n LIMIT $limit "
             f"REMOVE n.{TAG} RETURN count(*) AS c")

@@ -291,6 +291,10 @@ class GraphWriter:
                                           expected=self.nodes, limit=DELETE_BATCH)
         await self.bolt.repeat_until_zero(cypher.copy_staged_edges_batch(self.stage, self.label), {},
                                           expected=self.edges, limit=DELETE_BATCH)
+        left = int(await self.bolt.scalar(cypher.uncopied_staged_edges(self.stage)) or 0)
+        if left:  # an endpoint the copy could not find: loud, never a graph with fewer edges
+            raise OperationFailed(f"graph import: {left} staged edges could not be copied into the workspace "
+                                  "(their nodes were not found by entity_id)")
         await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.stage), {},
                                           expected=self.nodes, limit=DELETE_BATCH)
 

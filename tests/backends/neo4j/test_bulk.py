@@ -14,7 +14,7 @@ from ragstore_cli.backends.neo4j.session import (
     FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_batches, falkordb_text_size, rendered_size,
 )
 from ragstore_cli.backends.neo4j.writer import SeenFilter
-from ragstore_cli.errors import DataError
+from ragstore_cli.errors import DataError, OperationFailed
 from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all
 
 
@@ -222,3 +222,20 @@ async def test_floats_round_trip_exactly(open_backend):
     assert str(got_nodes["n8"]["score"]) == "-0.0" and got_nodes["n0"]["other"] == 1e-7
     assert [got_edges[(f"n{i}", f"n{i + 1}")]["weight"] for i in range(len(FLOATS) - 1)] == FLOATS[:-1]
     assert got_edges[("n0", "n1")]["w2"] == 1 / 7
+
+
+async def test_an_edge_the_commit_cannot_copy_fails_loudly(open_backend, is_real_neo4j, monkeypatch):
+    """FalkorDB's commit copies staged edges by looking their nodes up; one it cannot find must not
+    vanish silently (found with ids that FalkorDB's index cannot find, now refused up front)."""
+    if is_real_neo4j:
+        pytest.skip("Neo4j's commit relabels the staged nodes; nothing is looked up")
+    from ragstore_cli.backends.neo4j import cypher, limits
+
+    backend = await open_backend()
+    monkeypatch.setattr(limits, "check_rows", lambda *a: None)
+    writer = await backend.graph().writer()
+    await writer.write([GraphNode(" a", {"entity_id": " a"}), GraphNode("b", {"entity_id": "b"})])
+    await backend.bolt.run(f"MATCH (s:`{writer.stage}`), (t:`{writer.stage}`) WHERE toString(s.entity_id) = 'b' "
+                           f"AND toString(t.entity_id) = ' a' CREATE (s)-[:{cypher.REL}]->(t)")  # off the index
+    with pytest.raises(OperationFailed, match="1 staged edges could not be copied"):
+        await writer.commit()
