@@ -218,6 +218,9 @@ class Neo4jBackend:
                 else:
                     edges += done
                 after = upto
+        want = await self.graph().count()
+        if (nodes, edges) != want:  # e.g. an endpoint FalkorDB's index cannot find: loud, never fewer edges
+            raise OperationFailed(f"workspace copy: {nodes} nodes and {edges} edges copied of {want[0]} and {want[1]}")
         return {GRAPH_NAMESPACE: nodes + edges}
 
     async def cleanup_stale_imports(self) -> int:

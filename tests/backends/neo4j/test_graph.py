@@ -8,7 +8,7 @@ import pytest
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import cypher
-from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.errors import DataError, OperationFailed, UsageError
 from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all, sample
 
 
@@ -271,3 +271,16 @@ async def test_nodes_staged_by_a_killed_import_are_cleaned_for_that_workspace_on
     assert (await read_all(mine.graph()))[0].keys() == {"Kept"}
     await other.drop_workspace()  # drop removes what killed imports staged for the workspace, too
     assert await other.bolt.scalar(f"MATCH (n:`{others.stage}`) RETURN count(n) AS c") == 0
+
+
+async def test_a_copy_that_cannot_find_an_endpoint_fails_loudly(open_backend, is_real_neo4j):
+    """A graph written by another tool (LightRAG itself) may hold ids FalkorDB's index cannot find."""
+    if is_real_neo4j:
+        pytest.skip("only FalkorDB's index misses ids with outer whitespace")
+    source = await open_backend()
+    label = cypher.quote_label(source.label)
+    await source.bolt.run(f"CREATE (:{label} {{entity_id: ' a'}})-[:DIRECTED]->(:{label} {{entity_id: 'b'}})")
+    target = "t" + uuid.uuid4().hex[:10]
+    await open_backend(target)  # dropped afterwards
+    with pytest.raises(OperationFailed, match="2 nodes and 0 edges copied of 2 and 1"):
+        await source.copy_workspace(target)
