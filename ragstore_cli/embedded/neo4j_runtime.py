@@ -166,3 +166,19 @@ def prepare(*, timeout: float | None = None) -> Runtime:
             _compile(folder, java)
     classpath = os.pathsep.join([str(folder / "classes"), (folder / "classpath.txt").read_text().strip()])
     return Runtime(java, classpath, version)
+
+
+if __name__ == "__main__":  # `python -m ragstore_cli.embedded.neo4j_runtime`: fetch and compile ahead (CI, images)
+    import sys
+    import time
+
+    from ragstore_cli.errors import RagstoreError
+
+    began = time.monotonic()
+    try:
+        ready = prepare()
+    except RagstoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    print(f"Neo4j {ready.neo4j_version} ready to start with {ready.java} ({time.monotonic() - began:.1f} s; "
+          f"cache {cache_root() / 'neo4j'})")
