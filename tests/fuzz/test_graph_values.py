@@ -15,6 +15,7 @@ from ragstore_cli.backends.neo4j import create
 from ragstore_cli.backends.neo4j.cypher import INT64, TAG
 from ragstore_cli.backends.neo4j.limits import ASCII_SPACE
 from ragstore_cli.config import load_settings
+from tests.backends.neo4j.graphdata import write
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
@@ -45,10 +46,7 @@ async def round_trip(env: dict[str, str], nodes, edges) -> tuple[dict, dict]:
     backend = create(load_settings(environ=env), "fz" + uuid.uuid4().hex[:10])
     await backend.open()
     try:
-        writer = await backend.graph().writer()
-        await writer.write(nodes)
-        await writer.write(edges)
-        await writer.commit()
+        await write(backend, nodes, edges)
         got_nodes = {n.id: n.properties async for batch in backend.graph().read_nodes(3) for n in batch}
         got_edges = {(e.source, e.target): e.properties async for batch in backend.graph().read_edges(3) for e in batch}
         return got_nodes, got_edges

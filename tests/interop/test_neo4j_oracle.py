@@ -17,7 +17,7 @@ from ragstore_cli.backends import workspace_ops
 from ragstore_cli.backends.neo4j import create as create_neo4j
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.config import load_settings
-from tests.backends.neo4j.graphdata import edge, node
+from tests.backends.neo4j.graphdata import edge, node, write
 from tests.interop.lightrag_builder import fresh_shared_state, global_config, make_embedding_func, storage_class
 
 pytestmark = pytest.mark.parametrize("bolt_server", ["neo4j"], indirect=True)
@@ -92,6 +92,15 @@ async def as_lightrag_sees_it(store) -> tuple[dict, dict]:
     return nodes, edges
 
 
+async def lightrag_writes(store, nodes, edges):
+    """The graph through LightRAG's own upserts, one record at a time."""
+    for n in nodes:
+        await store.upsert_node(n.id, n.properties)
+    for e in edges:
+        await store.upsert_edge(e.source, e.target, e.properties)
+    return store
+
+
 def expected(nodes, edges) -> tuple[dict, dict]:
     return ({n.id: n.properties for n in nodes},
             {tuple(sorted((e.source, e.target))): e.properties for e in edges})
@@ -115,10 +124,7 @@ async def test_ragstore_writes_lightrag_reads_the_same(graph_settings, workspace
     backend = create_neo4j(graph_settings, workspace)
     await backend.open()
     try:
-        writer = await backend.graph().writer()
-        await writer.write(nodes)
-        await writer.write(edges)
-        await writer.commit()
+        await write(backend, nodes, edges)
     finally:
         await backend.close()
     assert await as_lightrag_sees_it(await lightrag(workspace)) == expected(nodes, edges)
@@ -127,11 +133,7 @@ async def test_ragstore_writes_lightrag_reads_the_same(graph_settings, workspace
 async def test_lightrag_writes_ragstore_reads_the_same(graph_settings, workspaces, lightrag):
     workspace = workspaces()
     nodes, edges = hostile_graph()
-    store = await lightrag(workspace)
-    for n in nodes:
-        await store.upsert_node(n.id, n.properties)
-    for e in edges:
-        await store.upsert_edge(e.source, e.target, e.properties)
+    store = await lightrag_writes(await lightrag(workspace), nodes, edges)
     assert await ragstore_reads(graph_settings, workspace) == expected(nodes, edges)
     assert await ragstore_reads(graph_settings, workspace) == await as_lightrag_sees_it(store)
 
@@ -139,11 +141,7 @@ async def test_lightrag_writes_ragstore_reads_the_same(graph_settings, workspace
 async def test_copy_rename_and_drop_as_lightrag_sees_them(graph_settings, workspaces, lightrag, tmp_path):
     source, copy, moved = workspaces(), workspaces(), workspaces()
     nodes, edges = hostile_graph()
-    store = await lightrag(source)
-    for n in nodes:
-        await store.upsert_node(n.id, n.properties)
-    for e in edges:
-        await store.upsert_edge(e.source, e.target, e.properties)
+    await lightrag_writes(await lightrag(source), nodes, edges)
     want = expected(nodes, edges)
     (tmp_path / source).mkdir()
     await workspace_ops.copy_workspace(graph_settings, "neo4j,files", source, copy)

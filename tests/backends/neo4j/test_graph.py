@@ -9,16 +9,7 @@ import pytest
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
-from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all, sample
-
-
-async def write(backend, nodes, edges, *, replace=True, commit=True):
-    writer = await backend.graph().writer(replace=replace)
-    await writer.write(nodes)
-    await writer.write(edges)
-    if commit:
-        await writer.commit()
-    return writer
+from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all, sample, write
 
 
 async def test_round_trip_in_lightrag_shapes(open_backend):
