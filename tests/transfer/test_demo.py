@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,8 +42,11 @@ def test_demo_end_to_end(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
-def test_demo_on_a_real_neo4j(cli, tmp_path: Path) -> None:
-    data_dir = tmp_path / "d"
+def test_demo_on_a_real_neo4j(cli) -> None:
+    # Not under tmp_path: a concurrent pytest resets /tmp/pytest-of-<user> to 0700, which the
+    # unprivileged PostgreSQL user cannot traverse (as in tests/embedded/test_dev.py).
+    root = Path(tempfile.mkdtemp(prefix="ragstore-demo-test-"))
+    data_dir = root / "d"
     try:
         result = cli("--json", "demo", "--data-dir", str(data_dir), "--graph", "neo4j")
         assert result.exit_code == 0, result.output
@@ -50,3 +55,4 @@ def test_demo_on_a_real_neo4j(cli, tmp_path: Path) -> None:
         assert doc["counts"] == doc["roundtrip_counts"] and doc["counts"]["graph/edges"] > 5
     finally:
         dev.down(data_dir)
+        shutil.rmtree(root, ignore_errors=True)
