@@ -192,22 +192,6 @@ def edge_page_list(label: str) -> str:
 
 
 # --------------------------------------------------------------------------- writes
-def merge_nodes(label: str, *, tag: bool) -> str:
-    """LightRAG's node upsert (MERGE by entity_id, additive `+=`), as one UNWIND batch."""
-    on_create = f" ON CREATE SET n.{TAG} = $tag" if tag else ""
-    return (f"UNWIND $rows AS row MERGE (n:{quote_label(label)} {{entity_id: row.id}}){on_create} "
-            "SET n += row.props")
-
-
-def merge_edges(label: str, *, tag: bool) -> str:
-    """LightRAG's edge upsert: both endpoints must exist; undirected-pattern MERGE; `+=`."""
-    q = quote_label(label)
-    on_create = f" ON CREATE SET r.{TAG} = $tag" if tag else ""
-    return (f"UNWIND $rows AS row MATCH (s:{q} {{entity_id: row.src}}) WITH s, row "
-            f"MATCH (t:{q} {{entity_id: row.tgt}}) MERGE (s)-[r:{REL}]-(t){on_create} "
-            "SET r += row.props RETURN count(r) AS c")
-
-
 def positional_ok(keys: tuple[str, ...]) -> bool:
     """Property names FalkorDB can take as identifiers (it cannot parse a doubled backtick)."""
     return all("`" not in key for key in keys)
@@ -221,9 +205,9 @@ def positional(var: str, index: int, key: str, floats: frozenset[str]) -> str:
 
 def merge_nodes_positional(label: str, keys: tuple[str, ...], *, tag: bool,
                            floats: frozenset[str] = frozenset()) -> str:
-    """The node upsert with rows as lists `[id, v1, v2, ...]` for one key set: the same MERGE and
-    additive SET as `+= map`, without repeating the property names in every row. For FalkorDB,
-    whose Bolt endpoint takes ~4 KB per request and parses parameters as text."""
+    """LightRAG's node upsert (MERGE by entity_id, then its properties SET: what `+= map` does), one
+    UNWIND batch of rows as lists `[id, v1, v2, ...]` for one key set: the property names travel once
+    per request, not once per row."""
     on_create = f" ON CREATE SET n.{TAG} = $tag" if tag else ""
     sets = ", ".join(f"n.{quote_label(k)} = {positional('row', i + 1, k, floats)}" for i, k in enumerate(keys))
     return (f"UNWIND $rows AS row MERGE (n:{quote_label(label)} {{entity_id: row[0]}}){on_create}"
@@ -232,7 +216,8 @@ def merge_nodes_positional(label: str, keys: tuple[str, ...], *, tag: bool,
 
 def merge_edges_positional(label: str, keys: tuple[str, ...], *, tag: bool,
                            floats: frozenset[str] = frozenset()) -> str:
-    """The edge upsert with rows `[src, tgt, v1, ...]` (see merge_nodes_positional)."""
+    """LightRAG's edge upsert: both endpoints must exist; undirected-pattern MERGE (one relationship
+    per pair, whichever way it is stored); properties SET. Rows `[src, tgt, v1, ...]`."""
     q = quote_label(label)
     on_create = f" ON CREATE SET r.{TAG} = $tag" if tag else ""
     sets = ", ".join(f"r.{quote_label(k)} = {positional('row', i + 2, k, floats)}" for i, k in enumerate(keys))

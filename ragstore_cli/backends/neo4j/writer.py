@@ -99,15 +99,16 @@ async def _all_or_none(coroutines: list[Any]) -> None:
         raise
 
 
-def _positional(rows: list[dict[str, Any]], ids: tuple[str, ...],
-                skip: str = "") -> dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]]:
-    """FalkorDB: rows as lists `[*ids, *values]`, grouped by key set and by which values are floats
-    (sent as exact pairs, inline.exact_float)."""
+def _positional(rows: list[dict[str, Any]], ids: tuple[str, ...], skip: str = "", *,
+                exact_floats: bool) -> dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]]:
+    """Rows as lists `[*ids, *values]` grouped by key set: the property names travel once per request,
+    not once per row (measured on Neo4j 5.26, 10k nodes + 20k edges: 1.0 s against 1.6 s for rows as
+    maps). `exact_floats` (FalkorDB): floats sent as exact pairs (inline.exact_float), grouped apart."""
     groups: dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]] = {}
     for row in rows:
         props = row["props"]
         keys = tuple(k for k in props if k != skip)
-        floats = frozenset(k for k in keys if type(props[k]) is float)
+        floats = frozenset(k for k in keys if type(props[k]) is float) if exact_floats else frozenset()
         values = (inline.exact_float(props[k]) if k in floats else props[k] for k in keys)
         groups.setdefault((keys, floats), []).append([*(row[f] for f in ids), *values])
     return groups
@@ -183,9 +184,10 @@ class GraphWriter:
                 await self.bolt.run(query, params)
 
     def _fresh(self, rows: list[dict[str, Any]], key: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(rows certainly new to this import, the others). FalkorDB replace-mode imports only: there
-        the staging label starts empty, so a new node or pair can be CREATEd rather than MERGEd."""
-        if not (self.replace and self.bolt.dialect.falkordb):
+        """(rows certainly new to this import, the others). Replace-mode imports only: there the
+        staging label starts empty, so a new node or pair can be CREATEd rather than MERGEd (measured
+        on Neo4j 5.26: 20k edges 0.7 s against 1.1 s; FalkorDB: a third of the cost)."""
+        if not self.replace:
             return [], rows
         if self._seen is None:
             self._seen = SeenFilter()
@@ -196,41 +198,41 @@ class GraphWriter:
 
     def _node_statements(self, rows: list[dict[str, Any]], tagged: bool,
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """(query, parameters) per request: the rows first parameter, `extra` after it."""
-        if not self.bolt.dialect.falkordb:
-            query = cypher.merge_nodes(self.target, tag=tagged)
-            return [(query, {"rows": part, **extra}) for part in
-                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="a node")]
+        """(query, parameters) per request: the rows first parameter, `extra` after it. Every property
+        name is a quotable identifier (FalkorDB: limits.check_keys)."""
         fresh, again = self._fresh(rows, lambda r: r["id"])
-        out = []  # every property name is a quotable identifier here (limits.check_keys)
-        for (keys, floats), items in _positional(fresh, ("id",), "entity_id").items():
+        out = []
+        exact = self.bolt.dialect.inlines
+        for (keys, floats), items in _positional(fresh, ("id",), "entity_id", exact_floats=exact).items():
             out += self._sized(bulk_cypher.create_nodes(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "a node")
-        for (keys, floats), items in _positional(again, ("id",), "entity_id").items():
+        for (keys, floats), items in _positional(again, ("id",), "entity_id", exact_floats=exact).items():
             query = cypher.merge_nodes_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "a node")
         return out
 
     def _edge_statements(self, rows: list[dict[str, Any]], tagged: bool,
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        if not self.bolt.dialect.falkordb:
-            query = cypher.merge_edges(self.target, tag=tagged)
-            return [(query, {"rows": part, **extra}) for part in
-                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="an edge")]
         fresh, again = self._fresh(rows, lambda r: _pair(r["src"], r["tgt"]))
         out = []
-        for (keys, floats), items in _positional(fresh, ("src", "tgt")).items():
+        exact = self.bolt.dialect.inlines
+        for (keys, floats), items in _positional(fresh, ("src", "tgt"), exact_floats=exact).items():
             out += self._sized(bulk_cypher.create_edges(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "an edge")
-        for (keys, floats), items in _positional(again, ("src", "tgt")).items():
+        for (keys, floats), items in _positional(again, ("src", "tgt"), exact_floats=exact).items():
             query = cypher.merge_edges_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "an edge")
         return out
 
     def _sized(self, query: str, param: str, items: list[Any], extra: dict[str, Any],
                describe: str) -> list[tuple[str, dict[str, Any]]]:
-        """FalkorDB: requests packed up to the byte its Bolt endpoint takes (session.FALKORDB_TEXT_LIMIT)."""
-        return [(query, {param: part, **extra})
-                for part in falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe,
-                                             escaped=self.bolt.dialect.inlines)]
+        """Requests of at most MAX_ROWS rows; FalkorDB: packed up to the byte its Bolt endpoint takes
+        (session.FALKORDB_TEXT_LIMIT), Neo4j: within the dialect's payload budget."""
+        dialect = self.bolt.dialect
+        if dialect.falkordb:
+            parts = falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe,
+                                     escaped=dialect.inlines)
+        else:
+            parts = by_payload(items, max_rows=MAX_ROWS, max_bytes=dialect.max_payload, describe=describe)
+        return [(query, {param: part, **extra}) for part in parts]
 
     async def _report_missing(self, rows: list[Any]) -> None:
         pairs = [(r[0], r[1]) if isinstance(r, list) else (r["src"], r["tgt"]) for r in rows]
