@@ -65,6 +65,10 @@ class PeakRSS:
     def growth_mb(self) -> float:
         return (self.peak - self.base) / 2**20
 
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
 
 async def make_archive(folder: Path, n_nodes: int, n_edges: int) -> Path:
     """A files workspace holding only this graph, exported to a ragstore archive."""
@@ -113,7 +117,7 @@ async def export_both(env: dict[str, str], workspace: str) -> dict[str, float]:
     """ragstore's stream and a plain MATCH scan, alternated twice each (the best of two)."""
     backend = create_neo4j(load_settings(environ=env), workspace)
     await backend.open()
-    out: dict[str, float] = {"ragstore_s": float("inf"), "plain_s": float("inf"), "rss_mb": 0.0}
+    out: dict[str, float] = {"ragstore_s": float("inf"), "plain_s": float("inf"), "rss_mb": 0.0, "peak_mb": 0.0}
     label = cypher.quote_label(backend.label)
     try:
         for _ in range(2):
@@ -126,6 +130,7 @@ async def export_both(env: dict[str, str], workspace: str) -> dict[str, float]:
                     items += len(page)
                 out["ragstore_s"] = min(out["ragstore_s"], time.perf_counter() - started)
             out["rss_mb"] = max(out["rss_mb"], rss.growth_mb)
+            out["peak_mb"] = max(out["peak_mb"], rss.peak_mb)
             out["items"] = items
             started = time.perf_counter()
             plain = 0
@@ -193,8 +198,9 @@ async def run(env: dict[str, str], folder: Path, n_nodes: int, rss_factor: int) 
             big_archive = await make_archive(folder / "big", n_nodes * rss_factor, n_edges * rss_factor)
             await ragstore_import(env, folder / "big", big_archive, ours)
             big = await export_both(env, ours)
-            print(f"RSS growth while streaming the export: {small['rss_mb']:.1f} MB at {small['items']} items, "
-                  f"{big['rss_mb']:.1f} MB at {big['items']} items ({rss_factor}x the graph); "
+            print(f"RSS growth while streaming the export: {small['rss_mb']:.1f} MB at {small['items']} items "
+                  f"(peak {small['peak_mb']:.0f} MB), {big['rss_mb']:.1f} MB at {big['items']} items "
+                  f"(peak {big['peak_mb']:.0f} MB; {rss_factor}x the graph); "
                   f"at {big['items']} items ragstore {big['ragstore_s']:.2f} s vs scan {big['plain_s']:.2f} s "
                   f"({big['plain_s'] / big['ragstore_s']:.2f}x)")
     finally:
