@@ -122,16 +122,22 @@ def up(data_dir: Path, graph: str | None = None) -> DevServers:
         known = {_kind(server): server for server in (servers.graph, *servers.others)}
         chosen = known.pop(graph, None) or _new_graph(data_dir, graph)
         servers = DevServers(data_dir, servers.postgres, chosen, tuple(known.values()))
+    graph_was_running = servers.graph.running()
     if servers.graph_name == "neo4j":
         servers.graph.start()  # first: it is the one that can be refused (no Java, no Maven)
-    servers.postgres.start()
+    try:
+        servers.postgres.start()
+        exists = servers.postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'").strip()
+        if not exists:
+            servers.postgres.psql(f"CREATE DATABASE {DEV_DATABASE}")
+        servers.postgres.psql("CREATE EXTENSION IF NOT EXISTS vector", database=DEV_DATABASE)
+    except BaseException:
+        if not graph_was_running:  # not recorded yet: `dev down` could not find it
+            servers.graph.stop()
+        raise
     for other in servers.others:
         other.stop()
     servers.graph.start()
-    exists = servers.postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}'").strip()
-    if not exists:
-        servers.postgres.psql(f"CREATE DATABASE {DEV_DATABASE}")
-    servers.postgres.psql("CREATE EXTENSION IF NOT EXISTS vector", database=DEV_DATABASE)
     state: dict[str, Any] = {
         "postgres_port": servers.postgres.port,
         "postgres_password": servers.postgres.password,

@@ -96,3 +96,30 @@ def test_graph_choice_neo4j_then_falkordb(cli, dev_dir, tmp_path):
     assert (dev_dir / "neo4j" / "home").is_dir()
     refused = cli("dev", "up", "--data-dir", str(dev_dir), "--graph", "memgraph")
     assert refused.exit_code == 2 and "falkordb, neo4j" in refused.stderr
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_a_failed_dev_up_leaves_no_graph_server_behind(dev_dir, monkeypatch):
+    """Neo4j starts first; when PostgreSQL then fails, nothing is recorded yet, so `dev down` could
+    not stop it: dev up stops it itself."""
+    from ragstore_cli.embedded import dev
+    from ragstore_cli.embedded.neo4j import EmbeddedNeo4j
+    from ragstore_cli.embedded.postgres import EmbeddedPostgres
+    from ragstore_cli.errors import OperationFailed
+
+    started = []
+    real_start = EmbeddedNeo4j.start
+
+    def start(self, *args, **kwargs):
+        real_start(self, *args, **kwargs)
+        started.append(self.pid())
+
+    def refuse(self, *args, **kwargs):
+        raise OperationFailed("embedded postgres: initdb failed (simulated)")
+
+    monkeypatch.setattr(EmbeddedNeo4j, "start", start)
+    monkeypatch.setattr(EmbeddedPostgres, "start", refuse)
+    with pytest.raises(OperationFailed, match="simulated"):
+        dev.up(dev_dir, "neo4j")
+    assert started and not psutil.pid_exists(started[0])
+    assert dev.load(dev_dir) is None
