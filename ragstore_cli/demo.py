@@ -1,6 +1,6 @@
 """The README's main job, end to end: embedded servers, a real LightRAG workspace, export, import, verify.
 
-1. start the embedded PostgreSQL + pgvector and Bolt servers (`ragstore dev up`);
+1. start the embedded PostgreSQL + pgvector and Bolt servers (`ragstore dev up`; FalkorDB or Neo4j);
 2. copy the sample workspace (built by LightRAG 1.5.7's own pipeline, examples/sample_workspace);
 3. export it from files to a `.ragstore` archive and verify the archive;
 4. import it into PostgreSQL (KV, vectors, doc status) and the Bolt server (graph);
@@ -34,6 +34,7 @@ class DemoReport:
     workspace: str
     counts: dict[str, int]
     roundtrip_counts: dict[str, int]
+    graph_server: str
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,14 +62,14 @@ def _sample_model(folder: Path) -> tuple[str | None, str | None]:
 
 
 async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Progress | None = None,
-                   base: dict[str, str] | None = None) -> DemoReport:
+                   base: dict[str, str] | None = None, graph: str | None = None) -> DemoReport:
     """Run the whole job; every step raises a RagstoreError on failure (nothing is left half-imported)."""
     from ragstore_cli.embedded import dev
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     data_dir = Path(data_dir).resolve()
-    servers = dev.up(data_dir)
+    servers = dev.up(data_dir, graph)
     timings["servers_up_s"] = time.perf_counter() - clock
 
     source_dir = data_dir / "sample_workspace"
@@ -102,7 +103,7 @@ async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Prog
     timings["verify_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - clock
     report = DemoReport(str(data_dir), str(archive), TARGET_PROFILE, DEMO_WORKSPACE, exported.counts, again.counts,
-                        {k: round(v, 2) for k, v in timings.items()})
+                        servers.graph_name, {k: round(v, 2) for k, v in timings.items()})
     if exported.counts != again.counts:
         raise OperationFailed(f"the servers hold different counts than the sample: {again.counts} vs {exported.counts}")
     return report

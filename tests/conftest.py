@@ -17,7 +17,11 @@ from typer.testing import CliRunner
 
 from ragstore_cli.cli.app import app
 from ragstore_cli.config import SPECS
-from tests.servers import TEST_PASSWORD, PlainRedis, make_test_ca, ssl_capable_bin_dir, start_falkordb, start_postgres
+from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
+from tests.servers import (
+    TEST_PASSWORD, ExternalNeo4j, PlainRedis, make_test_ca, neo4j_missing, ssl_capable_bin_dir, start_falkordb,
+    start_neo4j, start_postgres,
+)
 
 # CI runs the same Hypothesis examples every time (a failure reproduces); developers explore new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -76,33 +80,68 @@ def pg_ssl_server(server_root: Path, test_ca):
     server.stop()
 
 
-# --------------------------------------------------------------------------- Bolt (FalkorDB) and Redis
+# --------------------------------------------------------------------------- Bolt: FalkorDB and Neo4j, and Redis
+# Every test that takes `bolt_server` / `bolt_env` runs once per Bolt server. RAGSTORE_TEST_BOLT_SERVERS
+# (comma-separated) narrows the list for a quick local run; a test pins one server with
+# @pytest.mark.parametrize("bolt_server", ["neo4j"], indirect=True).
+BOLT_SERVERS = [name for name in os.environ.get("RAGSTORE_TEST_BOLT_SERVERS", "falkordb,neo4j").split(",") if name]
+
+
 @pytest.fixture(scope="session")
-def bolt_server(server_root: Path):
-    external = os.environ.get("RAGSTORE_TEST_NEO4J_URI")
-    if external:
-        yield None
-        return
+def falkordb_server(server_root: Path):
     server = start_falkordb(server_root / "falkordb")
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
+def neo4j_server(server_root: Path):
+    """A real Neo4j Community 5.26 (RAGSTORE_TEST_NEO4J_URI: an external one instead)."""
+    external = os.environ.get("RAGSTORE_TEST_NEO4J_URI")
+    if external:
+        yield ExternalNeo4j(external, os.environ.get("RAGSTORE_TEST_NEO4J_USERNAME", "neo4j"),
+                            os.environ.get("RAGSTORE_TEST_NEO4J_PASSWORD", ""))
+        return
+    missing = neo4j_missing()
+    if missing:
+        pytest.skip(missing)
+    server = start_neo4j(server_root / "neo4j")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_tls_server(server_root: Path, test_ca):
+    """A second real Neo4j that serves Bolt over TLS only, with the test CA's `localhost` certificate."""
+    missing = neo4j_missing()
+    if missing:
+        pytest.skip(missing)
+    server = start_neo4j(server_root / "neo4j-tls", tls=test_ca)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BOLT_SERVERS)
+def bolt_server(request):
+    """The Bolt server of this leg: FalkorDB's endpoint or a real Neo4j."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture(scope="session")
 def bolt_env(bolt_server) -> dict[str, str]:
-    """Settings for the Bolt server: a real Neo4j when RAGSTORE_TEST_NEO4J_URI is set, else FalkorDB."""
-    if bolt_server is None:
-        return {
-            "NEO4J_URI": os.environ["RAGSTORE_TEST_NEO4J_URI"],
-            "NEO4J_USERNAME": os.environ.get("RAGSTORE_TEST_NEO4J_USERNAME", "neo4j"),
-            "NEO4J_PASSWORD": os.environ.get("RAGSTORE_TEST_NEO4J_PASSWORD", ""),
-        }
+    """LightRAG's NEO4J_* settings for this leg's Bolt server."""
     return bolt_server.env()
 
 
 @pytest.fixture(scope="session")
 def is_real_neo4j(bolt_server) -> bool:
-    return bolt_server is None
+    return not isinstance(bolt_server, EmbeddedFalkorDB)
+
+
+@pytest.fixture(scope="session")
+def bolt_name(is_real_neo4j) -> str:
+    """The leg's server, as fault records and messages name it."""
+    return "Neo4j" if is_real_neo4j else "FalkorDB"
 
 
 @pytest.fixture(scope="session")

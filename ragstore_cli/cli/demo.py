@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ragstore_cli.cli.common import run, state
+from ragstore_cli.cli.dev import GRAPH
 from ragstore_cli.cli.output import emit, table, workspace_label
 from ragstore_cli.cli.transfer import progress_bars
 
@@ -16,20 +17,22 @@ def demo(
     ctx: typer.Context,
     data_dir: Path = typer.Option(Path(".ragstore-dev"), "--data-dir", help="Folder for the servers and the archives."),
     sample: Optional[Path] = typer.Option(None, "--sample", help="Another LightRAG working dir to use as the sample."),
+    graph: Optional[str] = GRAPH,
 ) -> None:
     """Start the embedded servers, export the sample LightRAG workspace, import it into PostgreSQL + Bolt, verify.
 
     Example: ragstore demo && ragstore --env-file .ragstore-dev/ragstore.env archive inspect .ragstore-dev/sample.ragstore
+    Example: ragstore demo --graph neo4j
     """
     from ragstore_cli.demo import run_demo
 
     cli = state(ctx)
     with progress_bars(cli) as bar:
-        report = run(run_demo(data_dir, sample=sample, progress=bar))
+        report = run(run_demo(data_dir, sample=sample, progress=bar, graph=graph))
 
     def render(console) -> None:
         rows = [[key, count, report.roundtrip_counts.get(key)] for key, count in report.counts.items()]
-        console.print(table("sample workspace: files → archive → PostgreSQL + Bolt → archive",
+        console.print(table(f"sample workspace: files → archive → PostgreSQL + {report.graph_server} → archive",
                             ["section", "exported", "read back"], rows))
         console.print(f"[green]ok[/] archive {report.archive}; workspace {workspace_label(report.workspace)} in {report.target_profile}; "
                       + ", ".join(f"{k} {v}" for k, v in report.timings.items()))

@@ -16,6 +16,9 @@ from ragstore_cli.redact import MASK
 dev_app = typer.Typer(help="Start and stop local PostgreSQL + pgvector and a Bolt server for trying ragstore.",
                       no_args_is_help=True)
 DATA_DIR = typer.Option(Path(".ragstore-dev"), "--data-dir", help="Folder holding the servers' data.")
+GRAPH = typer.Option(None, "--graph", metavar="falkordb|neo4j",
+                     help="Bolt graph server: falkordb (default, no Java) or neo4j (Neo4j Community 5.26; "
+                          "needs Java 17+ and Maven). Default: the one this data folder used last.")
 
 
 def _env_lines(servers: dev.DevServers) -> list[str]:
@@ -26,23 +29,25 @@ def _env_lines(servers: dev.DevServers) -> list[str]:
 def up(
     ctx: typer.Context,
     data_dir: Path = DATA_DIR,
+    graph: Optional[str] = GRAPH,
     write_env: Optional[Path] = typer.Option(None, "--write-env", help="Also write the settings to this file (e.g. .env)."),
     force: bool = typer.Option(False, "--force", help="Let --write-env replace a file ragstore did not write."),
 ) -> None:
     """Start the servers, bound to loopback, and print the settings that point at them.
 
     Example: ragstore dev up --write-env .env && ragstore check-connections
+    Example: ragstore dev up --graph neo4j
     """
     if write_env is not None:
         dev.check_env_target(write_env, force=force)
-    servers = dev.up(data_dir)
+    servers = dev.up(data_dir, graph)
     if write_env is not None:
         dev.write_env_copy(servers, write_env, force=force)
     document = {**servers.status(), "env": {k: (MASK if "PASSWORD" in k and v else v) for k, v in servers.env().items()},
                 "written_env": str(write_env) if write_env else None}
 
     def render(console) -> None:
-        console.print(f"[green]dev servers running[/] in {servers.data_dir}")
+        console.print(f"[green]dev servers running[/] in {servers.data_dir} (graph: {servers.graph_name})")
         console.print("\n".join(_env_lines(servers)))
         console.print(f"\nThe full settings (with the password) are in {servers.env_file}: "
                       f"ragstore --env-file {servers.env_file} check-connections")
@@ -73,7 +78,8 @@ def status(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
 
     def render(console) -> None:
         rows = [["postgres", "running" if document["postgres"]["running"] else "stopped", document["postgres"].get("port", "")],
-                ["bolt", "running" if document["bolt"]["running"] else "stopped", document["bolt"].get("uri", "")]]
+                [f"bolt ({document['bolt'].get('server', '-')})", "running" if document["bolt"]["running"] else "stopped",
+                 document["bolt"].get("uri", "")]]
         console.print(table(f"dev servers in {document['data_dir']}", ["server", "state", "where"], rows))
 
     emit(state(ctx), document, render)

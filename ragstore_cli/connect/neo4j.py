@@ -8,11 +8,13 @@ database does not exist (or the edition cannot create it) it falls back to the s
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import neo4j
-from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable, TransientError
 
 from ragstore_cli.config import Settings
 from ragstore_cli.connect import liveness
@@ -20,6 +22,11 @@ from ragstore_cli.errors import ConfigError, ConnectionFailed
 from ragstore_cli.redact import mask_uri, redact
 
 LIGHTRAG_DEFAULT_DATABASE = "chunk-entity-relation"
+
+# The driver logs every routing retry and server notification at WARNING/ERROR; with no logging set up,
+# Python prints those on stderr (thousands of lines for a neo4j:// URI to a stopped server). A
+# NullHandler keeps them off the terminal; an application that configures logging still gets them.
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 def create_driver(settings: Settings, *, timeout: float | None = None) -> neo4j.AsyncDriver:
@@ -72,22 +79,64 @@ class _Probe:
             await driver.close()
 
 
+def server_error(exc: Neo4jError) -> str:
+    """One line for an error the server sent: what it means first, then its code and message.
+
+    Transient errors reach this only once the driver's retries (managed transactions, up to
+    NEO4J_MAX_TRANSACTION_RETRY_TIME) are spent."""
+    code = exc.code or type(exc).__name__
+    first = ((exc.message or str(exc) or "").splitlines() or [""])[0][:300]
+    if code == "Neo.ClientError.Database.DatabaseNotFound":
+        return f"database not found: {first}"
+    if code == "Neo.TransientError.General.DatabaseUnavailable":
+        return f"database unavailable (stopped, starting or recovering): {first}"
+    if code.startswith("Neo.ClientError.Security."):
+        return f"permission denied ({code.rsplit('.', 1)[-1]}): {first}"
+    if code == "Neo.DatabaseError.General.UnknownError":
+        # FalkorDB's Bolt endpoint reports every failure so, a syntax error included.
+        return "the server failed the statement without saying why (Neo.DatabaseError.General.UnknownError)"
+    if isinstance(exc, TransientError):
+        return f"transient error still failing after retries: {code}: {first}"
+    return f"{code}: {first}"
+
+
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
     """A one-line, masked ConnectionFailed for a driver error."""
     target = mask_uri(settings["NEO4J_URI"]) or "neo4j"
     if isinstance(exc, AuthError):
-        msg = f"authentication failed for {target}"
+        msg = f"authentication failed for {target} (user {settings['NEO4J_USERNAME'] or '(none)'})"
     elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         msg = f"timed out talking to {target}" + (f" after {timeout:g} s" if timeout else "")
+    elif isinstance(exc, ServiceUnavailable) and _certificate_error(exc) is not None:
+        msg = (f"TLS: the certificate of {target} is not trusted ({_certificate_error(exc)}); trust its CA "
+               "through SSL_CERT_FILE, or use bolt+ssc:// or neo4j+ssc:// to encrypt without verifying")
     elif isinstance(exc, ServiceUnavailable):
-        msg = f"cannot reach {target} (is the server running?)"
+        scheme = settings["NEO4J_URI"].split("://", 1)[0]
+        hint = ""
+        if scheme in ("bolt", "neo4j") and "handshake" in str(exc):
+            hint = " If it requires TLS, use bolt+s:// or neo4j+s://"
+        elif scheme == "neo4j+s" and "routing" in str(exc):  # the routing driver drops the TLS cause
+            hint = (" With neo4j+s:// its certificate must also be trusted (SSL_CERT_FILE) for this host name; "
+                    "bolt+s:// to the same address says why it is not")
+        msg = f"cannot reach {target} (is the server running?{hint})"
     elif isinstance(exc, Neo4jError):
-        msg = f"{target}: {exc.code or type(exc).__name__}: {exc.message or exc}"
+        msg = f"{target}: {server_error(exc)}"
     elif isinstance(exc, OSError):
         msg = f"cannot reach {target}: {exc.strerror or exc}"
     else:
         msg = f"{target}: {type(exc).__name__}: {exc}"
-    return ConnectionFailed("neo4j", redact(msg.splitlines()[0]), transient=isinstance(exc, ServiceUnavailable))
+    return ConnectionFailed("neo4j", redact(msg.splitlines()[0]),
+                            transient=isinstance(exc, (ServiceUnavailable, TransientError)))
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, where that is why the driver could not connect."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc.verify_message or str(exc)
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 @dataclass(frozen=True)

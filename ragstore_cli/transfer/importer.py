@@ -123,6 +123,26 @@ async def check_dimensions(stores: Stores, manifest: Manifest) -> None:
                                  "ragstore never re-embeds")
 
 
+async def check_graph_records(reader: ArchiveReader, stores: Stores, batch_size: int) -> None:
+    """Graph records the target server cannot store (a node id longer than its index takes) stop the
+    import here, before its first write: a pass over the archive up to its last graph section."""
+    check = getattr(stores.backend(Role.GRAPH), "check_graph_batch", None)
+    pending = {s.key for s in reader.manifest.sections if s.kind in (KIND_NODES, KIND_EDGES) and s.records}
+    if not callable(check) or not pending:
+        return
+
+    def scan() -> None:
+        for section in reader.sections(batch_size):
+            if section.key in pending:
+                for batch in section.batches():
+                    check(batch)
+                pending.discard(section.key)
+                if not pending:
+                    return
+
+    await asyncio.to_thread(scan)
+
+
 async def import_archive(settings: Settings, archive: Path, *, workspace: str | None = None,
                          profile: str | None = None, if_exists: str = "fail", dry_run: bool = False,
                          resume: bool = False, embedding_model: str | None = None,
@@ -158,6 +178,7 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
         stores = await open_backends(target, prof, workspace)
         stack.push_async_callback(stores.close)
         await check_dimensions(stores, manifest)
+        await check_graph_records(reader, stores, batch_size)
         files_only = staging.files_only(prof)
         ledger = open_ledger(prof[Role.KV], target, workspace, staging.folder(target, workspace) if files_only else None)
         stack.push_async_callback(ledger.close)

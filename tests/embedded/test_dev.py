@@ -8,7 +8,10 @@ import stat
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
+
+from tests.servers import neo4j_missing
 
 
 @pytest.fixture
@@ -119,3 +122,55 @@ def test_down_then_up_keeps_every_servers_data(cli, dev_dir):
     assert asyncio.run(bolt("MATCH (k:Kept) RETURN k.name")) == "alice"
     with redis.Redis(host="127.0.0.1", port=servers.graph.port, socket_timeout=10) as client:
         assert client.get("ragstore:test:kept") == b"yes"
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_graph_choice_neo4j_then_falkordb(cli, dev_dir, tmp_path):
+    up = cli("--json", "dev", "up", "--data-dir", str(dev_dir), "--graph", "neo4j", "--write-env", ".env")
+    assert up.exit_code == 0, up.output
+    assert up.json()["bolt"]["server"] == "neo4j" and up.json()["env"]["NEO4J_PASSWORD"] == "****"
+    status = cli("dev", "status", "--data-dir", str(dev_dir))
+    assert status.exit_code == 0 and "bolt (neo4j)" in status.stdout and "running" in status.stdout
+    checked = cli("--json", "check-connections", "--backend", "neo4j", "--timeout", "20")
+    assert checked.exit_code == 0, checked.output
+    details = checked.json()[0]["details"]
+    assert details["server_agent"].startswith("Neo4j/5.26") and details["edition"] == "community"
+    state = json.loads((dev_dir / "dev-state.json").read_text())
+    assert state["graph"] == "neo4j" and state["neo4j_password"] not in up.output + status.output
+    kept = cli("--json", "dev", "up", "--data-dir", str(dev_dir))  # no --graph: the one used last
+    assert kept.json()["bolt"]["server"] == "neo4j" and kept.json()["bolt"]["uri"] == up.json()["bolt"]["uri"]
+
+    neo4j_pid = kept.json()["bolt"]["pid"]
+    switched = cli("--json", "dev", "up", "--data-dir", str(dev_dir), "--graph", "falkordb")
+    assert switched.exit_code == 0 and switched.json()["bolt"]["server"] == "falkordb"
+    assert not psutil.pid_exists(neo4j_pid)  # the other graph server is stopped, its data kept
+    assert (dev_dir / "neo4j" / "home").is_dir()
+    refused = cli("dev", "up", "--data-dir", str(dev_dir), "--graph", "memgraph")
+    assert refused.exit_code == 2 and "falkordb, neo4j" in refused.stderr
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_a_failed_dev_up_leaves_no_graph_server_behind(dev_dir, monkeypatch):
+    """Neo4j starts first; when PostgreSQL then fails, nothing is recorded yet, so `dev down` could
+    not stop it: dev up stops it itself."""
+    from ragstore_cli.embedded import dev
+    from ragstore_cli.embedded.neo4j import EmbeddedNeo4j
+    from ragstore_cli.embedded.postgres import EmbeddedPostgres
+    from ragstore_cli.errors import OperationFailed
+
+    started = []
+    real_start = EmbeddedNeo4j.start
+
+    def start(self, *args, **kwargs):
+        real_start(self, *args, **kwargs)
+        started.append(self.pid())
+
+    def refuse(self, *args, **kwargs):
+        raise OperationFailed("embedded postgres: initdb failed (simulated)")
+
+    monkeypatch.setattr(EmbeddedNeo4j, "start", start)
+    monkeypatch.setattr(EmbeddedPostgres, "start", refuse)
+    with pytest.raises(OperationFailed, match="simulated"):
+        dev.up(dev_dir, "neo4j")
+    assert started and not psutil.pid_exists(started[0])
+    assert dev.load(dev_dir) is None

@@ -177,7 +177,7 @@ def test_import_into_postgres_killed(pg_scenario, runner, archive, pg_server, i)
     pg_server.psql(f"DROP DATABASE IF EXISTS {env['POSTGRES_DATABASE']} WITH (FORCE)")
 
 
-# --------------------------------------------------------------------------- Bolt (FalkorDB) graph target
+# --------------------------------------------------------------------------- Bolt graph target (FalkorDB and Neo4j)
 def staged_labels(bolt_env: dict[str, str]) -> list[str]:
     """Labels of nodes staged by replace-mode imports (`__ragstore_import_<id>`) still in the server."""
     from ragstore_cli.backends.neo4j.session import Bolt
@@ -250,7 +250,7 @@ def bolt_scenario(runner, archive, old_archive, bolt_env, tmp_path_factory):
 
 
 @pytest.mark.parametrize("i", range(K))
-def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bolt_env, i):
+def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bolt_env, bolt_name, i):
     s = bolt_scenario
     at, mode = s["points"][i]
     ws = f"{s['ws']}_{i}"
@@ -259,7 +259,7 @@ def test_import_into_bolt_killed(bolt_scenario, runner, archive, old_archive, bo
     args = import_args(archive, BOLT_PROFILE, ws)
     staged: set[str] = set()  # every earlier test removed what its kill left staged
     try:
-        with fault_record("import archive → neo4j (FalkorDB Bolt)", f"call {at}/{s['calls']} {mode}") as entry:
+        with fault_record(f"import archive → neo4j ({bolt_name})", f"call {at}/{s['calls']} {mode}") as entry:
             killed = runner.run(args, env, fault=Fault(BOLT_HOOKS, at, mode))
             entry["point"] += f" ({killed.trace.get('name', '?')})"
             settle(runner, args, env, killed, s["initial"], s["reference"], lambda: snapshot(env, BOLT_PROFILE, ws), entry)

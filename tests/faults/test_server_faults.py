@@ -18,8 +18,9 @@ import pytest
 from tests.faults import harness
 from tests.faults.conftest import SRC
 from tests.faults.harness import Fault, compare, fault_record, snapshot
+from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
 from tests.faults.proxy import FaultProxy
-from tests.faults.test_import_kills import BOLT_PROFILE, PG_HOOKS, import_args
+from tests.faults.test_import_kills import BOLT_PROFILE, PG_HOOKS, drop_graph, import_args
 
 BOLT_HOOKS = ("ragstore_cli.backends.neo4j.writer:GraphWriter.write",)
 
@@ -99,18 +100,28 @@ def test_postgres_restarted_mid_import(own_pg, runner, archive, tmp_path, where)
 
 
 # --------------------------------------------------------------------------- Bolt server stopped
-@pytest.fixture(scope="module")
-def own_bolt(tmp_path_factory):
-    from tests.servers import start_falkordb
+@pytest.fixture(scope="module", params=["falkordb", "neo4j"])
+def own_bolt(request, tmp_path_factory):
+    """A Bolt server of this test's own, to stop and start: FalkorDB (no persistence here) or Neo4j."""
+    from tests.servers import neo4j_missing, start_falkordb, start_neo4j
 
-    server = start_falkordb(tmp_path_factory.mktemp("own-bolt") / "falkordb")
+    folder = tmp_path_factory.mktemp("own-bolt") / request.param
+    if request.param == "neo4j":
+        if neo4j_missing():
+            pytest.skip(neo4j_missing())
+        server = start_neo4j(folder)
+    else:
+        server = start_falkordb(folder)
     yield server
     server.stop()
 
 
 def test_bolt_server_stopped_mid_import(own_bolt, runner, archive, tmp_path):
     """FalkorDB keeps nothing across a restart here (no persistence): the graph section, not in the
-    ledger, is imported again by --resume."""
+    ledger, is imported again by --resume. Neo4j keeps what it had: --resume removes the killed
+    import's staged nodes and imports the section again."""
+    name = "FalkorDB" if isinstance(own_bolt, EmbeddedFalkorDB) else "Neo4j"
+
     def env_for(name: str) -> dict[str, str]:
         return {**own_bolt.env(), "WORKING_DIR": str(tmp_path / name), "EMBEDDING_MODEL": "fake-embed"}
 
@@ -118,9 +129,10 @@ def test_bolt_server_stopped_mid_import(own_bolt, runner, archive, tmp_path):
     count = runner.run(import_args(archive, BOLT_PROFILE, "ref"), clean, fault=Fault(BOLT_HOOKS))
     assert count.code == 0, count.describe()
     reference = snapshot(clean, BOLT_PROFILE, "ref")
+    drop_graph(clean, "ref")  # Neo4j keeps it across the restart: the target starts from nothing there too
     env = env_for("target")
-    args = import_args(archive, BOLT_PROFILE, "ref")  # same workspace name: the restart wipes the server
-    with fault_record("Bolt server stopped mid-import", "GraphWriter.write #2") as entry:
+    args = import_args(archive, BOLT_PROFILE, "ref")  # same workspace name: the restart wipes FalkorDB
+    with fault_record(f"Bolt server stopped mid-import ({name})", "GraphWriter.write #2") as entry:
         pause = tmp_path / "pause"
         pause.mkdir()
         child = runner.start(args, env, fault=Fault(BOLT_HOOKS, 2, "before", "pause"), pause_dir=pause)

@@ -240,18 +240,18 @@ def bolt_ws(runner, archive, bolt_env, tmp_path_factory):
 
 
 @pytest.mark.parametrize("i", range(K))
-def test_workspace_copy_bolt_killed(bolt_ws, runner, i):
+def test_workspace_copy_bolt_killed(bolt_ws, runner, bolt_name, i):
     s = bolt_ws
     dst = f"fbw_c{i}_{s['tag']}"
     s["made"].append(dst)
     env = s["env_for"](f"c{i}")
-    copy_point(runner, "workspace copy (bolt + files)", s["copy_points"][i], s["copy_calls"], BOLT_HOOKS,
+    copy_point(runner, f"workspace copy ({bolt_name} + files)", s["copy_points"][i], s["copy_calls"], BOLT_HOOKS,
                ["workspace", "copy", s["src"], dst, "--profile", BOLT_PROFILE], env, BOLT_PROFILE, dst, s["reference"],
                lambda: harness.snapshot_digest(snapshot(env, BOLT_PROFILE, s["src"])))
 
 
 @pytest.mark.parametrize("i", range(K))
-def test_workspace_drop_bolt_killed(bolt_ws, runner, archive, i):
+def test_workspace_drop_bolt_killed(bolt_ws, runner, archive, bolt_name, i):
     from tests.faults.test_import_kills import library_import
 
     s = bolt_ws
@@ -262,7 +262,7 @@ def test_workspace_drop_bolt_killed(bolt_ws, runner, archive, i):
     library_import(env, archive, BOLT_PROFILE, victim)
     keep = snapshot(env, BOLT_PROFILE, s["keep"])
     args = ["workspace", "drop", victim, "--yes", "--profile", BOLT_PROFILE]
-    with fault_record("workspace drop (bolt + files)", f"call {at}/{s['drop_calls']} {mode}") as entry:
+    with fault_record(f"workspace drop ({bolt_name} + files)", f"call {at}/{s['drop_calls']} {mode}") as entry:
         killed = runner.run(args, env, fault=Fault(BOLT_HOOKS + ("pathlib:Path.unlink",), at, mode))
         entry["point"] += f" ({killed.trace.get('name', '?')})"
         assert compare(keep, snapshot(env, BOLT_PROFILE, s["keep"])).equal, "the drop touched another workspace"

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from ragstore_cli.demo import sample_folder
 from ragstore_cli.embedded import dev
+from tests.servers import neo4j_missing
 
 
 def test_sample_workspace_is_lightrag_made_and_small() -> None:
@@ -34,3 +39,20 @@ def test_demo_end_to_end(cli, tmp_path: Path) -> None:
         assert "read back" in text.stdout and "neo4j,postgres" in text.stdout
     finally:
         dev.down(data_dir)
+
+
+@pytest.mark.skipif(neo4j_missing() is not None, reason=neo4j_missing() or "")
+def test_demo_on_a_real_neo4j(cli) -> None:
+    # Not under tmp_path: a concurrent pytest resets /tmp/pytest-of-<user> to 0700, which the
+    # unprivileged PostgreSQL user cannot traverse (as in tests/embedded/test_dev.py).
+    root = Path(tempfile.mkdtemp(prefix="ragstore-demo-test-"))
+    data_dir = root / "d"
+    try:
+        result = cli("--json", "demo", "--data-dir", str(data_dir), "--graph", "neo4j")
+        assert result.exit_code == 0, result.output
+        doc = result.json()
+        assert doc["ok"] is True and doc["graph_server"] == "neo4j"
+        assert doc["counts"] == doc["roundtrip_counts"] and doc["counts"]["graph/edges"] > 5
+    finally:
+        dev.down(data_dir)
+        shutil.rmtree(root, ignore_errors=True)

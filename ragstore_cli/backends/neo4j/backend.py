@@ -12,7 +12,7 @@ from typing import AsyncIterator
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
 )
-from ragstore_cli.backends.neo4j import cypher
+from ragstore_cli.backends.neo4j import bulk_cypher, cypher, limits
 from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
 from ragstore_cli.config import Settings
@@ -41,6 +41,10 @@ class Neo4jGraph:
         return int(nodes or 0), int(edges or 0)
 
     async def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]:
+        if not self.bolt.dialect.falkordb:
+            async for batch in self._read_node_lists(batch_size):
+                yield batch
+            return
         after = ""
         while True:
             rows = await self.bolt.run(cypher.node_page(self.label, self.bolt.dialect), {"after": after, "limit": batch_size}, read=True)
@@ -57,6 +61,10 @@ class Neo4jGraph:
         The range width adapts so a page holds about `batch_size` edges; a single hub node's
         edges are still fetched in one query (memory bounded by the largest degree).
         """
+        if not self.bolt.dialect.falkordb:
+            async for batch in self._read_edge_lists(batch_size):
+                yield batch
+            return
         after, width = "", max(batch_size // 2, 1)
         pending: list[GraphEdge] = []
         while True:
@@ -74,6 +82,41 @@ class Neo4jGraph:
                 break
             # aim the next range at ~batch_size edges, within [1, 10 × batch_size] start nodes
             width = max(1, min(10 * batch_size, int(width * batch_size / max(len(rows), 1))))
+        if pending:
+            yield pending
+
+    async def _read_node_lists(self, batch_size: int) -> AsyncIterator[list[GraphNode]]:
+        """Neo4j: one record per page (cypher.node_page_list)."""
+        after = ""
+        while True:
+            page = await self.bolt.scalar(cypher.node_page_list(self.label), {"after": after, "limit": batch_size},
+                                          read=True)
+            if not page:
+                return
+            yield [GraphNode(node_id, cypher.strip_internal(dict(props))) for node_id, props in page]
+            after = page[-1][0]
+            if len(page) < batch_size:
+                return
+
+    async def _read_edge_lists(self, batch_size: int) -> AsyncIterator[list[GraphEdge]]:
+        """Neo4j: one record per range of start nodes (cypher.edge_page_list), the range sized as in
+        read_edges."""
+        after, width = "", max(batch_size // 2, 1)
+        pending: list[GraphEdge] = []
+        query = cypher.edge_page_list(self.label)
+        while True:
+            rows = await self.bolt.run(query, {"after": after, "limit": width}, read=True)
+            if not rows or not rows[0]["starts"]:
+                break
+            page = rows[0]
+            pending.extend(GraphEdge(s, t, cypher.strip_internal(dict(props))) for s, t, props in page["edges"])
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+            after = page["upto"]
+            if page["starts"] < width:
+                break
+            width = max(1, min(10 * batch_size, int(width * batch_size / max(len(page["edges"]), 1))))
         if pending:
             yield pending
 
@@ -107,6 +150,10 @@ class Neo4jBackend:
 
     def graph(self) -> Neo4jGraph:
         return Neo4jGraph(self.bolt, self.label, self.ensure_indexes)
+
+    def check_graph_batch(self, batch: list) -> None:
+        """DataError for a record this server cannot store (the import preflight, before any write)."""
+        limits.check_batch(self.bolt.dialect, batch)
 
     def kv(self):
         raise UsageError("the neo4j backend serves only the graph role")
@@ -214,12 +261,19 @@ class Neo4jBackend:
                 else:
                     edges += done
                 after = upto
+        want = await self.graph().count()
+        if (nodes, edges) != want:  # e.g. an endpoint FalkorDB's index cannot find: loud, never fewer edges
+            raise OperationFailed(f"workspace copy: {nodes} nodes and {edges} edges copied of {want[0]} and {want[1]}")
         return {GRAPH_NAMESPACE: nodes + edges}
 
     async def cleanup_stale_imports(self) -> int:
         """Delete nodes staged for this workspace by imports that never committed or aborted (a
-        killed process) and their staging indexes; returns the number of staged nodes removed.
+        killed process) and their staging indexes, and (FalkorDB) halves of values a killed merge-mode
+        import was writing in pieces; returns the number of staged nodes removed.
         Only safe while no import into this workspace is running (the workspace lock's job)."""
+        if self.bolt.dialect.falkordb:
+            for statement in bulk_cypher.clear_parts(self.label):
+                await self.bolt.run(statement)
         removed = 0
         for row in await self.bolt.run("CALL db.labels() YIELD label RETURN label", read=True):
             parts = cypher.stage_parts(row["label"])

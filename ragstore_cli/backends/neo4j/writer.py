@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.backends.neo4j import bulk_cypher, cypher
+from ragstore_cli.backends.neo4j import bulk_cypher, cypher, inline, limits
 from ragstore_cli.backends.neo4j.session import Bolt, by_payload, falkordb_batches
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
@@ -99,10 +99,18 @@ async def _all_or_none(coroutines: list[Any]) -> None:
         raise
 
 
-def _by_keys(rows: list[dict[str, Any]], skip: str = "") -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+def _positional(rows: list[dict[str, Any]], ids: tuple[str, ...], skip: str = "", *,
+                exact_floats: bool) -> dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]]:
+    """Rows as lists `[*ids, *values]` grouped by key set: the property names travel once per request,
+    not once per row (measured on Neo4j 5.26, 10k nodes + 20k edges: 1.0 s against 1.6 s for rows as
+    maps). `exact_floats` (FalkorDB): floats sent as exact pairs (inline.exact_float), grouped apart."""
+    groups: dict[tuple[tuple[str, ...], frozenset[str]], list[list[Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(k for k in row["props"] if k != skip), []).append(row)
+        props = row["props"]
+        keys = tuple(k for k in props if k != skip)
+        floats = frozenset(k for k in keys if type(props[k]) is float) if exact_floats else frozenset()
+        values = (inline.exact_float(props[k]) if k in floats else props[k] for k in keys)
+        groups.setdefault((keys, floats), []).append([*(row[f] for f in ids), *values])
     return groups
 
 
@@ -135,12 +143,14 @@ class GraphWriter:
 
     async def write(self, batch: list[GraphNode | GraphEdge]) -> None:
         self._check_open()
-        nodes = [cypher.node_row(n.id, n.properties) for n in batch if isinstance(n, GraphNode)]
-        edges = [cypher.edge_row(e.source, e.target, e.properties) for e in batch if isinstance(e, GraphEdge)]
-        if len(nodes) + len(edges) != len(batch):
-            odd = next(x for x in batch if not isinstance(x, (GraphNode, GraphEdge)))
-            raise DataError(f"graph writer takes GraphNode/GraphEdge, got {type(odd).__name__}")
+        nodes, edges = limits.rows_of(batch)
+        limits.check_rows(self.bolt.dialect, nodes, edges)
         nodes, edges = coalesce_nodes(nodes), coalesce_edges(edges)
+        node_pieces: list[inline.Piece] = []
+        edge_pieces: list[inline.Piece] = []
+        if self.bolt.dialect.falkordb:  # records over its 4 KB request text go in pieces (inline.py)
+            nodes, node_pieces = inline.split_oversized(nodes, ("id",))
+            edges, edge_pieces = inline.split_oversized(edges, ("src", "tgt"))
         tagged = not self.replace
         extra = {"tag": self.import_id} if tagged else {}
         # Requests in flight at once (nodes before edges: every node statement finishes before the
@@ -162,14 +172,22 @@ class GraphWriter:
                 await self._report_missing(rows)
 
         await _all_or_none([run(q, p, False) for q, p in node_jobs])
+        await self._write_pieces(node_pieces)
         self.nodes += len(nodes)
         await _all_or_none([run(q, p, True) for q, p in edge_jobs])
+        await self._write_pieces(edge_pieces)
         self.edges += len(edges)
 
+    async def _write_pieces(self, pieces: list[inline.Piece]) -> None:
+        for piece in pieces:
+            for query, params in inline.piece_statements(self.target, piece):
+                await self.bolt.run(query, params)
+
     def _fresh(self, rows: list[dict[str, Any]], key: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(rows certainly new to this import, the others). FalkorDB replace-mode imports only: there
-        the staging label starts empty, so a new node or pair can be CREATEd rather than MERGEd."""
-        if not (self.replace and self.bolt.dialect.falkordb):
+        """(rows certainly new to this import, the others). Replace-mode imports only: there the
+        staging label starts empty, so a new node or pair can be CREATEd rather than MERGEd (measured
+        on Neo4j 5.26: 20k edges 0.7 s against 1.1 s; FalkorDB: a third of the cost)."""
+        if not self.replace:
             return [], rows
         if self._seen is None:
             self._seen = SeenFilter()
@@ -180,57 +198,41 @@ class GraphWriter:
 
     def _node_statements(self, rows: list[dict[str, Any]], tagged: bool,
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """(query, parameters) per request: the rows first parameter, `extra` after it."""
-        if not self.bolt.dialect.falkordb:
-            query = cypher.merge_nodes(self.target, tag=tagged)
-            return [(query, {"rows": part, **extra}) for part in
-                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="a node")]
+        """(query, parameters) per request: the rows first parameter, `extra` after it. Every property
+        name is a quotable identifier (FalkorDB: limits.check_keys)."""
         fresh, again = self._fresh(rows, lambda r: r["id"])
         out = []
-        for keys, group in _by_keys(fresh, skip="entity_id").items():
-            if cypher.positional_ok(keys):
-                items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
-                out += self._sized(bulk_cypher.create_nodes(self.target, keys), bulk_cypher.ROWS, items, {}, "a node")
-            else:
-                again += group
-        for keys, group in _by_keys(again, skip="entity_id").items():
-            if cypher.positional_ok(keys):
-                query = cypher.merge_nodes_positional(self.target, keys, tag=tagged)
-                items = [[r["id"], *(r["props"][k] for k in keys)] for r in group]
-            else:
-                query, items = cypher.merge_nodes(self.target, tag=tagged), group
+        exact = self.bolt.dialect.inlines
+        for (keys, floats), items in _positional(fresh, ("id",), "entity_id", exact_floats=exact).items():
+            out += self._sized(bulk_cypher.create_nodes(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "a node")
+        for (keys, floats), items in _positional(again, ("id",), "entity_id", exact_floats=exact).items():
+            query = cypher.merge_nodes_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "a node")
         return out
 
     def _edge_statements(self, rows: list[dict[str, Any]], tagged: bool,
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        if not self.bolt.dialect.falkordb:
-            query = cypher.merge_edges(self.target, tag=tagged)
-            return [(query, {"rows": part, **extra}) for part in
-                    by_payload(rows, max_rows=MAX_ROWS, max_bytes=self.bolt.dialect.max_payload, describe="an edge")]
         fresh, again = self._fresh(rows, lambda r: _pair(r["src"], r["tgt"]))
         out = []
-        for keys, group in _by_keys(fresh).items():
-            if cypher.positional_ok(keys):
-                items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
-                out += self._sized(bulk_cypher.create_edges(self.target, keys), bulk_cypher.ROWS, items, {}, "an edge")
-            else:
-                again += group
-        for keys, group in _by_keys(again).items():
-            if cypher.positional_ok(keys):
-                query = cypher.merge_edges_positional(self.target, keys, tag=tagged)
-                items = [[r["src"], r["tgt"], *(r["props"][k] for k in keys)] for r in group]
-            else:
-                query, items = cypher.merge_edges(self.target, tag=tagged), group
+        exact = self.bolt.dialect.inlines
+        for (keys, floats), items in _positional(fresh, ("src", "tgt"), exact_floats=exact).items():
+            out += self._sized(bulk_cypher.create_edges(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "an edge")
+        for (keys, floats), items in _positional(again, ("src", "tgt"), exact_floats=exact).items():
+            query = cypher.merge_edges_positional(self.target, keys, tag=tagged, floats=floats)
             out += self._sized(query, "rows", items, extra, "an edge")
         return out
 
-    @staticmethod
-    def _sized(query: str, param: str, items: list[Any], extra: dict[str, Any],
+    def _sized(self, query: str, param: str, items: list[Any], extra: dict[str, Any],
                describe: str) -> list[tuple[str, dict[str, Any]]]:
-        """FalkorDB: requests packed up to the byte its Bolt endpoint takes (session.FALKORDB_TEXT_LIMIT)."""
-        return [(query, {param: part, **extra})
-                for part in falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe)]
+        """Requests of at most MAX_ROWS rows; FalkorDB: packed up to the byte its Bolt endpoint takes
+        (session.FALKORDB_TEXT_LIMIT), Neo4j: within the dialect's payload budget."""
+        dialect = self.bolt.dialect
+        if dialect.falkordb:
+            parts = falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe,
+                                     escaped=dialect.inlines)
+        else:
+            parts = by_payload(items, max_rows=MAX_ROWS, max_bytes=dialect.max_payload, describe=describe)
+        return [(query, {param: part, **extra}) for part in parts]
 
     async def _report_missing(self, rows: list[Any]) -> None:
         pairs = [(r[0], r[1]) if isinstance(r, list) else (r["src"], r["tgt"]) for r in rows]
@@ -291,6 +293,10 @@ class GraphWriter:
                                           expected=self.nodes, limit=DELETE_BATCH)
         await self.bolt.repeat_until_zero(cypher.copy_staged_edges_batch(self.stage, self.label), {},
                                           expected=self.edges, limit=DELETE_BATCH)
+        left = int(await self.bolt.scalar(cypher.uncopied_staged_edges(self.stage)) or 0)
+        if left:  # an endpoint the copy could not find: loud, never a graph with fewer edges
+            raise OperationFailed(f"graph import: {left} staged edges could not be copied into the workspace "
+                                  "(their nodes were not found by entity_id)")
         await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.stage), {},
                                           expected=self.nodes, limit=DELETE_BATCH)
 

@@ -30,6 +30,16 @@ def sample(n: int = 12) -> tuple[list[GraphNode], list[GraphEdge]]:
     return nodes, edges
 
 
+async def write(backend, nodes, edges, *, replace=True, commit=True):
+    """Nodes, then edges, through the backend's writer; committed unless `commit` is False."""
+    writer = await backend.graph().writer(replace=replace)
+    await writer.write(nodes)
+    await writer.write(edges)
+    if commit:
+        await writer.commit()
+    return writer
+
+
 async def read_all(graph, batch_size: int = 1000) -> tuple[dict, dict]:
     """Every node and edge, checking no item is read twice."""
     nodes, edges = {}, {}

@@ -3,15 +3,18 @@ to the import, LightRAG's MERGE for repeats (across write() calls too)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.backends.neo4j import bulk_cypher
+from ragstore_cli.backends.neo4j import bulk_cypher, inline
+from ragstore_cli.backends.neo4j.inline import SPLIT_AT
 from ragstore_cli.backends.neo4j.session import (
-    FALKORDB_TEXT_LIMIT, falkordb_batches, falkordb_text_size, rendered_size,
+    FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_batches, falkordb_text_size, rendered_size,
 )
 from ragstore_cli.backends.neo4j.writer import SeenFilter
-from ragstore_cli.errors import DataError
+from ragstore_cli.errors import DataError, OperationFailed
 from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all
 
 
@@ -52,6 +55,10 @@ def test_batches_fill_the_text_buffer_to_the_byte_and_never_past_it():
     tagged = list(falkordb_batches(rows, query, "rows", {"tag": "0123456789abcdef"}, max_rows=1000))
     assert all(falkordb_text_size(query, {"rows": p, "tag": "0123456789abcdef"}) <= FALKORDB_TEXT_LIMIT for p in tagged)
     assert [len(p) for p in falkordb_batches(rows, query, "r", max_rows=7)][:3] == [7, 7, 7]
+    quoted = [[f"it's {i}", "a\\b", i / 7, "'\\" * (i % 97)] for i in range(3000)]  # sized as sent: escaped
+    parts = list(falkordb_batches(quoted, query, bulk_cypher.ROWS, max_rows=1000))
+    sizes = [len(falkordb_text(query, {bulk_cypher.ROWS: escape(p)}).encode()) for p in parts]
+    assert max(sizes) <= FALKORDB_TEXT_LIMIT and min(sizes[:-1]) > FALKORDB_TEXT_LIMIT - 400
 
 
 def test_bulk_statements_create_with_every_property():
@@ -78,19 +85,34 @@ async def test_largest_request_is_accepted_by_falkordb_and_one_byte_more_is_refu
     if is_real_neo4j:
         pytest.skip("the 4 KB text buffer is FalkorDB's")
     backend = await open_backend()
-    writer = await backend.graph().writer()
-    query = bulk_cypher.create_nodes(writer.stage, ("description",))
-    room = FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {bulk_cypher.ROWS: []})
-    fits = "x" * (room - rendered_size(["big", ""]))
-    await writer.write([GraphNode("big", {"description": fits})])
-    with pytest.raises(DataError, match="larger than this server accepts"):
-        await writer.write([GraphNode("big2", {"description": fits + "x"})])
-    await writer.commit()
-    got, _ = await read_all(backend.graph())
-    assert got == {"big": {"entity_id": "big", "description": fits}}
+    query = "RETURN $s AS s"
+    largest = "x" * (FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {"s": ""}))
+    assert falkordb_text_size(query, {"s": largest}) == FALKORDB_TEXT_LIMIT
+    assert await backend.bolt.scalar(query, {"s": largest}) == largest
     with pytest.raises(DataError, match="larger than this server accepts"):  # any statement, not only the writer's
-        await backend.bolt.run("RETURN $s AS s", {"s": "x" * FALKORDB_TEXT_LIMIT})
+        await backend.bolt.run(query, {"s": largest + "x"})
+    quoted = "'" * ((FALKORDB_TEXT_LIMIT - falkordb_text_size(query, {"s": ""})) // 2)  # escaped: two bytes each
+    assert await backend.bolt.scalar(query, {"s": quoted}) == quoted
+    with pytest.raises(DataError, match="larger than this server accepts"):
+        await backend.bolt.run(query, {"s": quoted + "'"})
     assert await backend.bolt.scalar("RETURN 1 AS ok") == 1  # server still up
+
+
+async def test_rows_on_both_sides_of_the_split_threshold_round_trip(open_backend):
+    """A row up to inline.SPLIT_AT travels whole; past it, its largest text values go in pieces."""
+    backend = await open_backend()
+    writer = await backend.graph().writer()
+    base = escaped_size("n0") + len("description") + 4
+    nodes = [GraphNode(f"n{i}", {"entity_id": f"n{i}", "description": "d" * (SPLIT_AT - base - 2 + i)}) for i in range(3)]
+    nodes.append(GraphNode("n3", {"entity_id": "n3", "description": "x" * 20_000, "summary": "it's \\ " * 900,
+                                  "weight": 1.5}))
+    edges = [GraphEdge("n0", "n1", {"description": "e" * 9_000}), GraphEdge("n3", "n3", {"description": "'" * 5_000})]
+    await writer.write(nodes)
+    await writer.write(edges)
+    await writer.commit()
+    assert await read_all(backend.graph()) == as_dicts(nodes, edges)
+    raw = await backend.bolt.run(f"MATCH (n:`{backend.label}`) RETURN properties(n) AS p")
+    assert not any(bulk_cypher.PART in r["p"] for r in raw)
 
 
 async def test_repeats_across_write_calls_merge_like_lightrag(open_backend):
@@ -155,3 +177,65 @@ async def test_property_names_that_are_not_identifiers_on_the_create_path(open_b
     await writer.write(edges)
     await writer.commit()
     assert await read_all(backend.graph()) == as_dicts(nodes, edges)
+
+
+async def test_a_value_a_killed_merge_import_was_writing_in_pieces_is_left_whole(open_backend, is_real_neo4j):
+    if is_real_neo4j:
+        pytest.skip("only FalkorDB's 4 KB requests make values go in pieces")
+    backend = await open_backend()
+    writer = await backend.graph().writer()
+    await writer.write([GraphNode("a", {"entity_id": "a", "description": "the old one"})])
+    await writer.commit()
+    # a merge-mode import killed after the first append of a 9 KB description
+    query, params = next(inline.piece_statements(backend.label, inline.Piece(("a",), "description", "x" * 9000)))
+    await backend.bolt.run(query, params)
+    assert (await read_all(backend.graph()))[0]["a"]["description"] == "the old one"  # the real value untouched
+    await backend.cleanup_stale_imports()
+    raw = await backend.bolt.run(f"MATCH (n:`{backend.label}`) RETURN properties(n) AS p")
+    assert raw == [{"p": {"entity_id": "a", "description": "the old one"}}]
+
+
+FLOATS = [0.0078125, 1e-9, 1 / 3, 1.7000000000000002, 5e-324, -2.5e-310, 1e300, 1.7976931348623157e308, -0.0, 1.0, 0.85]
+
+
+def test_exact_float_pairs_rebuild_every_double():
+    for value in FLOATS:
+        m, e = inline.exact_float(value)
+        assert math.ldexp(m, e) == value and math.copysign(1, math.ldexp(m, e)) == math.copysign(1, value)
+    assert inline.exact_float(0.25) == [0.25, 0] and inline.exact_float(1 / 3)[1] == -54
+
+
+async def test_floats_round_trip_exactly(open_backend):
+    """FalkorDB renders a float parameter with six decimals (0.0078125 came back as 0.007812)."""
+    backend = await open_backend()
+    nodes = [GraphNode(f"n{i}", {"entity_id": f"n{i}", "score": v}) for i, v in enumerate(FLOATS)]
+    edges = [GraphEdge(f"n{i}", f"n{i + 1}", {"weight": v}) for i, v in enumerate(FLOATS[:-1])]
+    writer = await backend.graph().writer()
+    await writer.write(nodes)
+    await writer.write(edges)
+    await writer.commit()
+    merged = await backend.graph().writer(replace=False)  # the MERGE path too
+    await merged.write([GraphNode("n0", {"entity_id": "n0", "other": 1e-7}), GraphEdge("n1", "n0", {"w2": 1 / 7})])
+    await merged.commit()
+    got_nodes, got_edges = await read_all(backend.graph())
+    assert [got_nodes[f"n{i}"]["score"] for i in range(len(FLOATS))] == FLOATS
+    assert str(got_nodes["n8"]["score"]) == "-0.0" and got_nodes["n0"]["other"] == 1e-7
+    assert [got_edges[(f"n{i}", f"n{i + 1}")]["weight"] for i in range(len(FLOATS) - 1)] == FLOATS[:-1]
+    assert got_edges[("n0", "n1")]["w2"] == 1 / 7
+
+
+async def test_an_edge_the_commit_cannot_copy_fails_loudly(open_backend, is_real_neo4j, monkeypatch):
+    """FalkorDB's commit copies staged edges by looking their nodes up; one it cannot find must not
+    vanish silently (found with ids that FalkorDB's index cannot find, now refused up front)."""
+    if is_real_neo4j:
+        pytest.skip("Neo4j's commit relabels the staged nodes; nothing is looked up")
+    from ragstore_cli.backends.neo4j import cypher, limits
+
+    backend = await open_backend()
+    monkeypatch.setattr(limits, "check_rows", lambda *a: None)
+    writer = await backend.graph().writer()
+    await writer.write([GraphNode(" a", {"entity_id": " a"}), GraphNode("b", {"entity_id": "b"})])
+    await backend.bolt.run(f"MATCH (s:`{writer.stage}`), (t:`{writer.stage}`) WHERE toString(s.entity_id) = 'b' "
+                           f"AND toString(t.entity_id) = ' a' CREATE (s)-[:{cypher.REL}]->(t)")  # off the index
+    with pytest.raises(OperationFailed, match="1 staged edges could not be copied"):
+        await writer.commit()

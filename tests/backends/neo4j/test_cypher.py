@@ -16,15 +16,15 @@ def test_label_is_quoted_and_backticks_doubled_everywhere():
         text = build(hostile)
         assert "`a``) DETACH DELETE n //`" in text
         assert text.count("`a``)") == text.count("DETACH DELETE n //`")
-    assert "`a``) DETACH DELETE n //`" in cypher.merge_nodes(hostile, tag=False)
+    assert "`a``) DETACH DELETE n //`" in cypher.merge_nodes_positional(hostile, ("k`x",), tag=False)
 
 
 def test_merge_statements_match_lightrag_upserts():
-    assert cypher.merge_nodes("ws", tag=False) == (
-        "UNWIND $rows AS row MERGE (n:`ws` {entity_id: row.id}) SET n += row.props")
-    edge = cypher.merge_edges("ws", tag=True)
-    assert "MERGE (s)-[r:DIRECTED]-(t) ON CREATE SET r._ragstore_import = $tag SET r += row.props" in edge
-    assert "MATCH (s:`ws` {entity_id: row.src}) WITH s, row MATCH (t:`ws` {entity_id: row.tgt})" in edge
+    assert cypher.merge_nodes_positional("ws", ("description", "we`ird"), tag=False) == (
+        "UNWIND $rows AS row MERGE (n:`ws` {entity_id: row[0]}) SET n.`description` = row[1], n.`we``ird` = row[2]")
+    edge = cypher.merge_edges_positional("ws", ("weight",), tag=True, floats=frozenset({"weight"}))
+    assert "MERGE (s)-[r:DIRECTED]-(t) ON CREATE SET r._ragstore_import = $tag SET r.`weight` = row[2][0] * 2.0 ^ row[2][1]" in edge
+    assert "MATCH (s:`ws` {entity_id: row[0]}) WITH s, row MATCH (t:`ws` {entity_id: row[1]})" in edge
 
 
 def test_neo4j_index_statements_are_lightrags():
