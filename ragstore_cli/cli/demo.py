@@ -12,6 +12,8 @@ from ragstore_cli.cli.dev import GRAPH
 from ragstore_cli.cli.output import emit, table, workspace_label
 from ragstore_cli.cli.transfer import progress_bars
 
+GRAPH_NAMES = {"falkordb": "FalkorDB", "neo4j": "Neo4j"}
+
 
 def demo(
     ctx: typer.Context,
@@ -32,7 +34,7 @@ def demo(
 
     def render(console) -> None:
         rows = [[key, count, report.roundtrip_counts.get(key)] for key, count in report.counts.items()]
-        console.print(table(f"sample workspace: files → archive → PostgreSQL + {report.graph_server} → archive",
+        console.print(table(f"sample workspace: files → archive → PostgreSQL + {GRAPH_NAMES.get(report.graph_server, report.graph_server)} → archive",
                             ["section", "exported", "read back"], rows))
         console.print(f"[green]ok[/] archive {report.archive}; workspace {workspace_label(report.workspace)} in {report.target_profile}; "
                       + ", ".join(f"{k} {v}" for k, v in report.timings.items()))

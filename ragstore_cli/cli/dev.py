@@ -78,7 +78,7 @@ def status(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
 
     def render(console) -> None:
         rows = [["postgres", "running" if document["postgres"]["running"] else "stopped", document["postgres"].get("port", "")],
-                [f"bolt ({document['bolt'].get('server', '-')})", "running" if document["bolt"]["running"] else "stopped",
+                ["bolt" + (f" ({document['bolt']['server']})" if document["bolt"].get("server") else ""), "running" if document["bolt"]["running"] else "stopped",
                  document["bolt"].get("uri", "")]]
         console.print(table(f"dev servers in {document['data_dir']}", ["server", "state", "where"], rows))
 
