@@ -27,7 +27,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
                 server, memory = {}, {}
             access = await access_status(client, settings)
         except Exception as exc:  # noqa: BLE001
-            raise explain(exc, settings) from None
+            raise explain(exc, settings, timeout) from None
         policy = memory.get("maxmemory_policy")
         return {
             "target": mask_uri(settings["REDIS_URI"]),
