@@ -206,3 +206,48 @@ class SilentListener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class StartingPostgres:
+    """A loopback port that answers every PostgreSQL connection as a server still starting up does
+    (SQLSTATE 57P03, "the database system is starting up"): a failure that passes by itself."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self._answer(conn)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _answer(conn: socket.socket) -> None:
+        import struct
+
+        length = struct.unpack("!I", conn.recv(4))[0]
+        body = conn.recv(length - 4)
+        if struct.unpack("!I", body[:4])[0] == 80877103:  # SSLRequest: no TLS here, then the real startup
+            conn.sendall(b"N")
+            length = struct.unpack("!I", conn.recv(4))[0]
+            conn.recv(length - 4)
+        fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+        conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+
+    def close(self) -> None:
+        self.sock.close()
