@@ -123,6 +123,13 @@ def _retry_settings(settings: Settings, retries: int | None) -> dict[str, Any]:
     }
 
 
+def _within_command_timeout(timeout: float, settings: Settings) -> float:
+    """A connection attempt waits no longer than RAGSTORE_COMMAND_TIMEOUT (a silent host: the command's
+    guard only watches connections that exist)."""
+    limit = settings["RAGSTORE_COMMAND_TIMEOUT"]
+    return min(timeout, limit) if limit else timeout
+
+
 class _Probe:
     """The guard's round trip to this server: `SELECT 1` on a connection of its own."""
 
@@ -163,6 +170,7 @@ async def connect(
     long as it takes; data commands pass RAGSTORE_COMMAND_TIMEOUT).
     """
     pg_ssl = pg_ssl or build_pg_ssl(settings)
+    timeout = _within_command_timeout(timeout, settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
     if command_timeout:
         kwargs["command_timeout"] = command_timeout
@@ -201,6 +209,7 @@ async def create_pool(
     cap = settings["POSTGRES_MAX_CONNECTIONS"]
     size = min(max_size or cap, cap)
     pg_ssl = build_pg_ssl(settings)
+    timeout = _within_command_timeout(timeout, settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
 
     async def open_pool(ssl_arg: Any) -> asyncpg.Pool:
