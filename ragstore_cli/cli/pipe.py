@@ -14,7 +14,8 @@ import os
 import select
 import sys
 
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command SIGPIPE ended
+from ragstore_cli.errors import EXIT_BROKEN_PIPE
+
 
 
 def stdout_closed() -> bool:

@@ -155,7 +155,7 @@ def describe(backend: str, failure: Failure, where: Where, *, seconds: float | N
     elif kind == BUSY:
         what = f"{target} cannot take a connection now{reason}"
     elif kind == LOST:
-        what = f"lost the connection to {target}{reason}"
+        what = f"the connection to {target} failed{reason}"
     elif kind == TLS_UNTRUSTED:
         what = f"TLS: the certificate of {target} is not trusted{reason}"
     elif kind == TLS_HOSTNAME:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ragstore_cli.cli.pipe import EXIT_BROKEN_PIPE
+from ragstore_cli.errors import EXIT_BROKEN_PIPE
 
 
 def _run_into_a_closed_pipe(args: list[str], env: dict[str, str], cwd) -> tuple[int, str]:
@@ -36,6 +36,15 @@ def test_a_closed_pipe_ends_quietly_with_141(tmp_path, args, extra):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "COLUMNS": "100", **extra}
     code, stderr = _run_into_a_closed_pipe(args, env, tmp_path)
     assert (code, stderr) == (EXIT_BROKEN_PIPE, "")
+
+
+def test_an_error_document_into_a_closed_pipe_keeps_its_stderr_line(tmp_path):
+    """The error boundary's JSON document is still buffered when the command ends: the final flush
+    meets the closed pipe (Python alone would print "Exception ignored …" and exit 120)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    code, stderr = _run_into_a_closed_pipe(["--json", "check-connections", "--backend", "oracle"], env, tmp_path)
+    assert code == EXIT_BROKEN_PIPE
+    assert stderr == "error: unknown backend 'oracle'; choose from postgres, neo4j, redis, files\n"
 
 
 def test_an_open_pipe_is_not_mistaken_for_a_closed_one(tmp_path):
