@@ -278,6 +278,20 @@ def _generic_loss(exc: BaseException) -> bool:
     return module.startswith("redis") and name == "ConnectionError"
 
 
+def server_gone(exc: BaseException) -> bool:
+    """Did `exc` end a command because a server went away or stopped answering (or Ctrl-C) -- the one
+    kind of failure that running the same command again, or resuming it, can get past unchanged?
+    A refusal of the data, a permission, a statement error, a bug: no."""
+    from ragstore_cli.errors import ConnectionFailed, Interrupted
+
+    if isinstance(exc, Interrupted):
+        return True
+    if isinstance(exc, ConnectionFailed) and exc.transient:
+        return True
+    failure = classify(exc)
+    return failure is not None and failure.transient
+
+
 def server_code(exc: BaseException) -> str:
     """A driver error's Neo4j-style status code ('' when it has none). FalkorDB reports every failure
     as UnknownError and puts the real code in the error's metadata (FalkorDB.ClientError.Security.Unauthorized)."""

@@ -297,8 +297,8 @@ class Guard:
         if lost is not None:
             lost.hint = self.hint or "run the command again once the server answers"
             raise lost from None
-        if isinstance(exc, ConnectionFailed) and self.hint and not exc.hint:
-            exc.hint = self.hint
+        if isinstance(exc, ConnectionFailed) and exc.transient and self.hint and not exc.hint:
+            exc.hint = self.hint  # a resume hint only where the server went away, not for a wrong setting
         raise exc
 
     async def _close_probes(self) -> None:
