@@ -251,3 +251,57 @@ class StartingPostgres:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class TLSFront:
+    """A TLS-only port in front of a plain server (as stunnel or a cloud load balancer serves Redis):
+    TLS with the test CA's `localhost` certificate on a loopback port, each connection forwarded in
+    plaintext to `target_port`. A client speaking plaintext to it gets the connection closed."""
+
+    def __init__(self, target_port: int, ca: TestCA) -> None:
+        import asyncio
+        import ssl
+        import threading
+
+        self.target = target_port
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(ca.server_cert, ca.server_key)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name=f"tls->{target_port}", daemon=True).start()
+
+        async def listen() -> int:
+            self.server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self.context,
+                                                     ssl_handshake_timeout=5)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(10)
+
+    async def _client(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def close(self) -> None:
+        import asyncio
+
+        async def shut() -> None:
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)

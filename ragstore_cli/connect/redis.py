@@ -103,21 +103,28 @@ class _Probe:
 
 
 def where(settings: Settings) -> failures.Where:
-    """The server a failure message names: the masked REDIS_URI."""
+    """The server a failure message names: the masked REDIS_URI, without its query (TLS file settings)."""
     uri = settings["REDIS_URI"] or ""
     parts = urlsplit(uri)
     database = parts.path.strip("/") or "0" if parts.scheme != "unix" else None
-    return failures.Where(mask_uri(uri) or "redis", parts.hostname or parts.path, parts.username or None, database)
+    target = (mask_uri(uri) or "redis").split("?", 1)[0]
+    return failures.Where(target, parts.hostname or parts.path, parts.username or None, database)
 
 
-def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
-    """A one-line, masked ConnectionFailed for a client error (connect/failures.py names the kind)."""
+def explain(exc: BaseException, settings: Settings, timeout: float | None = None, *,
+            connecting: bool = False) -> ConnectionFailed:
+    """A one-line, masked ConnectionFailed for a client error (connect/failures.py names the kind).
+    `connecting`: the error answered a new client's first command."""
     uri = settings["REDIS_URI"] or ""
     tls = uri.startswith("rediss://")
     failure = failures.classify(exc, tls=tls)
     if failure is not None:
-        # a TLS hello to a plain Redis port gets no answer at all: the timeout may be the scheme's fault
-        note = "rediss:// needs a TLS port; redis:// is plaintext" if failure.kind == failures.TIMEOUT and tls else ""
+        note = ""
+        if failure.kind == failures.TIMEOUT and tls:  # a plain Redis port never answers a TLS hello
+            note = "rediss:// needs a TLS port; redis:// is plaintext"
+        elif failure.kind == failures.LOST and connecting and not tls and "closed by server" in failure.reason.lower():
+            failure = failures.Failure(failures.TLS_REQUIRED, "it closed the connection at the first command, "
+                                                              "as a TLS-only port does")
         msg = failures.describe("redis", failure, where(settings), seconds=timeout, note=note)
         return ConnectionFailed("redis", redact(msg), transient=failure.transient)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

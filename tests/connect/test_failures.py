@@ -242,3 +242,41 @@ def test_a_command_facing_a_silent_port_ends_within_the_command_timeout(cli, bac
     assert first.startswith(f"error: {backend}: ") and f"127.0.0.1:{listener.port}" in first
     assert "no answer from" in first or "stopped answering" in first  # the connect timeout, or the command's guard
     assert elapsed < 4.5
+
+
+# --------------------------------------------------------------------------- Redis behind a TLS-only port
+@pytest.fixture
+def redis_tls(redis_server, test_ca, monkeypatch):
+    """The plain Redis behind a TLS-only port with the test CA's `localhost` certificate."""
+    from tests.servers import TLSFront
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    front = TLSFront(redis_server.port, test_ca)
+    yield front
+    front.close()
+
+
+def test_redis_tls_unknown_ca_wrong_host_and_plaintext_refused(cli, redis_tls, test_ca, tmp_path):
+    port = redis_tls.port
+    trusted = {"REDIS_URI": f"rediss://localhost:{port}/0?ssl_ca_certs={test_ca.ca_cert}"}
+    result = cli("--json", "check-connections", "--backend", "redis", env=trusted)
+    assert result.exit_code == 0 and result.json()[0]["details"]["tls"] is True, result.output
+
+    unknown_ca = {"REDIS_URI": f"rediss://localhost:{port}/0?ssl_ca_certs={test_ca.other_ca_cert}"}
+    _, error, elapsed = check(cli, "redis", unknown_ca)
+    assert error == (f"redis: TLS: the certificate of rediss://localhost:{port}/0 is not trusted (unable to get local "
+                     "issuer certificate)" + check_text("redis", failures.TLS_UNTRUSTED))
+    assert elapsed < FAST
+    command_says(cli, "redis", unknown_ca, error, tmp_path)
+
+    wrong_host = {"REDIS_URI": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={test_ca.ca_cert}"}
+    _, error, _ = check(cli, "redis", wrong_host)
+    assert error == (f"redis: TLS: the certificate of rediss://127.0.0.1:{port}/0 is not valid for host 127.0.0.1"
+                     + check_text("redis", failures.TLS_HOSTNAME))
+
+    plaintext = {"REDIS_URI": f"redis://localhost:{port}/0"}
+    _, error, elapsed = check(cli, "redis", plaintext)
+    assert error == (f"redis: TLS: redis://localhost:{port}/0 accepts only TLS connections (it closed the connection "
+                     "at the first command, as a TLS-only port does)" + check_text("redis", failures.TLS_REQUIRED))
+    assert elapsed < FAST
+    command_says(cli, "redis", plaintext, error, tmp_path)
