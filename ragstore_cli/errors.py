@@ -11,6 +11,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFLICT = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`ragstore … | head`): 128 + SIGPIPE, as for git (cli/pipe.py)
 
 
 class RagstoreError(Exception):

@@ -206,3 +206,102 @@ class SilentListener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class StartingPostgres:
+    """A loopback port that answers every PostgreSQL connection as a server still starting up does
+    (SQLSTATE 57P03, "the database system is starting up"): a failure that passes by itself."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self._answer(conn)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _answer(conn: socket.socket) -> None:
+        import struct
+
+        length = struct.unpack("!I", conn.recv(4))[0]
+        body = conn.recv(length - 4)
+        if struct.unpack("!I", body[:4])[0] == 80877103:  # SSLRequest: no TLS here, then the real startup
+            conn.sendall(b"N")
+            length = struct.unpack("!I", conn.recv(4))[0]
+            conn.recv(length - 4)
+        fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+        conn.sendall(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TLSFront:
+    """A TLS-only port in front of a plain server (as stunnel or a cloud load balancer serves Redis):
+    TLS with the test CA's `localhost` certificate on a loopback port, each connection forwarded in
+    plaintext to `target_port`. A client speaking plaintext to it gets the connection closed."""
+
+    def __init__(self, target_port: int, ca: TestCA) -> None:
+        import asyncio
+        import ssl
+        import threading
+
+        self.target = target_port
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(ca.server_cert, ca.server_key)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name=f"tls->{target_port}", daemon=True).start()
+
+        async def listen() -> int:
+            self.server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self.context,
+                                                     ssl_handshake_timeout=5)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(10)
+
+    async def _client(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def close(self) -> None:
+        import asyncio
+
+        async def shut() -> None:
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import zstandard
 
+from ragstore_cli.archive import damage
 from ragstore_cli.archive.codec import HashingReader
 from ragstore_cli.archive.lines import each, records
 from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
@@ -71,13 +72,16 @@ class ArchiveReader:
     def _read_manifest(self) -> Manifest:
         fh, tar = self._open_tar()
         with fh:
-            first = self._next(tar)
+            first = self._next(tar, MANIFEST_NAME)
             if first is None or first.name != MANIFEST_NAME:
                 raise DataError(f"{self.path.name} is not a ragstore archive (first member is not {MANIFEST_NAME})")
             raw = self._small(tar, first)
-            second = self._next(tar)
-            if second is None or second.name != MANIFEST_SHA_NAME:
-                raise DataError(f"archive is truncated or damaged: {MANIFEST_SHA_NAME} missing after the manifest")
+            second = self._next(tar, MANIFEST_SHA_NAME)
+            if second is None:
+                raise DataError(damage.at_header(self.path, tar.offset, MANIFEST_SHA_NAME))
+            if second.name != MANIFEST_SHA_NAME:
+                raise DataError(f"archive member {second.name!r} found at byte {second.offset} where "
+                                f"{MANIFEST_SHA_NAME} should follow the manifest")
             self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
             expected = f"{self.manifest_sha256}  {MANIFEST_NAME}\n".encode()
             if self._small(tar, second) != expected:
@@ -94,13 +98,19 @@ class ArchiveReader:
             raise DataError(f"archive member {info.name} is over the {MAX_MANIFEST_BYTES >> 20} MiB a manifest may have")
         src = tar.extractfile(info)
         assert src is not None
-        return _read_exact(_TarStream(src, info.name), info.size, info.name)
+        stream = _TarStream(src, info, self.path)
+        return _read_exact(stream, info.size, stream.ended_early)
 
-    def _next(self, tar: tarfile.TarFile) -> tarfile.TarInfo | None:
+    def _next(self, tar: tarfile.TarFile, expected: str | None) -> tarfile.TarInfo | None:
+        """The next member's header, where member `expected` (None: the end of the archive) should be."""
+        offset = tar.offset
         try:
             info = tar.next()
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise DataError(f"archive is truncated or damaged ({_short(exc)})") from None
+            if expected is None:
+                raise DataError(damage.after_end(self.path, offset) or f"archive is damaged at byte {offset} "
+                                f"after its last member ({_short(exc)})") from None
+            raise DataError(damage.at_header(self.path, offset, expected, _short(exc))) from None
         if info is None:
             return None
         check_member_path(info.name)
@@ -115,8 +125,8 @@ class ArchiveReader:
         """The sections in archive order; consume each one's batches() before taking the next."""
         fh, tar = self._open_tar()
         with fh:
-            for _ in range(2):  # manifest and its checksum, already checked
-                self._next(tar)
+            for name in (MANIFEST_NAME, MANIFEST_SHA_NAME):  # already checked
+                self._next(tar, name)
             members = list(self.manifest.members)
             by_section: dict[str, list[Member]] = {}
             for m in members:
@@ -134,9 +144,12 @@ class ArchiveReader:
                 reader = SectionReader(self, tar, sections[key], by_section[key], batch_size)
                 yield reader
                 reader.skip()  # a caller that did not read everything still advances the stream
-            extra = self._next(tar)
+            extra = self._next(tar, None)
             if extra is not None:
-                raise DataError(f"archive has a member the manifest does not list: {extra.name!r}")
+                raise DataError(f"archive has a member the manifest does not list: {extra.name!r} at byte {extra.offset}")
+            trailing = damage.after_end(self.path, tar.offset)
+            if trailing:
+                raise DataError(trailing)
 
     def verify(self) -> dict[str, SectionStats]:
         """Read everything and check it, across records too (ids, edges); returns per-section statistics."""
@@ -238,22 +251,25 @@ class SectionReader:
 
     # ------------------------------------------------------------------ members
     def _open_member(self, member: Member) -> HashingReader:
-        info = self.archive._next(self.tar)
+        offset = self.tar.offset
+        info = self.archive._next(self.tar, member.path)
         if info is None:
-            raise DataError(f"archive is truncated: member {member.path!r} is missing")
+            raise DataError(damage.at_header(self.archive.path, offset, member.path))
         if info.name != member.path:
-            raise DataError(f"archive member {info.name!r} found where the manifest lists {member.path!r}")
+            raise DataError(f"archive member {info.name!r} found where the manifest lists {member.path!r} "
+                            f"(at byte {info.offset})")
         if info.size != member.size:
             raise DataError(f"archive member {member.path!r} is {info.size} bytes, the manifest says {member.size}")
         src = self.tar.extractfile(info)
         assert src is not None
         self.archive.offsets[member.path] = info.offset_data
-        return HashingReader(_TarStream(src, member.path), info.size)
+        return HashingReader(_TarStream(src, info, self.archive.path), info.size)
 
     def _finish_member(self, member: Member, hashing: HashingReader, raw_size: int) -> None:
         hashing.drain()
         if hashing.sha.hexdigest() != member.sha256:
-            raise DataError(f"archive member {member.path!r} is damaged: SHA-256 mismatch")
+            raise DataError(f"archive member {member.path!r} is damaged: its SHA-256 is {hashing.sha.hexdigest()[:16]}…, "
+                            f"the manifest says {member.sha256[:16]}… (SHA-256 mismatch)")
         if raw_size != member.raw_size:
             raise DataError(f"archive member {member.path!r} decompresses to {raw_size} bytes, "
                             f"the manifest says {member.raw_size}")
@@ -376,16 +392,20 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
 
 class _TarStream:
-    """Turns tarfile's read errors on a truncated file into DataError."""
+    """Turns tarfile's read errors on a truncated file into DataError naming the member and the offset."""
 
-    def __init__(self, raw: Any, name: str) -> None:
-        self.raw, self.name = raw, name
+    def __init__(self, raw: Any, info: tarfile.TarInfo, path: Path) -> None:
+        self.raw, self.info, self.path = raw, info, path
 
     def read(self, n: int = -1) -> bytes:
         try:
             return self.raw.read(n)
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise DataError(f"archive is truncated or damaged in {self.name!r} ({_short(exc)})") from None
+            raise DataError(self.ended_early(f" ({_short(exc)})")) from None
+
+    def ended_early(self, detail: str = "") -> str:
+        return (damage.inside_member(self.path, self.info.name, self.info.offset_data, self.info.size)
+                or f"archive member {self.info.name!r} could not be read in full{detail}")
 
 
 def _decompressor(src: HashingReader, name: str, limit: int) -> "_Zstd":
@@ -435,7 +455,7 @@ class _Zstd:
                             "the manifest declares (a decompression bomb?)")
 
 
-def _read_exact(src: Any, n: int, name: str = "", allow_short: bool = False) -> bytes:
+def _read_exact(src: Any, n: int, short: Callable[[], str]) -> bytes:
     chunks, got = [], 0
     while got < n:
         data = src.read(n - got)
@@ -443,8 +463,8 @@ def _read_exact(src: Any, n: int, name: str = "", allow_short: bool = False) -> 
             break
         chunks.append(data)
         got += len(data)
-    if got < n and not allow_short:
-        raise DataError(f"archive is truncated{' in ' + repr(name) if name else ''}")
+    if got < n:
+        raise DataError(short())
     return b"".join(chunks)
 
 

@@ -19,7 +19,10 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
     try:
         try:
             await client.ping()
-            latency = round((time.perf_counter() - started) * 1000, 1)
+        except Exception as exc:  # noqa: BLE001 - the first command: how connecting failed, in one line
+            raise explain(exc, settings, timeout, connecting=True) from None
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        try:
             try:
                 server = await client.info("server")
                 memory = await client.info("memory")
@@ -27,7 +30,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
                 server, memory = {}, {}
             access = await access_status(client, settings)
         except Exception as exc:  # noqa: BLE001
-            raise explain(exc, settings) from None
+            raise explain(exc, settings, timeout) from None
         policy = memory.get("maxmemory_policy")
         return {
             "target": mask_uri(settings["REDIS_URI"]),

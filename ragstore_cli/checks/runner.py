@@ -9,6 +9,9 @@ from typing import Awaitable, Callable
 from ragstore_cli.checks import files, graph, postgres, redis
 from ragstore_cli.checks.model import CheckResult
 from ragstore_cli.config import Settings
+from ragstore_cli.connect import neo4j as connect_neo4j
+from ragstore_cli.connect import postgres as connect_postgres
+from ragstore_cli.connect import redis as connect_redis
 from ragstore_cli.errors import RagstoreError, UsageError
 from ragstore_cli.redact import redact
 
@@ -19,6 +22,7 @@ BACKENDS: dict[str, CheckFn] = {
     "redis": redis.check,
     "files": files.check,
 }
+EXPLAIN = {"postgres": connect_postgres.explain, "neo4j": connect_neo4j.explain, "redis": connect_redis.explain}
 
 
 def configured_backends(settings: Settings) -> list[str]:
@@ -45,12 +49,20 @@ async def _one(name: str, settings: Settings, timeout: float) -> CheckResult:
         ok = details.pop("ok", True)
         error = details.pop("error", None)
         return CheckResult(name, ok, latency if latency is not None else _ms(started), details, error)
-    except (asyncio.TimeoutError, TimeoutError):
-        return CheckResult(name, False, _ms(started), {}, f"{name}: no answer within {timeout:g} s")
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        return CheckResult(name, False, _ms(started), {}, _timed_out(name, exc, settings, timeout))
     except RagstoreError as exc:
         return CheckResult(name, False, _ms(started), {}, redact(str(exc)))
     except Exception as exc:  # noqa: BLE001 - a check reports, it never crashes the run
         return CheckResult(name, False, _ms(started), {}, redact(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]))
+
+
+def _timed_out(name: str, exc: BaseException, settings: Settings, timeout: float) -> str:
+    """The backend's own timeout line (what to check), for a check that ran out of --timeout."""
+    explain = EXPLAIN.get(name)
+    if explain is None:
+        return f"{name}: no answer within {timeout:g} s"
+    return redact(str(explain(exc, settings, timeout)))
 
 
 def _ms(started: float) -> float:

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ragstore_cli import __version__
-from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, transfer, vectors, workspace
+from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, pipe, transfer, vectors, workspace
 from ragstore_cli.cli.common import state
 from ragstore_cli.cli.global_options import hide_placeholders, no_placeholder, spread_globals
 from ragstore_cli.cli.output import to_json
@@ -41,12 +41,17 @@ class RagstoreGroup(TyperGroup):
         except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - the boundary
             if type(exc).__module__.startswith("typer"):
                 raise  # Exit, Abort and usage errors: typer reports them itself
+            if isinstance(exc, BrokenPipeError) and pipe.stdout_closed():
+                pipe.leave_quietly()  # `ragstore … | head`: the reader has all it wanted
             cli_state = state(ctx)
             if cli_state.debug:
                 traceback.print_exc()
             code, message, hint = _describe(exc)
             if cli_state.json:
-                sys.stdout.write(to_json({"ok": False, "error": message, "exit_code": code}) + "\n")
+                document = {"ok": False, "error": message, "exit_code": code}
+                if hint:
+                    document["hint"] = redact(hint)
+                sys.stdout.write(to_json(document) + "\n")
             sys.stderr.write(f"error: {message}\n")
             if hint and not cli_state.json:
                 sys.stderr.write(f"hint: {redact(hint)}\n")
@@ -119,4 +124,12 @@ for module in (check, config_cmd, dev, migrate, workspace, access, transfer, vec
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="ragstore")
+    stdout = pipe.stdout_identity()
+    try:
+        app(prog_name="ragstore")
+    except SystemExit as done:
+        if done.code == 1 and pipe.handled_elsewhere(stdout):  # Rich's or click's own exit 1 on a closed pipe
+            pipe.leave_quietly()
+        raise
+    finally:
+        pipe.flush_stdout()  # what is still buffered, now: a closed pipe ends quietly (exit 141)

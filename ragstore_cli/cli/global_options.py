@@ -9,6 +9,7 @@ Typer builds a fresh command tree for each run; the root group (cli/app.py) hand
 from __future__ import annotations
 
 import copy
+import shlex
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -24,17 +25,43 @@ GLOBAL_PANEL = "Global options"
 
 
 @contextmanager
-def _dash_hint(command: Any, ctx: typer.Context) -> Iterator[None]:
+def _dash_hint(command: Any, ctx: typer.Context, args: list[str]) -> Iterator[None]:
     """A positional value (a workspace, a lock key) that starts with '-' is taken for an option:
-    say how to pass it."""
+    say how to pass it, as the whole command line rewritten (options first, then `--`, then the names)."""
     try:
         yield
     except Exception as exc:  # Click's NoSuchOption (vendored by newer typer: matched by name)
         name = getattr(exc, "option_name", None)
         if type(exc).__name__ == "NoSuchOption" and name and not name.startswith("--") and _takes_arguments(command):
-            exc.message = (f"{exc.message}. If {name} is a name, not an option, put -- before it: "  # type: ignore[attr-defined]
-                           f"{ctx.command_path} [OPTIONS] -- {name}")
+            fixed = shlex.join(_names_after_double_dash(command, args))
+            exc.message = (f"{exc.message}. If {name} is a name, not an option, put -- before the names: "  # type: ignore[attr-defined]
+                           f"{ctx.command_path} {fixed}")
         raise
+
+
+def _names_after_double_dash(command: Any, args: list[str]) -> list[str]:
+    """`args` with the command's options (and their values) first, then `--`, then every other value in
+    its order: what parses when a name starts with '-'."""
+    takes_value: dict[str, bool] = {}
+    for param in command.params:
+        if param.param_type_name == "option":
+            for opt in (*param.opts, *param.secondary_opts):
+                takes_value[opt] = not (param.is_flag or param.count)
+    options: list[str] = []
+    names: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            names.extend(tokens)
+            break
+        opt = token.split("=", 1)[0]
+        if opt not in takes_value:
+            names.append(token)
+            continue
+        options.append(token)
+        if takes_value[opt] and "=" not in token:
+            options.append(next(tokens, ""))
+    return [*options, "--", *names]
 
 
 def no_placeholder(option: Any) -> Any:
@@ -51,7 +78,7 @@ class RagstoreCommand(TyperCommand):
         return no_placeholder(super().get_help_option(ctx))
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        with _dash_hint(self, ctx):
+        with _dash_hint(self, ctx, list(args)):  # a copy: the parser consumes `args`
             return super().parse_args(ctx, args)
 
 

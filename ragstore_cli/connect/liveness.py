@@ -34,6 +34,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, Protocol, TypeVar
 
+from ragstore_cli.connect import failures
 from ragstore_cli.errors import ConnectionFailed, Interrupted
 
 T = TypeVar("T")
@@ -144,18 +145,15 @@ def _driver_kind(exc: BaseException) -> str | None:
 
 
 def _means_lost(exc: BaseException) -> bool:
-    """Does this driver/OS error say the connection or the server is gone (not a query error)?"""
-    name = type(exc).__name__
-    text = str(exc).lower()
-    if isinstance(exc, (ConnectionError, BrokenPipeError)):
-        return True
-    if name in ("ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
-                "AdminShutdownError", "CrashShutdownError", "ServiceUnavailable", "SessionExpired",
-                "IncompleteCommit", "BoltError"):
-        return True
-    if name == "InterfaceError" and ("closed" in text or "connection" in text):
-        return True
-    return _driver_kind(exc) == "redis" and name in ("ConnectionError", "TimeoutError", "BusyLoadingError")
+    """Does this driver/OS error say the connection or the server is gone (not a query error)?
+    The kinds are connect/failures.py's; a timeout counts only from Redis, whose client raises it for a
+    silent server (asyncpg's statement timeout is a statement's, said as such by the CLI)."""
+    failure = failures.classify(exc)
+    if failure is None:
+        return False
+    if failure.kind == failures.TIMEOUT:
+        return _driver_kind(exc) == "redis"
+    return failure.kind in (failures.LOST, failures.REFUSED, failures.DNS, failures.UNREACHABLE, failures.BUSY)
 
 
 def server_error(exc: BaseException) -> ConnectionFailed | None:
@@ -297,8 +295,8 @@ class Guard:
         if lost is not None:
             lost.hint = self.hint or "run the command again once the server answers"
             raise lost from None
-        if isinstance(exc, ConnectionFailed) and self.hint and not exc.hint:
-            exc.hint = self.hint
+        if isinstance(exc, ConnectionFailed) and exc.transient and self.hint and not exc.hint:
+            exc.hint = self.hint  # a resume hint only where the server went away, not for a wrong setting
         raise exc
 
     async def _close_probes(self) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import neo4j
-from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable, TransientError
+from neo4j.exceptions import ClientError, Neo4jError, ServiceUnavailable, TransientError
 
 from ragstore_cli.config import Settings
-from ragstore_cli.connect import liveness
+from ragstore_cli.connect import failures, liveness
 from ragstore_cli.errors import ConfigError, ConnectionFailed
 from ragstore_cli.redact import mask_uri, redact
 
@@ -85,58 +85,52 @@ def server_error(exc: Neo4jError) -> str:
     Transient errors reach this only once the driver's retries (managed transactions, up to
     NEO4J_MAX_TRANSACTION_RETRY_TIME) are spent."""
     code = exc.code or type(exc).__name__
+    real = failures.server_code(exc) or code  # FalkorDB's own code, where it gives one
     first = ((exc.message or str(exc) or "").splitlines() or [""])[0][:300]
     if code == "Neo.ClientError.Database.DatabaseNotFound":
         return f"database not found: {first}"
     if code == "Neo.TransientError.General.DatabaseUnavailable":
         return f"database unavailable (stopped, starting or recovering): {first}"
-    if code.startswith("Neo.ClientError.Security."):
-        return f"permission denied ({code.rsplit('.', 1)[-1]}): {first}"
+    if ".ClientError.Security." in real:
+        return f"permission denied ({real.rsplit('.', 1)[-1]}): {first}"
     if code == "Neo.DatabaseError.General.UnknownError":
-        # FalkorDB's Bolt endpoint reports every failure so, a syntax error included.
+        # FalkorDB's Bolt endpoint reports every failure so, with "An unknown error occurred" as the
+        # message; the error's metadata may still name the kind (SyntaxError).
+        if real != code:
+            return f"the server failed the statement without saying why, beyond its code {real} (Neo.DatabaseError.General.UnknownError)"
         return "the server failed the statement without saying why (Neo.DatabaseError.General.UnknownError)"
     if isinstance(exc, TransientError):
         return f"transient error still failing after retries: {code}: {first}"
     return f"{code}: {first}"
 
 
+TLS_SCHEMES = ("bolt+s", "bolt+ssc", "neo4j+s", "neo4j+ssc")
+
+
+def uses_tls(uri: str | None) -> bool:
+    return (uri or "").split("://", 1)[0] in TLS_SCHEMES
+
+
+def where(settings: Settings) -> failures.Where:
+    """The server a failure message names: the masked NEO4J_URI."""
+    uri = settings["NEO4J_URI"]
+    host = urlsplit(uri).hostname or "" if uri and "://" in uri else ""
+    return failures.Where(mask_uri(uri) or "neo4j", host, settings["NEO4J_USERNAME"] or None,
+                          configured_database(settings))
+
+
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
-    """A one-line, masked ConnectionFailed for a driver error."""
-    target = mask_uri(settings["NEO4J_URI"]) or "neo4j"
-    if isinstance(exc, AuthError):
-        msg = f"authentication failed for {target} (user {settings['NEO4J_USERNAME'] or '(none)'})"
-    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        msg = f"timed out talking to {target}" + (f" after {timeout:g} s" if timeout else "")
-    elif isinstance(exc, ServiceUnavailable) and _certificate_error(exc) is not None:
-        msg = (f"TLS: the certificate of {target} is not trusted ({_certificate_error(exc)}); trust its CA "
-               "through SSL_CERT_FILE, or use bolt+ssc:// or neo4j+ssc:// to encrypt without verifying")
-    elif isinstance(exc, ServiceUnavailable):
-        scheme = settings["NEO4J_URI"].split("://", 1)[0]
-        hint = ""
-        if scheme in ("bolt", "neo4j") and "handshake" in str(exc):
-            hint = " If it requires TLS, use bolt+s:// or neo4j+s://"
-        elif scheme == "neo4j+s" and "routing" in str(exc):  # the routing driver drops the TLS cause
-            hint = (" With neo4j+s:// its certificate must also be trusted (SSL_CERT_FILE) for this host name; "
-                    "bolt+s:// to the same address says why it is not")
-        msg = f"cannot reach {target} (is the server running?{hint})"
-    elif isinstance(exc, Neo4jError):
+    """A one-line, masked ConnectionFailed for a driver error (connect/failures.py names the kind)."""
+    failure = failures.classify(exc, tls=uses_tls(settings["NEO4J_URI"]))
+    if failure is not None:
+        msg = failures.describe("neo4j", failure, where(settings), seconds=timeout)
+        return ConnectionFailed("neo4j", redact(msg), transient=failure.transient)
+    target = where(settings).target
+    if isinstance(exc, Neo4jError):
         msg = f"{target}: {server_error(exc)}"
-    elif isinstance(exc, OSError):
-        msg = f"cannot reach {target}: {exc.strerror or exc}"
     else:
         msg = f"{target}: {type(exc).__name__}: {exc}"
-    return ConnectionFailed("neo4j", redact(msg.splitlines()[0]),
-                            transient=isinstance(exc, (ServiceUnavailable, TransientError)))
-
-
-def _certificate_error(exc: BaseException) -> str | None:
-    """The reason a TLS certificate was refused, where that is why the driver could not connect."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return exc.verify_message or str(exc)
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return ConnectionFailed("neo4j", redact(msg.splitlines()[0]), transient=isinstance(exc, TransientError))
 
 
 @dataclass(frozen=True)
@@ -170,20 +164,29 @@ async def resolve_database(driver: neo4j.AsyncDriver, settings: Settings) -> Dat
 
 
 async def verify(driver: neo4j.AsyncDriver, *, deadline: float, attempt_timeout: float = 0.5) -> None:
-    """verify_connectivity, retrying a stalled or refused handshake until `deadline` (monotonic).
+    """verify_connectivity, retrying a stalled handshake until `deadline` (monotonic).
 
     FalkorDB's Bolt endpoint leaves the next handshake hanging after a client says GOODBYE; a
-    short connection timeout plus a retry rides over it, and costs nothing on Neo4j.
+    short connection timeout plus a retry rides over it, and costs nothing on Neo4j. Only a stall
+    (or a dropped connection) is retried: a refused port, an unknown host, a certificate or a
+    password problem fails at once (connect/failures.py), so a stopped server is reported at once.
     """
     loop = asyncio.get_running_loop()
+    pause = 0.05
     while True:
         remaining = max(deadline - loop.time(), 0.1)
         try:
             await asyncio.wait_for(driver.verify_connectivity(), min(attempt_timeout, remaining))
             return
-        except (ServiceUnavailable, asyncio.TimeoutError, TimeoutError, OSError):
-            if loop.time() >= deadline:
+        except (ServiceUnavailable, asyncio.TimeoutError, TimeoutError, OSError) as exc:
+            failure = failures.classify(exc, tls=getattr(driver, "encrypted", None))
+            stalled = failure is not None and failure.kind == failures.TIMEOUT
+            if loop.time() >= deadline or not (stalled or failure is None or failure.kind in failures.RETRIED):
                 raise
-            # Escalate (a slow but healthy link still gets through), but not far: FalkorDB stalls
-            # one handshake per connection a previous client closed, and each stall costs a whole attempt.
-            attempt_timeout = min(attempt_timeout * 2, 3.0)
+            if stalled:
+                # Escalate (a slow but healthy link still gets through), but not far: FalkorDB stalls
+                # one handshake per connection a previous client closed, and each stall costs a whole attempt.
+                attempt_timeout = min(attempt_timeout * 2, 3.0)
+            else:  # a dropped connection fails at once: pause, never spin
+                await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
+                pause = min(pause * 2, 0.5)

@@ -1,8 +1,8 @@
 """asyncpg connections and pools from settings: SSL, server settings, timeouts, retries.
 
 Retries use exponential backoff and happen only for errors that can pass by themselves (server
-starting up, too many connections, a dropped connection); a wrong password or a certificate
-problem fails at once. All attempts together stay within RAGSTORE_COMMAND_TIMEOUT. Every error
+starting up, too many connections, a dropped connection); a wrong password, a certificate
+problem, a refused port or an unknown host fails at once (connect/failures.py). All attempts together stay within RAGSTORE_COMMAND_TIMEOUT. Every error
 leaves here as a `ConnectionFailed` with a masked message. Every pool and connection is registered
 with the running command's guard (liveness.py), which probes the server while it is in use.
 """
@@ -10,25 +10,16 @@ with the running command's guard (liveness.py), which probes the server while it
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any, Awaitable, Callable
 
 import asyncpg
 
 from ragstore_cli.config import Settings
-from ragstore_cli.connect import liveness
+from ragstore_cli.connect import failures, liveness
 from ragstore_cli.connect.ssl import PgSSL, build_pg_ssl
 from ragstore_cli.errors import ConnectionFailed
 from ragstore_cli.redact import redact
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.ConnectionFailureError,
-    ConnectionResetError,
-    ConnectionRefusedError,
-)
 APPLICATION_NAME = "ragstore"
 PROBE_APPLICATION_NAME = "ragstore-probe"  # the guard's probe connection: not one of the command's own
 
@@ -60,34 +51,26 @@ def connect_kwargs(settings: Settings, *, timeout: float, pg_ssl: PgSSL | None =
     return kwargs
 
 
+def where(settings: Settings) -> failures.Where:
+    """The server a failure message names: `host:port/database` (a socket folder instead of host:port)."""
+    host = settings["POSTGRES_HOST"]
+    at = host if host.startswith("/") else f"{host}:{settings['POSTGRES_PORT']}"
+    return failures.Where(f"{at}/{settings['POSTGRES_DATABASE']}", host, settings["POSTGRES_USER"],
+                          settings["POSTGRES_DATABASE"])
+
+
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
-    """Turn a driver/OS/SSL exception into a one-line, masked ConnectionFailed."""
+    """Turn a driver/OS/SSL exception into a one-line, masked ConnectionFailed (connect/failures.py)."""
+    failure = failures.classify(exc)
+    if failure is not None:
+        msg = failures.describe("postgres", failure, where(settings), seconds=timeout)
+        return ConnectionFailed("postgres", redact(msg), transient=failure.transient)
     target = describe_target(settings)
-    transient = isinstance(exc, TRANSIENT_ERRORS)
-    if isinstance(exc, asyncpg.InvalidPasswordError):
-        msg = f"authentication failed for {target} (wrong password or user)"
-    elif isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        msg = f"access refused for {target}: {exc}"
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        msg = f"TLS certificate verification failed for {target}: {exc.verify_message or exc.reason}"
-    elif isinstance(exc, ssl.SSLError):
-        msg = f"TLS handshake with {target} failed: {exc.reason or exc}"
-    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        limit = f" after {timeout:g} s" if timeout else ""
-        msg = f"timed out connecting to {target}{limit}"
-    elif isinstance(exc, ConnectionRefusedError):
-        msg = f"connection refused by {target} (is the server running?)"
-    elif isinstance(exc, FileNotFoundError):
-        msg = f"no server socket for {target} (is the server running?)"
-    elif isinstance(exc, OSError):
-        msg = f"cannot reach {target}: {exc.strerror or exc}"
-    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
-        msg = f"database does not exist: {target}"
-    elif isinstance(exc, asyncpg.PostgresError):
+    if isinstance(exc, asyncpg.PostgresError):
         msg = f"{target}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     else:
         msg = f"{target}: {exc.__class__.__name__}: {exc}"
-    return ConnectionFailed("postgres", redact(msg), transient=transient)
+    return ConnectionFailed("postgres", redact(msg.splitlines()[0]))
 
 
 async def in_libpq_order(pg_ssl: PgSSL, attempt: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -111,14 +94,19 @@ async def with_retries(
     backoff_max: float,
     budget: float | None = None,
 ) -> Any:
-    """Run `attempt`, retrying transient failures with exponential backoff: at most `retries`
-    attempts, and no new attempt once `budget` seconds (if given) would be exceeded by the wait."""
+    """Run `attempt`, retrying failures that pass by themselves (a server starting up or out of
+    connection slots, a dropped connection: failures.RETRIED) with exponential backoff: at most
+    `retries` attempts, and no new attempt once `budget` seconds (if given) would be exceeded by the
+    wait. A refused port or an unknown host fails at once, as with psql."""
     delay = max(backoff, 0.05)
     ends = None if not budget else asyncio.get_running_loop().time() + budget
     for number in range(1, max(retries, 1) + 1):
         try:
             return await attempt()
-        except TRANSIENT_ERRORS:
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is worth another attempt
+            failure = failures.classify(exc)
+            if failure is None or failure.kind not in failures.RETRIED:
+                raise
             pause = min(delay, backoff_max)
             if number >= retries or (ends is not None and asyncio.get_running_loop().time() + pause >= ends):
                 raise
@@ -133,6 +121,13 @@ def _retry_settings(settings: Settings, retries: int | None) -> dict[str, Any]:
         "backoff_max": settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
         "budget": settings["RAGSTORE_COMMAND_TIMEOUT"] or None,
     }
+
+
+def _within_command_timeout(timeout: float, settings: Settings) -> float:
+    """A connection attempt waits no longer than RAGSTORE_COMMAND_TIMEOUT (a silent host: the command's
+    guard only watches connections that exist)."""
+    limit = settings["RAGSTORE_COMMAND_TIMEOUT"]
+    return min(timeout, limit) if limit else timeout
 
 
 class _Probe:
@@ -175,6 +170,7 @@ async def connect(
     long as it takes; data commands pass RAGSTORE_COMMAND_TIMEOUT).
     """
     pg_ssl = pg_ssl or build_pg_ssl(settings)
+    timeout = _within_command_timeout(timeout, settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
     if command_timeout:
         kwargs["command_timeout"] = command_timeout
@@ -213,6 +209,7 @@ async def create_pool(
     cap = settings["POSTGRES_MAX_CONNECTIONS"]
     size = min(max_size or cap, cap)
     pg_ssl = build_pg_ssl(settings)
+    timeout = _within_command_timeout(timeout, settings)
     kwargs = connect_kwargs(settings, timeout=timeout, pg_ssl=pg_ssl)
 
     async def open_pool(ssl_arg: Any) -> asyncpg.Pool:

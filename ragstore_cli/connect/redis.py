@@ -9,6 +9,7 @@ disconnected unanswered, which would otherwise cost a whole REDIS_SOCKET_TIMEOUT
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -17,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ragstore_cli.config import Settings
-from ragstore_cli.connect import liveness
+from ragstore_cli.connect import failures, liveness
 from ragstore_cli.errors import ConnectionFailed
 from ragstore_cli.redact import mask_uri, redact
 
@@ -41,6 +42,20 @@ async def _answers_first(conn: Any, retries: int) -> None:
         conn.socket_timeout = full
 
 
+class _Retry(Retry):
+    """redis-py's retry, but never of what will not pass by itself: a refused port, an unknown host,
+    a wrong password, a TLS problem (connect/failures.py). A stall or a dropped connection is retried."""
+
+    async def call_with_retry(self, do: Any, fail: Any, is_retryable: Any = None,
+                              with_failure_count: bool = False) -> Any:
+        def retryable(error: Exception) -> bool:
+            failure = failures.classify(error)
+            worth = failure is None or failure.kind in failures.RETRIED or failure.kind == failures.TIMEOUT
+            return worth and (is_retryable is None or is_retryable(error))
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
 def create_client(settings: Settings, *, timeout: float | None = None) -> aioredis.Redis:
     """A client with LightRAG's limits; `timeout` caps both connect and socket timeouts."""
     connect_timeout = settings["REDIS_CONNECT_TIMEOUT"]
@@ -58,7 +73,7 @@ def create_client(settings: Settings, *, timeout: float | None = None) -> aiored
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         decode_responses=False,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
+        retry=_Retry(ExponentialBackoff(cap=1.0, base=0.1), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         redis_connect_func=answers_first,
     )
@@ -87,9 +102,30 @@ class _Probe:
             await client.aclose()
 
 
-def explain(exc: BaseException, settings: Settings) -> ConnectionFailed:
-    target = mask_uri(settings["REDIS_URI"])
+def where(settings: Settings) -> failures.Where:
+    """The server a failure message names: the masked REDIS_URI, without its query (TLS file settings)."""
+    uri = settings["REDIS_URI"] or ""
+    parts = urlsplit(uri)
+    database = parts.path.strip("/") or "0" if parts.scheme != "unix" else None
+    target = (mask_uri(uri) or "redis").split("?", 1)[0]
+    return failures.Where(target, parts.hostname or parts.path, parts.username or None, database)
+
+
+def explain(exc: BaseException, settings: Settings, timeout: float | None = None, *,
+            connecting: bool = False) -> ConnectionFailed:
+    """A one-line, masked ConnectionFailed for a client error (connect/failures.py names the kind).
+    `connecting`: the error answered a new client's first command."""
+    uri = settings["REDIS_URI"] or ""
+    tls = uri.startswith("rediss://")
+    failure = failures.classify(exc, tls=tls)
+    if failure is not None:
+        note = ""
+        if failure.kind == failures.TIMEOUT and tls:  # a plain Redis port never answers a TLS hello
+            note = "rediss:// needs a TLS port; redis:// is plaintext"
+        elif failure.kind == failures.LOST and connecting and not tls and "closed by server" in failure.reason.lower():
+            failure = failures.Failure(failures.TLS_REQUIRED, "it closed the connection at the first command, "
+                                                              "as a TLS-only port does")
+        msg = failures.describe("redis", failure, where(settings), seconds=timeout, note=note)
+        return ConnectionFailed("redis", redact(msg), transient=failure.transient)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "auth" in text.lower() or "password" in text.lower():
-        text = "authentication failed"
-    return ConnectionFailed("redis", redact(f"{target}: {text}"))
+    return ConnectionFailed("redis", redact(f"{mask_uri(uri)}: {text[:300]}"))

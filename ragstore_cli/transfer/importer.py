@@ -31,7 +31,7 @@ from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, 
 from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
-from ragstore_cli.connect import liveness
+from ragstore_cli.connect import failures, liveness
 from ragstore_cli.errors import DataError, OperationFailed, RagstoreError, UsageError
 from ragstore_cli.transfer import preflight, staging
 from ragstore_cli.transfer.common import Progress, lightrag_warning, needs_lock
@@ -224,15 +224,15 @@ async def import_archive(settings: Settings, archive: Path, *, workspace: str | 
                                    dim, stack)
         except (DataError, UsageError) as exc:
             if not _refused(exc):
-                exc.hint = exc.hint or resume_hint
+                exc.hint = exc.hint or _if_server_gone(exc, resume_hint)
                 raise
             await _after_refusal(exc, state, ledger, target, workspace, staged)
             raise
         except Exception as exc:  # noqa: BLE001 - a server lost, a timeout: the ledger lets --resume finish
             if isinstance(exc, RagstoreError):
-                exc.hint = exc.hint or resume_hint
+                exc.hint = exc.hint or _if_server_gone(exc, resume_hint)
                 raise
-            raise OperationFailed(_stopped(exc), hint=resume_hint) from None
+            raise OperationFailed(_stopped(exc), hint=_if_server_gone(exc, resume_hint)) from None
         await ledger.clear()
         if files_only:
             staging.discard(target, workspace)
@@ -245,6 +245,13 @@ def resume_command(archive: Path, workspace: str, profile: str | None) -> str:
     to = f" --to {shlex.quote(profile)}" if profile else ""
     return (f"finish it with: ragstore import {shlex.quote(str(archive))}{to} "
             f"--workspace {shlex.quote(workspace)} --resume")
+
+
+def _if_server_gone(exc: BaseException, hint: str) -> str | None:
+    """The resume hint only where resuming can help: a server lost or silent (connect/failures.py).
+    A deterministic failure (a permission, a statement the server refuses, a bug) would stop a resumed
+    import at the same place; the ledger still lets `--resume` finish once its cause is fixed."""
+    return hint if failures.server_gone(exc) else None
 
 
 def _stopped(exc: Exception) -> str:

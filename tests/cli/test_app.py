@@ -29,6 +29,16 @@ def test_json_error_is_one_document_and_exit_code(cli):
     assert result.json() == {"ok": False, "error": "unknown backend 'oracle'; choose from postgres, neo4j, redis, files", "exit_code": 2}
 
 
+def test_json_error_carries_the_hint(cli, tmp_path):
+    result = cli("--json", "workspace", "list", "--profile", "files,neo4j", env={"WORKING_DIR": str(tmp_path)})
+    assert result.exit_code == 2
+    document = result.json()
+    assert document["ok"] is False and document["exit_code"] == 2
+    assert document["error"].startswith("profile 'files,neo4j' gives neo4j no role")
+    assert document["hint"] == "or list neo4j first: neo4j,files"
+    assert "hint" not in cli("--json", "check-connections", "--backend", "oracle").json()  # only when there is one
+
+
 def test_usage_error_exit_2(cli):
     result = cli("check-connections", "--timeout", "soon")
     assert result.exit_code == 2

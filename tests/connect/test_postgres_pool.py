@@ -11,6 +11,7 @@ from ragstore_cli.config import load_settings
 from ragstore_cli.connect.postgres import connect, create_pool, with_retries
 from ragstore_cli.embedded.postgres import free_port
 from ragstore_cli.errors import ConnectionFailed
+from tests.servers import StartingPostgres
 
 
 async def test_pool_honours_max_connections_and_server_settings(pg_env, tmp_path):
@@ -28,15 +29,30 @@ async def test_pool_honours_max_connections_and_server_settings(pg_env, tmp_path
 
 async def test_transient_errors_are_retried_with_backoff(tmp_path):
     calls = []
+    starting = StartingPostgres()
 
-    async def refused():
+    async def starting_up():
         calls.append(time.monotonic())
-        return await asyncpg.connect(host="127.0.0.1", port=free_port(), user="x", password="y", timeout=2)
+        return await asyncpg.connect(host="127.0.0.1", port=starting.port, user="x", password="y", timeout=2, ssl=False)
 
-    with pytest.raises(OSError):
-        await with_retries(refused, retries=3, backoff=0.05, backoff_max=1)
+    try:
+        with pytest.raises(asyncpg.CannotConnectNowError):
+            await with_retries(starting_up, retries=3, backoff=0.05, backoff_max=1)
+    finally:
+        starting.close()
     assert len(calls) == 3
     assert calls[2] - calls[1] >= 1.8 * (calls[1] - calls[0]) * 0.9  # exponential, not constant
+
+
+async def test_a_refused_port_is_not_retried(tmp_path):
+    """Nobody listens there: psql says so at once, and so does ragstore, whatever the retry settings."""
+    env = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port()), "POSTGRES_PASSWORD": "x",
+           "POSTGRES_CONNECTION_RETRY_BACKOFF": "1"}
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed) as info:
+        await connect(load_settings(environ=env, cwd=tmp_path))
+    assert time.monotonic() - started < 0.9  # no backoff sleep happened
+    assert str(info.value).startswith("postgres: connection refused at 127.0.0.1:")
 
 
 async def test_wrong_password_is_not_retried(pg_env, tmp_path):
@@ -60,15 +76,20 @@ async def test_unix_socket_host(pg_server, tmp_path):
 
 
 async def test_retries_stop_within_the_command_timeout(tmp_path):
-    """POSTGRES_CONNECTION_RETRIES=10 with 3 s backoff would wait ~3 minutes for a server that is down;
-    all attempts together stay within RAGSTORE_COMMAND_TIMEOUT."""
-    env = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port()), "POSTGRES_PASSWORD": "x",
-           "POSTGRES_CONNECTION_RETRY_BACKOFF": "1", "RAGSTORE_COMMAND_TIMEOUT": "4"}
+    """POSTGRES_CONNECTION_RETRIES=10 with 3 s backoff would wait ~3 minutes for a server that stays
+    "starting up"; all attempts together stay within RAGSTORE_COMMAND_TIMEOUT."""
+    starting = StartingPostgres()
+    env = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(starting.port), "POSTGRES_PASSWORD": "x",
+           "POSTGRES_SSL_MODE": "disable", "POSTGRES_CONNECTION_RETRY_BACKOFF": "1", "RAGSTORE_COMMAND_TIMEOUT": "4"}
     started = time.monotonic()
-    with pytest.raises(ConnectionFailed) as info:
-        await connect(load_settings(environ=env, cwd=tmp_path))
+    try:
+        with pytest.raises(ConnectionFailed) as info:
+            await connect(load_settings(environ=env, cwd=tmp_path))
+    finally:
+        starting.close()
     assert 2.5 <= time.monotonic() - started <= 4.5  # retried (1 s, 2 s), then no wait past the budget
-    assert "connection refused" in str(info.value)
+    assert starting.connections == 3
+    assert "cannot take a connection now (the database system is starting up)" in str(info.value)
 
 
 async def test_a_lost_server_makes_no_pool_log_noise(pg_env, tmp_path, caplog):

@@ -31,9 +31,8 @@ async def _bolt_client_comes_and_goes(server) -> None:
         await driver.close()
 
 
+@pytest.mark.parametrize("bolt_server", ["falkordb"], indirect=True)  # FalkorDB's Redis port
 async def test_falkordb_stalled_first_reply_is_ridden_over(bolt_server, tmp_path):
-    if bolt_server is None:
-        pytest.skip("needs the FalkorDB fixture (its Redis port)")
     settings = load_settings(environ={"REDIS_URI": f"redis://127.0.0.1:{bolt_server.port}/0"}, cwd=tmp_path)
     for _ in range(2):
         await _bolt_client_comes_and_goes(bolt_server)

@@ -85,7 +85,7 @@ class RedisBackend:
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise explain(exc, self.settings) from None
+            raise explain(exc, self.settings, connecting=True) from None
         self._client = client
 
     async def close(self) -> None:
