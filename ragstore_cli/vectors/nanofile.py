@@ -1,12 +1,17 @@
-"""Streaming reader and atomic writer for NanoVectorDB files (`vdb_<namespace>.json`).
+"""The NanoVectorDB codec: the streaming reader (here) and the writer (`nanowriter`, re-exported).
 
-File format (reference §2.5): one JSON object `{"embedding_dim": D, "data": [record...],
-"matrix": "<base64>"}` (+ optional `additional_data`), keys in any order. `data[i]` pairs with
-matrix row i; the matrix holds L2-normalised float32 rows; each record holds `__id__`,
-`__created_at__`, `__write_seq__` (LightRAG 1.5.x), its meta fields and, in files recent LightRAG
-releases wrote, `vector` = base64(zlib(float16 of the raw embedding)).
+Why in `vectors/`: `ragstore vectors` reads and rewrites any NanoVectorDB file, anywhere, and the
+files backend reads and writes a working dir's through the same code; this package knows the format
+only (numpy in, bytes out; writes go through `atomic.AtomicFile`). What is LightRAG's — file names,
+the fields each namespace keeps, the stamps — is the files backend's (backends/files/nano.py).
 
-API (for `ragstore vectors` and any backend that reads or writes these files):
+The format (docs/lightrag-formats.md, "NanoVectorDB files"): one JSON object `{"embedding_dim": D,
+"data": [record...], "matrix": "<base64>"}` (+ optional `additional_data`), keys in any order.
+`data[i]` pairs with matrix row i; the matrix holds L2-normalised little-endian float32 rows; each
+record holds `__id__`, `__created_at__`, `__write_seq__` (LightRAG 1.5.x), its meta fields and, in
+files recent LightRAG releases wrote, `vector` = base64(zlib(float16 of the raw embedding)).
+
+API (for `ragstore vectors` and the files backend):
 
     nf = NanoVectorFile(path, expected_dim=None)   # one numpy pass over the file, nothing parsed;
                                                    # keeps its descriptor: a rename over the path
@@ -17,15 +22,16 @@ API (for `ragstore vectors` and any backend that reads or writes these files):
         batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems,
         batch.vector_strings (with vectors="raw" or keep_vector_strings=True)
 
-    with NanoVectorWriter(path, dim) as w:           # tmp file in the same dir, fsync, os.replace
+    with NanoVectorWriter(path, dim) as w:           # atomic.AtomicFile: tmp sibling, fsync, rename
         w.add_vectors(ids, raw_vectors, metas)       # computes matrix rows and `vector` strings
         w.add(ids, matrix_rows, metas, vector_strings)  # low level: rows already normalised
 
 Memory is bounded by the batch size: records are parsed a batch at a time from their byte spans
-and matrix rows are base64-decoded from their exact offsets. `vectors="raw"` decodes each record's
-`vector`; a record without one falls back to its (normalised) matrix row and is flagged in
-`from_matrix`. `on_error="skip"` leaves out records whose JSON or `vector` is corrupt and lists
-them in `problems`; `"stop"` raises DataError naming the first one.
+(found by `jsonscan`) and matrix rows are base64-decoded from their exact offsets. `vectors="raw"`
+decodes each record's `vector`; a record without one falls back to its (normalised) matrix row and
+is flagged in `from_matrix` (the matrix is read only for batches that need it). `on_error="skip"`
+leaves out records whose JSON or `vector` is corrupt and lists them in `problems`; `"stop"` raises
+DataError naming the first one (with `stop_hint`, the caller's advice, as its hint).
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ from ragstore_cli.vectors.codecs import decode_records
 from ragstore_cli.vectors.jsonscan import TopLevel, scan_top_level
 from ragstore_cli.vectors.nanowriter import NanoVectorWriter
 
-__all__ = ["NanoBatch", "NanoVectorFile", "NanoVectorWriter", "RecordProblem"]
+__all__ = ["NanoBatch", "NanoVectorFile", "NanoVectorWriter", "RecordProblem", "SKIP_HINT"]
+
+SKIP_HINT = "use --on-error skip to leave such records out"  # the `ragstore vectors` commands' advice
 
 VectorSource = Literal["raw", "matrix", "none"]
 OnError = Literal["stop", "skip"]
@@ -81,8 +89,9 @@ class NanoVectorFile:
     """A NanoVectorDB file, scanned once on open; read it with `batches()`."""
 
     def __init__(self, path: str | os.PathLike[str], *, expected_dim: int | None = None,
-                 chunk_size: int = 8 << 20) -> None:
+                 chunk_size: int = 8 << 20, stop_hint: str | None = None) -> None:
         self.path = Path(path)
+        self.stop_hint = stop_hint
         self._fd = -1
         try:
             # one descriptor for the object's life: a writer replacing the file (LightRAG renames its
@@ -219,8 +228,8 @@ class NanoVectorFile:
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         strip = not (vectors == "raw" or keep_vector_strings)
-        needs_matrix = with_matrix or vectors in ("raw", "matrix")
-        if needs_matrix:
+        needs_matrix = with_matrix or vectors == "matrix"
+        if needs_matrix or vectors == "raw":  # raw: a record without `vector` takes its matrix row
             self.check_alignment()
         ends = self._record_ends
         cursor = self._data_span[0] + 1
@@ -231,7 +240,7 @@ class NanoVectorFile:
             records = self._parse_records(blob, ends[b0:b1] - cursor, b0, strip)
             cursor = stop
             matrix = self.read_matrix(b0, b1) if needs_matrix else None
-            batch = self._batch(b0, records, matrix, vectors, with_matrix, on_error)
+            batch = self._batch(b0, b1, records, matrix, vectors, with_matrix, on_error)
             if strip:
                 batch.vector_strings = []
             yield batch
@@ -259,7 +268,7 @@ class NanoVectorFile:
                 out.append(RecordProblem(first + k, None, f"malformed JSON ({exc.args[0][:80]})"))
         return out
 
-    def _batch(self, start: int, records: list[Any], matrix: np.ndarray | None, vectors: VectorSource,
+    def _batch(self, start: int, stop: int, records: list[Any], matrix: np.ndarray | None, vectors: VectorSource,
                with_matrix: bool, on_error: OnError) -> NanoBatch:
         problems: list[RecordProblem] = []
         keep: list[int] = []
@@ -293,7 +302,8 @@ class NanoVectorFile:
                 problems.append(RecordProblem(start + keep[i], ids[i], bad[i]))
             from_matrix = missing
             if missing.any():
-                vecs[missing] = rows[missing]  # type: ignore[index]
+                fallback = rows if rows is not None else self.read_matrix(start, stop)[sel]
+                vecs[missing] = fallback[missing]
             if corrupt:
                 good = np.ones(len(ids), dtype=bool)
                 good[corrupt] = False
@@ -308,7 +318,7 @@ class NanoVectorFile:
             vecs = np.zeros((len(ids), 0), dtype=np.float32)
         problems.sort(key=lambda p: p.index)
         if problems and on_error == "stop":
-            raise DataError(f"{self.path}: {problems[0]}", hint="use --on-error skip to leave such records out")
+            raise DataError(f"{self.path}: {problems[0]}", hint=self.stop_hint)
         return NanoBatch(start, ids, metas, vecs, rows if with_matrix else None, from_matrix, strings, problems)
 
 
