@@ -273,15 +273,6 @@ class FileBackend(LockBackend):
             lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
             _write_atomic(log, "".join(lines[len(lines) // 2:]).encode())
 
-    def break_log(self) -> list[dict[str, Any]]:
-        log = self.root / "breaks.jsonl"
-        if not log.exists():
-            return []
-        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def file_count(self) -> int:
-        return sum(1 for _ in os.scandir(self.locks)) if self.locks.is_dir() else 0
-
     # ----------------------------------------------------------------- namespace versions
     def _ns_paths(self, namespace: str) -> tuple[Path, Path]:
         digest = key_digest(namespace)

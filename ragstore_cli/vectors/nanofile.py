@@ -20,7 +20,7 @@ API (for `ragstore vectors` and the files backend):
     for batch in nf.batches(1000, vectors="raw", on_error="stop"):   # NanoBatch
         batch.ids, batch.vectors (float32 raw), batch.meta (record minus __id__/vector),
         batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems,
-        batch.vector_strings (with vectors="raw" or keep_vector_strings=True)
+        batch.vector_strings (with keep_vector_strings=True)
 
     with NanoVectorWriter(path, dim) as w:           # atomic.AtomicFile: tmp sibling, fsync, rename
         w.add_vectors(ids, raw_vectors, metas)       # computes matrix rows and `vector` strings
@@ -55,6 +55,8 @@ __all__ = ["NanoBatch", "NanoVectorFile", "NanoVectorWriter", "RecordProblem", "
 SKIP_HINT = "use --on-error skip to leave such records out"  # the `ragstore vectors` commands' advice
 
 VectorSource = Literal["raw", "matrix", "none"]
+PARSE_BYTES = 1 << 20  # record text parsed at a time
+SCAN_CHUNK = 1 << 20  # bytes per numpy pass of the open-time scan (larger chunks cost memory, not time)
 OnError = Literal["stop", "skip"]
 
 
@@ -89,7 +91,7 @@ class NanoVectorFile:
     """A NanoVectorDB file, scanned once on open; read it with `batches()`."""
 
     def __init__(self, path: str | os.PathLike[str], *, expected_dim: int | None = None,
-                 chunk_size: int = 8 << 20, stop_hint: str | None = None) -> None:
+                 chunk_size: int = SCAN_CHUNK, stop_hint: str | None = None) -> None:
         self.path = Path(path)
         self.stop_hint = stop_hint
         self._fd = -1
@@ -222,8 +224,8 @@ class NanoVectorFile:
                 on_error: OnError = "stop", keep_vector_strings: bool = False) -> Iterator[NanoBatch]:
         """Records in file order, `batch_size` at a time (see the module docstring).
 
-        `vector_strings` is filled with vectors="raw" or keep_vector_strings=True; otherwise the `vector`
-        members are cut out before parsing, which saves building a string per record.
+        `vector_strings` is filled with keep_vector_strings=True. Unless they or raw vectors are asked
+        for, the `vector` members are cut out before parsing, which saves building a string per record.
         """
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
@@ -235,23 +237,28 @@ class NanoVectorFile:
         cursor = self._data_span[0] + 1
         for b0 in range(0, self.count, batch_size):
             b1 = min(b0 + batch_size, self.count)
-            stop = int(ends[b1 - 1])
-            blob = self._pread(cursor, stop - cursor)
-            records = self._parse_records(blob, ends[b0:b1] - cursor, b0, strip)
-            cursor = stop
+            records: list[Any] = []
+            g0 = b0
+            while g0 < b1:  # parsed PARSE_BYTES at a time: the raw text of a whole batch is never held
+                g1 = min(max(int(np.searchsorted(ends, cursor + PARSE_BYTES, side="right")), g0 + 1), b1)
+                stop = int(ends[g1 - 1])
+                blob = self._pread(cursor, stop - cursor)
+                records += self._parse_records(blob, ends[g0:g1] - cursor, g0, strip)
+                cursor, g0 = stop, g1
             matrix = self.read_matrix(b0, b1) if needs_matrix else None
             batch = self._batch(b0, b1, records, matrix, vectors, with_matrix, on_error)
-            if strip:
-                batch.vector_strings = []
+            if not keep_vector_strings:
+                batch.vector_strings = []  # not held while the caller holds the batch
             yield batch
         tail = self._pread(cursor, self._data_span[1] - 1 - cursor).strip(b" \t\r\n")
         if tail and tail != b",":
             raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
 
     def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int, strip: bool = False) -> list[Any]:
-        body = (_strip_vectors(blob) if strip else blob).lstrip(b" \t\r\n,")
+        body = _strip_vectors(blob) if strip else blob
+        skip = len(body) - len(body.lstrip(b" \t\r\n,"))
         try:
-            items = json.loads(b"[" + body + b"]")
+            items = json.loads(b"".join((b"[", memoryview(body)[skip:], b"]")))
             if len(items) == len(local_ends):
                 return items
         except ValueError:
