@@ -30,10 +30,7 @@ NANO_CODECS = {"compact": "drop the per-record float16 `vector` copies; keep the
 def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
                  batch_size: int = 2000) -> dict[str, Any]:
     """Rewrite without per-record `vector` fields, atomically (in place unless `dst`)."""
-    nf = NanoVectorFile(src, stop_hint=SKIP_HINT)
-    nf.check_alignment()
-    target = Path(dst) if dst else nf.path
-    extra = nf.additional_data
+    nf, target, extra = _rewrite(src, dst)
     stash_ok = extra is None or isinstance(extra, dict)
     kept_ids: list[str] = []
     kept_norms: list[np.ndarray] = []
@@ -64,10 +61,7 @@ def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: On
 def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
                 batch_size: int = 2000) -> dict[str, Any]:
     """Give every record a LightRAG `vector` again (matrix row times the norm kept by `compact_nano`)."""
-    nf = NanoVectorFile(src, stop_hint=SKIP_HINT)
-    nf.check_alignment()
-    target = Path(dst) if dst else nf.path
-    extra = nf.additional_data
+    nf, target, extra = _rewrite(src, dst)
     norms = _stash(extra)
     rest = {k: v for k, v in extra.items() if k != STASH_KEY} if isinstance(extra, dict) else extra
     added = unit = skipped = 0
@@ -88,6 +82,13 @@ def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnE
     return {"source": str(nf.path), "target": str(target), "codec": "none", "records": w.count,
             "vector_fields_added": added, "unit_length": unit, "norms_restored": added - unit,
             "skipped_records": skipped, "bytes_before": nf.size, "bytes_after": target.stat().st_size}
+
+
+def _rewrite(src: str | Path, dst: str | Path | None) -> tuple[NanoVectorFile, Path, Any]:
+    """The file to rewrite (its rows paired with its records), where the result goes, its additional_data."""
+    nf = NanoVectorFile(src, stop_hint=SKIP_HINT)
+    nf.check_alignment()
+    return nf, Path(dst) if dst else nf.path, nf.additional_data
 
 
 def _pack(norms: dict[str, float]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Streaming read and atomic write of LightRAG's JSON KV / doc-status files (`{id: record, ...}`).
 
-The reader walks the top-level object with the C JSON scanner, one member at a time, so memory holds
-one record plus a read buffer whatever the file size. The writer produces exactly the bytes of
+The reader walks the top-level object with the C JSON decoder, one member at a time, so memory holds
+one record plus a read buffer whatever the file size (why not `vectors.jsonscan`, the scanner for
+NanoVectorDB files: see its docstring). The writer produces exactly the bytes of
 `json.dump(obj, f, indent=2, ensure_ascii=False)` (what LightRAG writes), member by member, through
 `atomic.AtomicFile` (nothing visible before commit).
 """

@@ -243,11 +243,7 @@ class GraphWriter:
                                                       self._ensure_indexes)
                 await self._drop_stage_index()
             else:
-                tag = {"tag": self.import_id}
-                await self.bolt.repeat_until_zero(cypher.untag_edges_batch(self.label), tag,
-                                                  expected=self.edges, limit=DELETE_BATCH)
-                await self.bolt.repeat_until_zero(cypher.untag_nodes_batch(self.label), tag,
-                                                  expected=self.nodes, limit=DELETE_BATCH)
+                await self._each_tagged(cypher.untag_edges_batch, cypher.untag_nodes_batch)
             if self._ensure_indexes is not None:
                 await self._ensure_indexes()
         except BaseException:
@@ -265,12 +261,14 @@ class GraphWriter:
                                               expected=self.nodes, limit=DELETE_BATCH)
             await self._drop_stage_index()
         else:
-            tag = {"tag": self.import_id}
-            await self.bolt.repeat_until_zero(cypher.delete_tagged_edges_batch(self.label), tag,
-                                              expected=self.edges, limit=DELETE_BATCH)
-            await self.bolt.repeat_until_zero(cypher.delete_tagged_nodes_batch(self.label), tag,
-                                              expected=self.nodes, limit=DELETE_BATCH)
+            await self._each_tagged(cypher.delete_tagged_edges_batch, cypher.delete_tagged_nodes_batch)
         self._state = "aborted"
+
+    async def _each_tagged(self, on_edges: Any, on_nodes: Any) -> None:
+        """Run a merge-mode import's bounded statement over its tagged edges, then its tagged nodes."""
+        tag = {"tag": self.import_id}
+        await self.bolt.repeat_until_zero(on_edges(self.label), tag, expected=self.edges, limit=DELETE_BATCH)
+        await self.bolt.repeat_until_zero(on_nodes(self.label), tag, expected=self.nodes, limit=DELETE_BATCH)
 
     async def _drop_stage_index(self) -> None:
         if self._stage_index_drop is not None:
