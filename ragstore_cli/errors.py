@@ -69,12 +69,3 @@ class Interrupted(RagstoreError):
     """The user interrupted the operation (Ctrl-C)."""
 
     exit_code = EXIT_INTERRUPTED
-
-
-def exit_code_for(exc: BaseException) -> int:
-    """The exit code for any exception reaching the CLI's top level."""
-    if isinstance(exc, RagstoreError):
-        return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED

@@ -1,6 +1,6 @@
 """Workspace names: validated once, here, for every backend, and mapped to each backend's unit.
 
-LightRAG itself only rejects `/`, `\\`, `.` and `..` (reference §8); its server layer rewrites
+LightRAG itself only rejects `/`, `\\`, `.` and `..` (docs/lightrag-formats.md); its server layer rewrites
 anything outside `[a-zA-Z0-9_]` to `_`, which makes `a-b` and `a_b` the same workspace there and
 in AGE graph names and Neo4j full-text index names. ragstore accepts what LightRAG accepts minus
 what is unsafe anywhere: control characters, NUL, path separators, glob characters (Redis SCAN),

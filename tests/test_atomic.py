@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from ragstore_cli.atomic import publish
+from ragstore_cli.atomic import OWNER_ONLY, AtomicFile, write_atomic
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 
@@ -37,17 +37,61 @@ def umask(mask: int) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)], ids=["022", "027", "077"])
-def test_publish_new_file_gets_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_path, mask, expected):
+def test_a_new_file_gets_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_path, mask, expected):
     target = tmp_path / "kv_store_full_docs.json"
-    tmp = tmp_path / "x.tmp"
     with umask(mask):
-        tmp.write_text("{}")  # as the writers create their tmp files: a plain open()
-        publish(tmp, target)
-        assert _mode(target) == expected and not tmp.exists()
+        write_atomic(target, "{}")
+        assert _mode(target) == expected and os.listdir(tmp_path) == [target.name]
         target.chmod(0o604)
-        tmp.write_text('{"a": 1}')
-        publish(tmp, target)
+        write_atomic(target, '{"a": 1}')
     assert _mode(target) == 0o604 and target.read_text() == '{"a": 1}'
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o277], ids=["000", "022", "277"])
+def test_an_owner_only_file_is_owner_only_from_its_first_byte_whatever_the_umask(tmp_path, mask):
+    target = tmp_path / ".env"
+    target.write_text("OLD=1\n")
+    target.chmod(0o644)
+    with umask(mask):
+        out = AtomicFile(target, text=True, mode=OWNER_ONLY)
+        assert _mode(out.tmp) == 0o600  # before anything secret is written
+        out.write("SECRET=x\n")
+        out.commit()
+    assert _mode(target) == 0o600 and target.read_text() == "SECRET=x\n"  # not the replaced file's 0644
+
+
+def test_an_error_inside_the_block_leaves_the_target_and_no_temporary_file(tmp_path):
+    target = tmp_path / "graph.graphml"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with AtomicFile(target, text=True) as out:
+            out.write("half a file")
+            raise RuntimeError("killed half-way")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == [target.name]
+
+
+def test_no_replace_refuses_a_name_taken_meanwhile_and_keeps_the_other_file(tmp_path):
+    target = tmp_path / "a.ragstore"
+    out = AtomicFile(target, mode=OWNER_ONLY, tmp=tmp_path / "a.ragstore.partial", replace=False)
+    out.write(b"ours")
+    target.write_bytes(b"theirs")  # another process took the name while we wrote
+    with pytest.raises(FileExistsError):
+        out.commit()
+    out.abort()
+    assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == [target.name]
+    with AtomicFile(tmp_path / "b.ragstore", tmp=tmp_path / "b.ragstore.partial", replace=False) as out:
+        out.write(b"ours")
+    assert (tmp_path / "b.ragstore").read_bytes() == b"ours" and not (tmp_path / "b.ragstore.partial").exists()
+
+
+def test_the_temporary_name_is_never_a_link_someone_placed(tmp_path):
+    secret = tmp_path / "elsewhere"
+    secret.write_text("keep")
+    tmp = tmp_path / "x.partial"
+    tmp.symlink_to(secret)
+    with pytest.raises(OSError):
+        AtomicFile(tmp_path / "x", tmp=tmp)
+    assert secret.read_text() == "keep"
 
 
 async def test_files_backend_writes_what_lightrag_would(tmp_path):

@@ -1,8 +1,8 @@
 """The tenant's env file: LightRAG settings with the generated credentials, owner-only (0600).
 
 An existing file is updated in place: the keys ragstore writes replace their old lines, every
-other line is kept. The new content is written to a sibling temporary file created 0600 and
-renamed over the old one, so the file never exists with looser permissions or half written.
+other line is kept. The new content goes through `atomic.write_atomic` with an owner-only mode, so
+the file never exists with looser permissions or half written.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import os
 import re
 from pathlib import Path
 
-from ragstore_cli.atomic import fsync_dir
+from ragstore_cli.atomic import OWNER_ONLY, write_atomic
 from ragstore_cli.errors import UsageError
 
-MODE = 0o600
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@+,-]*")
 _ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
@@ -65,16 +64,4 @@ def write(path: Path, values: dict[str, str]) -> None:
             continue
         out.append(line)
     out += [f"{key}={_quote(value)}" for key, value in values.items() if key not in written]
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(out) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_atomic(path, "\n".join(out) + "\n", mode=OWNER_ONLY)

@@ -1,7 +1,7 @@
 """Redis workspace grants: one ACL user per tenant, its key patterns, commands and database.
 
 Key patterns cover exactly the granted workspaces' LightRAG keys (`<ws>_<ns>:*` plus the doc-status
-sidecar, reference §5), built from glob-escaped prefixes: workspace `a` never matches `a_b`'s keys.
+sidecar, docs/lightrag-formats.md), built from glob-escaped prefixes: workspace `a` never matches `a_b`'s keys.
 Commands are the ones LightRAG 1.5.7's Redis storages send. Redis ACLs do not filter SCAN and KEYS
 (they take no key argument), so a user can list every key name of each database it can reach:
 the database of its REDIS_URI (pinned with `+select|<db>`) and database 0, where every connection

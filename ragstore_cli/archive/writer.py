@@ -3,14 +3,13 @@
 Design (see docs/archive-format.md): each member is compressed and hashed while it is written to a
 spool folder next to the output (`.ragstore-spool-<pid>-<output tag>-XXXX`, so the next export to
 the same output can remove what a SIGKILLed one left); `finish()` then writes the tar — manifest first, members after —
-to `<output>.partial` and renames it. The manifest can come first because every size, checksum and
+through `atomic.AtomicFile` (owner-only, temporary name `<output>.partial`) and publishes it. The manifest can come first because every size, checksum and
 count is known by then; the cost is spool disk space about the size of the archive.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import hashlib
 import io
 import os
@@ -25,6 +24,7 @@ import numpy as np
 import zstandard
 
 from ragstore_cli import __version__
+from ragstore_cli.atomic import OWNER_ONLY, AtomicFile
 from ragstore_cli.archive.codec import (ZSTD_LEVEL_JSON, ZSTD_LEVEL_MATRIX, HashingWriter, encode_line,
                                         to_stored)
 from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS, KIND_EDGES, KIND_KV,
@@ -239,24 +239,6 @@ class SectionWriter:
         self.close()
 
 
-def _link_new(partial: Path, output: Path) -> None:
-    """Publish `partial` as `output` only if no file took that name meanwhile (link(2) never replaces)."""
-    try:
-        os.link(partial, output)
-    except FileExistsError:
-        raise UsageError(f"{output} appeared while exporting; it was left as it is "
-                         "(pass --force to replace it)") from None
-    except OSError as exc:  # a file system without hard links: check, then rename (a short race)
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        if output.exists():
-            raise UsageError(f"{output} appeared while exporting; it was left as it is "
-                             "(pass --force to replace it)") from None
-        os.replace(partial, output)
-        return
-    partial.unlink()
-
-
 class ArchiveWriter:
     """Build one archive. Open sections in the order they should appear; call finish() once."""
 
@@ -281,7 +263,6 @@ class ArchiveWriter:
         self._progress = progress
         self.notes: list[str] = []  # what the caller should tell the user (vectors stored losslessly)
         remove_leftovers(self.output)
-        self._wrote_partial = False
         self._spool = Path(tempfile.mkdtemp(prefix=spool_prefix(self.output, os.getpid()), dir=self.output.parent))
         self._sections: list[SectionWriter] = []
         self._open: list[_MemberFile] = []
@@ -352,17 +333,12 @@ class ArchiveWriter:
             self.manifest.check()
             partial = self.output.with_name(self.output.name + ".partial")
             # The archive holds a whole workspace: owner-only, like a database dump.
-            self._wrote_partial = True
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                self._write_tar(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if self.overwrite:
-                os.replace(partial, self.output)
-            else:
-                _link_new(partial, self.output)
+            try:
+                with AtomicFile(self.output, mode=OWNER_ONLY, tmp=partial, replace=self.overwrite) as out:
+                    self._write_tar(out.file)
+            except FileExistsError:
+                raise UsageError(f"{self.output} appeared while exporting; it was left as it is "
+                                 "(pass --force to replace it)") from None
             return self.manifest
         finally:
             self.abort()
@@ -388,9 +364,6 @@ class ArchiveWriter:
                 pass
         self._open.clear()
         shutil.rmtree(self._spool, ignore_errors=True)
-        partial = self.output.with_name(self.output.name + ".partial")
-        if self._wrote_partial and partial.exists():  # never another (live) export's partial
-            partial.unlink()
 
     def __enter__(self) -> "ArchiveWriter":
         return self

@@ -150,11 +150,6 @@ def describe(profile: Profile) -> str:
     return ",".join(f"{role.value}={profile[role]}" for role in ROLE_ORDER if role in profile)
 
 
-def assignment(profile: Profile) -> str:
-    """`kv → postgres, vector → postgres, graph → neo4j, doc_status → postgres`, for people."""
-    return ", ".join(f"{role.value} → {profile[role]}" for role in ROLE_ORDER if role in profile)
-
-
 def backend_module(name: str) -> Any:
     """Import `ragstore_cli.backends.<name>` lazily; UsageError when it is not available."""
     name = _check_name(name)

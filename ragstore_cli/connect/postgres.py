@@ -231,12 +231,3 @@ async def create_pool(
         raise explain(exc, settings, timeout) from None
     _watch(settings, pool, lambda p: not p.is_closing())
     return pool
-
-
-async def register_vector_codec(conn: asyncpg.Connection) -> None:
-    """Binary pgvector codecs on a connection (pool `init`), when the extension exists."""
-    from pgvector.asyncpg import register_vector
-
-    installed = await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
-    if installed:
-        await register_vector(conn)

@@ -122,10 +122,6 @@ class Coordinator:
     def name(self) -> str:
         return self.backend.name
 
-    def gate_count(self) -> int:
-        """Local bookkeeping entries alive now (0 when nothing is held or awaited)."""
-        return len(self._gates)
-
     async def close(self) -> None:
         await self.backend.close()
 

@@ -29,6 +29,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from ragstore_cli.atomic import write_atomic
 from ragstore_cli.coordination.base import BreakResult, Lease, LockBackend
 from ragstore_cli.coordination.records import HolderRecord, key_digest, process_start
 from ragstore_cli.errors import LockConflict, OperationFailed, UsageError
@@ -104,10 +105,9 @@ def _decode(block: bytes) -> tuple[int, HolderRecord] | None:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, path)
+    """Not durable: lock state means nothing after a reboot. The temporary name stays out of LightRAG's
+    `*.tmp.*` pattern, which the LightRAG probe (probe.py) reads as a sign of a live LightRAG writer."""
+    write_atomic(path, payload, durable=False, tmp=path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -272,15 +272,6 @@ class FileBackend(LockBackend):
         if log.stat().st_size > BREAK_LOG_MAX:  # keep the recent half: bounded, still auditable
             lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
             _write_atomic(log, "".join(lines[len(lines) // 2:]).encode())
-
-    def break_log(self) -> list[dict[str, Any]]:
-        log = self.root / "breaks.jsonl"
-        if not log.exists():
-            return []
-        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def file_count(self) -> int:
-        return sum(1 for _ in os.scandir(self.locks)) if self.locks.is_dir() else 0
 
     # ----------------------------------------------------------------- namespace versions
     def _ns_paths(self, namespace: str) -> tuple[Path, Path]:

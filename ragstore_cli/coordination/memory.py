@@ -40,9 +40,6 @@ class MemoryBackend(LockBackend):
     async def holders(self) -> list[HolderRecord]:
         return list(self._held.values())
 
-    def held_count(self) -> int:
-        return len(self._held)
-
     async def break_lock(self, key: str, by: dict[str, Any], *, force: bool) -> BreakResult:
         current = self._held.get(key)
         if current is None:

@@ -208,16 +208,6 @@ class PostgresBackend(LockBackend):
                         key, json.dumps(record.stored()), json.dumps(by), live)
         return BreakResult(key, record, by)
 
-    async def break_log(self) -> list[dict[str, Any]]:
-        if not await self._has_schema():
-            return []
-        rows = await self._run("fetch", "SELECT key, broken, by_whom, live, at FROM ragstore_lock_breaks ORDER BY id")
-        return [{"key": r["key"], "broken": json.loads(r["broken"]) if r["broken"] else None,
-                 "by": json.loads(r["by_whom"]), "live": r["live"], "at": r["at"].timestamp()} for r in rows]
-
-    async def row_count(self) -> int:
-        return await self._run("fetchval", "SELECT count(*) FROM ragstore_locks")
-
     async def get_version(self, namespace: str) -> int:
         if not await self._has_schema():
             return 0

@@ -1,5 +1,5 @@
 """Is a LightRAG process using this working dir? LightRAG 1.5.7 keeps no lock or pid file (its
-locks live in process memory or a private Manager socket, reference §6), so the honest default
+locks live in process memory or a private Manager socket: docs/lightrag-formats.md), so the honest default
 answer is "cannot tell". We look for the evidence an outsider can see on this host: LightRAG
 processes of this user whose working dir (environment, command line or cwd) is this one, and
 fresh atomic-write temp files. Absence of evidence is never reported as "stopped".

@@ -137,9 +137,6 @@ class RedisBackend(LockBackend):
             await self._call(pipe.lpush(BREAKS, entry).ltrim(BREAKS, 0, BREAK_LOG_MAX - 1).execute())
         return BreakResult(key, record, by)
 
-    async def break_log(self) -> list[dict[str, Any]]:
-        return [json.loads(item) for item in reversed(await self._call(self.client.lrange(BREAKS, 0, -1)))]
-
     async def get_version(self, namespace: str) -> int:
         return int(await self._call(self.client.hget(NS_PREFIX + namespace, "version")) or 0)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragstore_cli.atomic import OWNER_ONLY, write_atomic
 from ragstore_cli.embedded.falkordb import EmbeddedFalkorDB
 from ragstore_cli.embedded.neo4j import EmbeddedNeo4j
 from ragstore_cli.embedded.postgres import EmbeddedPostgres
@@ -191,8 +192,4 @@ def write_env_copy(servers: DevServers, target: Path, *, force: bool) -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, mode=OWNER_ONLY)  # it holds the dev servers' passwords

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from ragstore_cli.atomic import write_atomic
 from ragstore_cli.embedded import neo4j_runtime
 from ragstore_cli.embedded.postgres import TLSFiles, free_port, pid_from_file
 from ragstore_cli.errors import OperationFailed, UsageError
@@ -116,8 +117,8 @@ class EmbeddedNeo4j:
         key = serialization.load_pem_private_key(Path(self.tls.key_file).read_bytes(), password=None)
         pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption())
-        _write(folder / "private.key", pkcs8, 0o600)
-        _write(folder / "public.crt", Path(self.tls.cert_file).read_bytes(), 0o644)
+        write_atomic(folder / "private.key", pkcs8, mode=0o600)
+        write_atomic(folder / "public.crt", Path(self.tls.cert_file).read_bytes(), mode=0o644)
 
     def start(self, timeout: float = 240) -> None:
         """Start in the background (a session of its own) and wait until Bolt serves the database."""
@@ -128,7 +129,7 @@ class EmbeddedNeo4j:
         if self.tls:
             self._install_certificates()
         conf = self.data_dir / "neo4j.conf"
-        _write(conf, "".join(f"{k}={v}\n" for k, v in self.config().items()).encode(), 0o600)
+        write_atomic(conf, "".join(f"{k}={v}\n" for k, v in self.config().items()).encode(), mode=0o600)
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         cmd = [runtime.java, f"-Xmx{self.heap}", *JVM_FLAGS, "-cp", runtime.classpath, neo4j_runtime.MAIN_CLASS,
                str(self.data_dir / "home"), str(conf)]
@@ -136,7 +137,7 @@ class EmbeddedNeo4j:
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        cwd=self.data_dir, start_new_session=True,
                                        env={**os.environ, "RAGSTORE_NEO4J_PASSWORD": self.password})
-        _write(self.pidfile, f"{process.pid}\n".encode(), 0o644)
+        write_atomic(self.pidfile, f"{process.pid}\n".encode(), mode=0o644)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             said = _read_from(self.log_file, offset)
@@ -193,13 +194,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         time.sleep(0.1)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -91,6 +91,8 @@ class EmbeddedPostgres:
     hba_lines: list[str] = field(default_factory=list)
     socket_dir: Path | None = None
     bin_dir: Path | None = None  # another PostgreSQL build (the wheel's has no SSL support)
+    # More server settings, each passed as `-c name=value` (e.g. fsync=off for a throwaway server)
+    server_settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -197,7 +199,7 @@ class EmbeddedPostgres:
             return
         options = [
             f"-c listen_addresses={self.host}", f"-p {self.port}", f"-k {self.socket_dir}",
-            "-c fsync=off" if os.environ.get("RAGSTORE_EMBEDDED_FAST") else "",
+            *(f"-c {name}={value}" for name, value in self.server_settings.items()),
             *self._install_tls(),
         ]
         self._run(

@@ -1,6 +1,6 @@
 """LightRAG 1.5.7's PGTableGraphStorage tables, created exactly as that class creates them.
 
-`lightrag_graph_nodes` / `lightrag_graph_edges` (reference §5): the same columns, defaults, keys,
+`lightrag_graph_nodes` / `lightrag_graph_edges` (docs/lightrag-formats.md, PostgreSQL): the same columns, defaults, keys,
 index names, partial-index predicate and foreign-key names, so a LightRAG process starting with
 PGTableGraphStorage afterwards finds everything in place and changes nothing in the catalog. The
 statements take LightRAG's own schema lock (a transaction-level advisory lock on the same key), so

@@ -1,10 +1,17 @@
 """Find the byte spans of a JSON object's top-level values without parsing (or holding) the file.
 
-A NanoVectorDB file is one JSON object whose `matrix` value is a single string of hundreds of MB.
-`json.load` and even incremental parsers materialise that string; here numpy looks at every chunk
-for quotes and brackets only, tracks string state and nesting depth across chunks, and reports:
-each top-level key with the span of its raw value, and the end offsets of the objects nested one
-level below (the records of `data`). Memory is one chunk plus 8 bytes per record.
+The scanner for a JSON object with a few huge members: a NanoVectorDB file is one object whose
+`matrix` value is a single string of hundreds of MB, which `json.load` and even incremental parsers
+materialise; here numpy looks at every chunk for quotes and brackets only, tracks string state and
+nesting depth across chunks, and reports each top-level key with the span of its raw value, and the
+end offsets of the objects nested one level below (the records of `data`). Memory is one chunk plus
+8 bytes per record.
+
+Its counterpart for objects of many small members — a JSON KV or doc-status file, one record per
+member — is backends/files/jsonfile.py, which decodes member after member with the C JSON decoder: it
+cannot skip a 500 MB string without building it, and scanning a KV file this way, then parsing its
+members, cost 1.8x the CPU of decoding it there (tried on 100k records, 67 MB: 0.74 s against 0.41 s).
+So each file kind has one scanner. The archive's JSON Lines (one object per line) are split by archive/lines.py.
 """
 
 from __future__ import annotations
@@ -111,20 +118,24 @@ def scan_top_level(f: BinaryIO, *, chunk_size: int = 8 << 20, label: str = "file
 
 def _drop_escaped(arr: np.ndarray, quotes: np.ndarray, carry: int) -> np.ndarray:
     """Remove quotes preceded by an odd run of backslashes (the run may start in the previous chunk)."""
-    prev = np.empty(quotes.size, dtype=bool)
-    prev[quotes > 0] = arr[quotes[quotes > 0] - 1] == _BACKSLASH
-    prev[quotes == 0] = carry > 0
-    if not prev.any():
+    before = quotes - 1
+    escaped = np.zeros(quotes.size, dtype=bool)
+    inside = before >= 0
+    escaped[inside] = arr[before[inside]] == _BACKSLASH
+    escaped[~inside] = carry > 0
+    if not escaped.any():
         return quotes
-    keep = np.ones(quotes.size, dtype=bool)
-    for k in np.flatnonzero(prev).tolist():
-        q, run = int(quotes[k]), 0
-        while q - run - 1 >= 0 and arr[q - run - 1] == _BACKSLASH:
-            run += 1
-        if q - run == 0:
-            run += carry
-        keep[k] = run % 2 == 0
-    return quotes[keep]
+    # the backslash run ending just before each such quote, found among the backslashes only
+    slashes = np.flatnonzero(arr == _BACKSLASH)
+    first = np.ones(slashes.size, dtype=bool)
+    first[1:] = np.diff(slashes) != 1
+    run_start = np.maximum.accumulate(np.where(first, np.arange(slashes.size), 0))
+    at = np.flatnonzero(escaped & inside)
+    last = np.searchsorted(slashes, before[at])
+    runs = np.zeros(quotes.size, dtype=np.int64)
+    runs[at] = last - run_start[last] + 1 + np.where(slashes[run_start[last]] == 0, carry, 0)
+    runs[~inside] = carry
+    return quotes[(runs % 2) == 0]
 
 
 def _trailing_backslashes(chunk: bytes, carry: int) -> int:

@@ -1,12 +1,17 @@
-"""Streaming reader and atomic writer for NanoVectorDB files (`vdb_<namespace>.json`).
+"""The NanoVectorDB codec: the streaming reader (here) and the writer (`nanowriter`, re-exported).
 
-File format (reference §2.5): one JSON object `{"embedding_dim": D, "data": [record...],
-"matrix": "<base64>"}` (+ optional `additional_data`), keys in any order. `data[i]` pairs with
-matrix row i; the matrix holds L2-normalised float32 rows; each record holds `__id__`,
-`__created_at__`, `__write_seq__` (LightRAG 1.5.x), its meta fields and, in files recent LightRAG
-releases wrote, `vector` = base64(zlib(float16 of the raw embedding)).
+Why in `vectors/`: `ragstore vectors` reads and rewrites any NanoVectorDB file, anywhere, and the
+files backend reads and writes a working dir's through the same code; this package knows the format
+only (numpy in, bytes out; writes go through `atomic.AtomicFile`). What is LightRAG's — file names,
+the fields each namespace keeps, the stamps — is the files backend's (backends/files/nano.py).
 
-API (for `ragstore vectors` and any backend that reads or writes these files):
+The format (docs/lightrag-formats.md, "NanoVectorDB files"): one JSON object `{"embedding_dim": D,
+"data": [record...], "matrix": "<base64>"}` (+ optional `additional_data`), keys in any order.
+`data[i]` pairs with matrix row i; the matrix holds L2-normalised little-endian float32 rows; each
+record holds `__id__`, `__created_at__`, `__write_seq__` (LightRAG 1.5.x), its meta fields and, in
+files recent LightRAG releases wrote, `vector` = base64(zlib(float16 of the raw embedding)).
+
+API (for `ragstore vectors` and the files backend):
 
     nf = NanoVectorFile(path, expected_dim=None)   # one numpy pass over the file, nothing parsed;
                                                    # keeps its descriptor: a rename over the path
@@ -15,17 +20,18 @@ API (for `ragstore vectors` and any backend that reads or writes these files):
     for batch in nf.batches(1000, vectors="raw", on_error="stop"):   # NanoBatch
         batch.ids, batch.vectors (float32 raw), batch.meta (record minus __id__/vector),
         batch.matrix (normalised rows, with with_matrix=True), batch.from_matrix, batch.problems,
-        batch.vector_strings (with vectors="raw" or keep_vector_strings=True)
+        batch.vector_strings (with keep_vector_strings=True)
 
-    with NanoVectorWriter(path, dim) as w:           # tmp file in the same dir, fsync, os.replace
+    with NanoVectorWriter(path, dim) as w:           # atomic.AtomicFile: tmp sibling, fsync, rename
         w.add_vectors(ids, raw_vectors, metas)       # computes matrix rows and `vector` strings
         w.add(ids, matrix_rows, metas, vector_strings)  # low level: rows already normalised
 
 Memory is bounded by the batch size: records are parsed a batch at a time from their byte spans
-and matrix rows are base64-decoded from their exact offsets. `vectors="raw"` decodes each record's
-`vector`; a record without one falls back to its (normalised) matrix row and is flagged in
-`from_matrix`. `on_error="skip"` leaves out records whose JSON or `vector` is corrupt and lists
-them in `problems`; `"stop"` raises DataError naming the first one.
+(found by `jsonscan`) and matrix rows are base64-decoded from their exact offsets. `vectors="raw"`
+decodes each record's `vector`; a record without one falls back to its (normalised) matrix row and
+is flagged in `from_matrix` (the matrix is read only for batches that need it). `on_error="skip"`
+leaves out records whose JSON or `vector` is corrupt and lists them in `problems`; `"stop"` raises
+DataError naming the first one (with `stop_hint`, the caller's advice, as its hint).
 """
 
 from __future__ import annotations
@@ -44,9 +50,13 @@ from ragstore_cli.vectors.codecs import decode_records
 from ragstore_cli.vectors.jsonscan import TopLevel, scan_top_level
 from ragstore_cli.vectors.nanowriter import NanoVectorWriter
 
-__all__ = ["NanoBatch", "NanoVectorFile", "NanoVectorWriter", "RecordProblem"]
+__all__ = ["NanoBatch", "NanoVectorFile", "NanoVectorWriter", "RecordProblem", "SKIP_HINT"]
+
+SKIP_HINT = "use --on-error skip to leave such records out"  # the `ragstore vectors` commands' advice
 
 VectorSource = Literal["raw", "matrix", "none"]
+PARSE_BYTES = 1 << 20  # record text parsed at a time
+SCAN_CHUNK = 1 << 20  # bytes per numpy pass of the open-time scan (larger chunks cost memory, not time)
 OnError = Literal["stop", "skip"]
 
 
@@ -81,8 +91,9 @@ class NanoVectorFile:
     """A NanoVectorDB file, scanned once on open; read it with `batches()`."""
 
     def __init__(self, path: str | os.PathLike[str], *, expected_dim: int | None = None,
-                 chunk_size: int = 8 << 20) -> None:
+                 chunk_size: int = SCAN_CHUNK, stop_hint: str | None = None) -> None:
         self.path = Path(path)
+        self.stop_hint = stop_hint
         self._fd = -1
         try:
             # one descriptor for the object's life: a writer replacing the file (LightRAG renames its
@@ -213,36 +224,41 @@ class NanoVectorFile:
                 on_error: OnError = "stop", keep_vector_strings: bool = False) -> Iterator[NanoBatch]:
         """Records in file order, `batch_size` at a time (see the module docstring).
 
-        `vector_strings` is filled with vectors="raw" or keep_vector_strings=True; otherwise the `vector`
-        members are cut out before parsing, which saves building a string per record.
+        `vector_strings` is filled with keep_vector_strings=True. Unless they or raw vectors are asked
+        for, the `vector` members are cut out before parsing, which saves building a string per record.
         """
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         strip = not (vectors == "raw" or keep_vector_strings)
-        needs_matrix = with_matrix or vectors in ("raw", "matrix")
-        if needs_matrix:
+        needs_matrix = with_matrix or vectors == "matrix"
+        if needs_matrix or vectors == "raw":  # raw: a record without `vector` takes its matrix row
             self.check_alignment()
         ends = self._record_ends
         cursor = self._data_span[0] + 1
         for b0 in range(0, self.count, batch_size):
             b1 = min(b0 + batch_size, self.count)
-            stop = int(ends[b1 - 1])
-            blob = self._pread(cursor, stop - cursor)
-            records = self._parse_records(blob, ends[b0:b1] - cursor, b0, strip)
-            cursor = stop
+            records: list[Any] = []
+            g0 = b0
+            while g0 < b1:  # parsed PARSE_BYTES at a time: the raw text of a whole batch is never held
+                g1 = min(max(int(np.searchsorted(ends, cursor + PARSE_BYTES, side="right")), g0 + 1), b1)
+                stop = int(ends[g1 - 1])
+                blob = self._pread(cursor, stop - cursor)
+                records += self._parse_records(blob, ends[g0:g1] - cursor, g0, strip)
+                cursor, g0 = stop, g1
             matrix = self.read_matrix(b0, b1) if needs_matrix else None
-            batch = self._batch(b0, records, matrix, vectors, with_matrix, on_error)
-            if strip:
-                batch.vector_strings = []
+            batch = self._batch(b0, b1, records, matrix, vectors, with_matrix, on_error)
+            if not keep_vector_strings:
+                batch.vector_strings = []  # not held while the caller holds the batch
             yield batch
         tail = self._pread(cursor, self._data_span[1] - 1 - cursor).strip(b" \t\r\n")
         if tail and tail != b",":
             raise DataError(f"{self.path}: data[{self.count}] is not a JSON object")
 
     def _parse_records(self, blob: bytes, local_ends: np.ndarray, first: int, strip: bool = False) -> list[Any]:
-        body = (_strip_vectors(blob) if strip else blob).lstrip(b" \t\r\n,")
+        body = _strip_vectors(blob) if strip else blob
+        skip = len(body) - len(body.lstrip(b" \t\r\n,"))
         try:
-            items = json.loads(b"[" + body + b"]")
+            items = json.loads(b"".join((b"[", memoryview(body)[skip:], b"]")))
             if len(items) == len(local_ends):
                 return items
         except ValueError:
@@ -259,7 +275,7 @@ class NanoVectorFile:
                 out.append(RecordProblem(first + k, None, f"malformed JSON ({exc.args[0][:80]})"))
         return out
 
-    def _batch(self, start: int, records: list[Any], matrix: np.ndarray | None, vectors: VectorSource,
+    def _batch(self, start: int, stop: int, records: list[Any], matrix: np.ndarray | None, vectors: VectorSource,
                with_matrix: bool, on_error: OnError) -> NanoBatch:
         problems: list[RecordProblem] = []
         keep: list[int] = []
@@ -293,7 +309,8 @@ class NanoVectorFile:
                 problems.append(RecordProblem(start + keep[i], ids[i], bad[i]))
             from_matrix = missing
             if missing.any():
-                vecs[missing] = rows[missing]  # type: ignore[index]
+                fallback = rows if rows is not None else self.read_matrix(start, stop)[sel]
+                vecs[missing] = fallback[missing]
             if corrupt:
                 good = np.ones(len(ids), dtype=bool)
                 good[corrupt] = False
@@ -308,7 +325,7 @@ class NanoVectorFile:
             vecs = np.zeros((len(ids), 0), dtype=np.float32)
         problems.sort(key=lambda p: p.index)
         if problems and on_error == "stop":
-            raise DataError(f"{self.path}: {problems[0]}", hint="use --on-error skip to leave such records out")
+            raise DataError(f"{self.path}: {problems[0]}", hint=self.stop_hint)
         return NanoBatch(start, ids, metas, vecs, rows if with_matrix else None, from_matrix, strings, problems)
 
 

@@ -1,9 +1,13 @@
-"""Atomic, streaming writer of NanoVectorDB files (re-exported by `nanofile`; format in its docstring).
+"""The NanoVectorDB file writer (the format is in `nanofile`'s docstring; the reader lives there).
 
-Records go to a tmp file in the target's folder as they come; matrix rows go to a spool file and are
-base64-appended at commit, so memory stays one batch. Commit = fsync + os.replace + fsync of the folder;
-any error (or `abort()`) leaves the target untouched. Tmp names follow LightRAG's own pattern
-(`<file>.tmp.<pid>.<thread>.<ns>`), so LightRAG's orphan reaper also cleans up after a crash.
+Records go to the file's temporary sibling as they come (through `atomic.AtomicFile`: nothing is
+visible before `commit()`, any error or `abort()` leaves the target untouched); matrix rows go to a
+spool file beside it and are base64-appended at commit, so memory stays one batch. The bytes are
+nano-vectordb's own: `{"embedding_dim": D, "data": [records joined by ", "], "matrix": "..."}` with
+each record `json.dumps(..., ensure_ascii=False)` — what LightRAG 1.5.7 writes for the same records.
+
+This module knows the format only. Which fields a record of a LightRAG working dir keeps and how it is
+stamped is the files backend's business (backends/files/nano.py); `ragstore vectors` writes any file.
 """
 
 from __future__ import annotations
@@ -11,18 +15,30 @@ from __future__ import annotations
 import binascii
 import json
 import os
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ragstore_cli.atomic import publish
+from ragstore_cli.atomic import AtomicFile
 from ragstore_cli.errors import DataError
 from ragstore_cli.vectors.codecs import encode_records, normalise
 
 _B64_BLOCK = 3 << 20  # bytes of matrix per base64 write (multiple of 3: no padding mid-stream)
+_ENCODE_BLOCK = 1024  # rows per zlib job
+_POOL: ThreadPoolExecutor | None = None
+
+
+def encode_vectors(vectors: np.ndarray) -> list[str]:
+    """LightRAG `vector` strings of the rows; zlib releases the GIL, so row blocks compress on several cores."""
+    global _POOL
+    if len(vectors) <= _ENCODE_BLOCK:
+        return encode_records(vectors)
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="ragstore-nano")
+    blocks = _POOL.map(encode_records, [vectors[i:i + _ENCODE_BLOCK] for i in range(0, len(vectors), _ENCODE_BLOCK)])
+    return [text for block in blocks for text in block]
 
 
 class NanoVectorWriter:
@@ -35,19 +51,21 @@ class NanoVectorWriter:
         self.dim = dim
         self.count = 0
         self.additional_data = additional_data  # written at commit; may be set until then
-        # same pattern as LightRAG's own tmp files, so its orphan reaper cleans up after a crash
-        suffix = f".tmp.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}"
-        self._tmp = self.path.with_name(self.path.name + suffix)
-        self._spool_path = self.path.with_name(self.path.name + suffix + ".matrix")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._out = open(self._tmp, "wb")
-        self._spool = open(self._spool_path, "w+b")
+        self._out = AtomicFile(self.path)
+        self._spool_path = self._out.tmp.with_name(self._out.tmp.name + ".matrix")
+        try:
+            self._spool = open(self._spool_path, "w+b")
+        except BaseException:
+            self._out.abort()
+            raise
         self._out.write(b'{"embedding_dim": %d, "data": [' % dim)
         self._done = False
 
     def add(self, ids: Sequence[str], matrix_rows: np.ndarray, metas: Sequence[dict[str, Any]] | None = None,
             vector_strings: Sequence[str | None] | None = None) -> None:
-        """Append records whose matrix rows are already L2-normalised; `None` strings omit `vector`."""
+        """Append records `{"__id__", **meta, "vector"}` whose matrix rows are already L2-normalised;
+        a `None` string omits `vector`."""
         rows = np.ascontiguousarray(matrix_rows, dtype="<f4")
         n = len(ids)
         if rows.shape != (n, self.dim):
@@ -76,11 +94,11 @@ class NanoVectorWriter:
                     *, keep_vector: bool = True) -> None:
         """Append records from raw embeddings (matrix rows and LightRAG `vector` strings computed here)."""
         rows, _ = normalise(vectors)
-        strings = encode_records(vectors) if keep_vector else None
+        strings = encode_vectors(vectors) if keep_vector else None
         self.add(ids, rows, metas, strings)
 
     def commit(self) -> None:
-        """Finish the JSON, fsync, and atomically replace the target."""
+        """Finish the JSON and publish the file (atomic, durable)."""
         if self._done:
             return
         try:
@@ -93,25 +111,21 @@ class NanoVectorWriter:
             if self.additional_data is not None:
                 self._out.write(b', "additional_data": ' + json.dumps(self.additional_data, ensure_ascii=False).encode())
             self._out.write(b"}")
-            self._out.flush()
-            os.fsync(self._out.fileno())
-            self._out.close()
-            publish(self._tmp, self.path)
+            self._out.commit()
         except BaseException:
             self.abort()
             raise
         finally:
             self._spool.close()
-            _unlink(self._spool_path)
+            self._spool_path.unlink(missing_ok=True)
         self._done = True
 
     def abort(self) -> None:
         """Drop everything written; the target is untouched."""
         self._done = True
-        for fh in (self._out, self._spool):
-            fh.close()
-        _unlink(self._tmp)
-        _unlink(self._spool_path)
+        self._spool.close()
+        self._out.abort()
+        self._spool_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "NanoVectorWriter":
         return self
@@ -121,12 +135,3 @@ class NanoVectorWriter:
             self.commit()
         else:
             self.abort()
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-

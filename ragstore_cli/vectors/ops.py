@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import binascii
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ragstore_cli.atomic import AtomicFile
 from ragstore_cli.errors import UsageError
 from ragstore_cli.vectors.codecs import encode_records
-from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, OnError
-from ragstore_cli.atomic import fsync_dir
-from ragstore_cli.vectors.nanowriter import _unlink
+from ragstore_cli.vectors.nanofile import SKIP_HINT, NanoVectorFile, NanoVectorWriter, OnError
 from ragstore_cli.vectors.sources import ids_path_for
 
 STASH_KEY = "ragstore_vector_norms"
@@ -32,10 +30,7 @@ NANO_CODECS = {"compact": "drop the per-record float16 `vector` copies; keep the
 def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
                  batch_size: int = 2000) -> dict[str, Any]:
     """Rewrite without per-record `vector` fields, atomically (in place unless `dst`)."""
-    nf = NanoVectorFile(src)
-    nf.check_alignment()
-    target = Path(dst) if dst else nf.path
-    extra = nf.additional_data
+    nf, target, extra = _rewrite(src, dst)
     stash_ok = extra is None or isinstance(extra, dict)
     kept_ids: list[str] = []
     kept_norms: list[np.ndarray] = []
@@ -66,10 +61,7 @@ def compact_nano(src: str | Path, dst: str | Path | None = None, *, on_error: On
 def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnError = "stop",
                 batch_size: int = 2000) -> dict[str, Any]:
     """Give every record a LightRAG `vector` again (matrix row times the norm kept by `compact_nano`)."""
-    nf = NanoVectorFile(src)
-    nf.check_alignment()
-    target = Path(dst) if dst else nf.path
-    extra = nf.additional_data
+    nf, target, extra = _rewrite(src, dst)
     norms = _stash(extra)
     rest = {k: v for k, v in extra.items() if k != STASH_KEY} if isinstance(extra, dict) else extra
     added = unit = skipped = 0
@@ -90,6 +82,13 @@ def expand_nano(src: str | Path, dst: str | Path | None = None, *, on_error: OnE
     return {"source": str(nf.path), "target": str(target), "codec": "none", "records": w.count,
             "vector_fields_added": added, "unit_length": unit, "norms_restored": added - unit,
             "skipped_records": skipped, "bytes_before": nf.size, "bytes_after": target.stat().st_size}
+
+
+def _rewrite(src: str | Path, dst: str | Path | None) -> tuple[NanoVectorFile, Path, Any]:
+    """The file to rewrite (its rows paired with its records), where the result goes, its additional_data."""
+    nf = NanoVectorFile(src, stop_hint=SKIP_HINT)
+    nf.check_alignment()
+    return nf, Path(dst) if dst else nf.path, nf.additional_data
 
 
 def _pack(norms: dict[str, float]) -> dict[str, Any]:
@@ -113,14 +112,13 @@ def _stash(extra: Any) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- export
 class NpyWriter:
-    """Streams rows into a `.npy` whose header is fixed up at the end (tmp file, then rename)."""
+    """Streams rows into a `.npy` whose header is fixed up at the end (an AtomicFile: seekable, published whole)."""
 
     def __init__(self, path: Path, dim: int, dtype: str, rows_hint: int) -> None:
         self.path, self.dim, self.dtype = path, dim, np.dtype(dtype).newbyteorder("<")
-        self.tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-        self.fh = open(self.tmp, "wb")
+        self.out = AtomicFile(path)
         self.header_len = len(self._header(max(rows_hint, 1) * 10))  # room for any smaller count
-        self.fh.write(b"\0" * self.header_len)
+        self.out.write(b"\0" * self.header_len)
         self.rows = 0
 
     def _header(self, rows: int, length: int | None = None) -> bytes:
@@ -130,20 +128,16 @@ class NpyWriter:
         return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
 
     def write(self, rows: np.ndarray) -> None:
-        self.fh.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.out.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
         self.rows += len(rows)
 
     def commit(self) -> None:
-        self.fh.seek(0)
-        self.fh.write(self._header(self.rows, self.header_len))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.tmp, self.path)
+        self.out.file.seek(0)
+        self.out.write(self._header(self.rows, self.header_len))
+        self.out.commit()
 
     def abort(self) -> None:
-        self.fh.close()
-        _unlink(self.tmp)
+        self.out.abort()
 
 
 def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype: str = "float32",
@@ -154,14 +148,13 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
         raise UsageError(f"{out}: the output must end in .npy")
     if source not in ("raw", "matrix"):
         raise UsageError("--source must be raw or matrix")
-    nf = NanoVectorFile(src)
+    nf = NanoVectorFile(src, stop_hint=SKIP_HINT)
     ids_out = ids_path_for(out)
-    ids_tmp = ids_out.with_name(f".{ids_out.name}.tmp.{os.getpid()}")
     npy = NpyWriter(out, nf.embedding_dim, dtype, nf.count)
     from_matrix = skipped = non_finite = 0
     problems: list[str] = []
     try:
-        with open(ids_tmp, "wb") as ids_f:
+        with AtomicFile(ids_out) as ids_f:
             for batch in nf.batches(batch_size, vectors=source, on_error=on_error):  # type: ignore[arg-type]
                 skipped += len(batch.problems)
                 problems += [str(p) for p in batch.problems[:5]]
@@ -175,14 +168,9 @@ def export_nano(src: str | Path, out: str | Path, *, source: str = "raw", dtype:
                 non_finite += int(bad.sum())
                 problems += [f"{rid}: vector holds NaN or Inf" for rid in np.asarray(batch.ids)[bad][:5].tolist()]
                 npy.write(batch.vectors)
-            ids_f.flush()
-            os.fsync(ids_f.fileno())
-        npy.commit()
-        os.replace(ids_tmp, ids_out)
-        fsync_dir(out.parent)
+            npy.commit()  # the matrix first: an ids file never stands beside a matrix it does not describe
     except BaseException:
         npy.abort()
-        _unlink(ids_tmp)
         raise
     return {"source": str(nf.path), "npy": str(out), "ids": str(ids_out), "rows": npy.rows, "dim": nf.embedding_dim,
             "dtype": np.dtype(dtype).name, "vectors": source, "rows_from_matrix": from_matrix,

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ragstore_cli.errors import DataError, UsageError
-from ragstore_cli.vectors.nanofile import NanoVectorFile, OnError
+from ragstore_cli.vectors.nanofile import SKIP_HINT, NanoVectorFile, OnError
 
 Batch = tuple[list[str], np.ndarray, "np.ndarray | None"]
 
@@ -68,7 +68,7 @@ def open_source(path: str | Path, *, expected_dim: int | None = None) -> Source:
             raise DataError(f"{p}: dimension {arr.shape[1]}, expected {expected_dim}")
         return Source(p, "npy", int(arr.shape[0]), int(arr.shape[1]), ids_path=ids)
     if p.suffix == ".json":
-        nf = NanoVectorFile(p, expected_dim=expected_dim)
+        nf = NanoVectorFile(p, expected_dim=expected_dim, stop_hint=SKIP_HINT)
         return Source(p, "nanovectordb", nf.count, nf.embedding_dim, nano=nf)
     raise UsageError(f"{p}: expected a NanoVectorDB file (.json) or an exported matrix (.npy)")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ragstore_cli.vectors.codecs import normalise
-from ragstore_cli.vectors.nanofile import NanoVectorFile, OnError
+from ragstore_cli.vectors.nanofile import SKIP_HINT, NanoVectorFile, OnError
 
 # A float16 copy differs from the float32 it came from by <= 2**-11 relative per value; after
 # normalisation that stays well under this bound, while a row that belongs to another record does not.
@@ -74,7 +74,7 @@ class _Samples:
 def nano_stats(path: str | Path, *, on_error: OnError = "skip", batch_size: int = 2000,
                expected_dim: int | None = None) -> dict[str, Any]:
     """Counts, norms, anomalies and per-part sizes of one NanoVectorDB file."""
-    nf = NanoVectorFile(path, expected_dim=expected_dim)
+    nf = NanoVectorFile(path, expected_dim=expected_dim, stop_hint=SKIP_HINT)
     raw, matrix = _Running(), _Running()
     seen: set[str] = set()
     dups, disagree, without_vector = _Samples(), _Samples(), _Samples()

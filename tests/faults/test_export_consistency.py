@@ -178,7 +178,7 @@ def _files_copy(source, tmp_path: Path) -> dict[str, str]:
 
 
 def _rewrite_like_lightrag(path: Path) -> None:
-    """LightRAG's JSON KV write: a whole new file by tmp + rename (reference §2.7)."""
+    """LightRAG's JSON KV write: a whole new file by tmp + rename (docs/lightrag-formats.md)."""
     data = json.loads(path.read_text("utf-8"))
     data[f"doc-{uuid.uuid4().hex}"] = {"content": "written during the export", "file_path": "late.txt"}
     tmp = path.with_name(path.name + f".tmp.{os.getpid()}")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import create
 from ragstore_cli.backends.neo4j.cypher import INT64, TAG
-from ragstore_cli.backends.neo4j.limits import ASCII_SPACE
+from ragstore_cli.backends.neo4j.dialect import ASCII_SPACE
 from ragstore_cli.config import load_settings
 from tests.backends.neo4j.graphdata import write
 

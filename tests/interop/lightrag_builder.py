@@ -3,7 +3,7 @@
 A deterministic fake LLM answers extraction prompts in LightRAG's delimiter format (entities are
 the capitalised words of the chunk, relations link neighbours), a hash-seeded fake embedding gives
 stable vectors, and a character tokenizer avoids any tiktoken download. Every namespace of
-reference §1 ends up populated, so readers and writers can be compared record by record.
+docs/lightrag-formats.md ends up populated, so readers and writers can be compared record by record.
 
 Usage (library tests are async):
 
@@ -193,7 +193,7 @@ def storage_class(name: str):
 
 
 def global_config(working_dir: Path, dim: int = EMBEDDING_DIM) -> dict[str, Any]:
-    """The minimal global_config of reference §2.8 (plus what the PG classes read)."""
+    """The minimal global_config LightRAG's storages need (plus what the PG classes read)."""
     return {"working_dir": str(working_dir), "embedding_batch_num": 10,
             "vector_db_storage_cls_kwargs": {"cosine_better_than_threshold": 0.2},
             "max_graph_nodes": 1000, "llm_model_name": "fake", "embedding_dim": dim}

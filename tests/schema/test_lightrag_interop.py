@@ -57,7 +57,7 @@ async def test_lightrag_initialises_at_head_without_changing_the_catalog(pg_data
 
 async def test_adopt_a_database_lightrag_created_then_upgrade_changes_nothing(pg_database, tmp_path):
     async with lightrag_storages(pg_database, tmp_path, MODEL, DIM) as lr:
-        # on a fresh database LightRAG probes each table with a failing SELECT and logs it (reference §3.7)
+        # on a fresh database LightRAG probes each table with a failing SELECT and logs it
         assert [p for p in _problems(lr["log"]) if "does not exist" not in p] == []
     created = await snapshot(pg_database)
     settings = settings_for(pg_database, EMBEDDING_MODEL=MODEL, EMBEDDING_DIM=str(DIM))

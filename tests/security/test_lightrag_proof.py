@@ -182,7 +182,7 @@ async def lightrag_as_a_on_b(working_dir: Path, storages: dict[str, str]) -> Non
 
 
 def built_ids(docs: dict[str, str]) -> list[str]:
-    """LightRAG's document ids for files it was given by name (reference §9: md5 of the basename)."""
+    """LightRAG's document ids for files it was given by name (md5 of the basename: docs/lightrag-formats.md, Ids)."""
     from lightrag.utils import compute_mdhash_id
 
     return [compute_mdhash_id(name, prefix="doc-") for name in docs]

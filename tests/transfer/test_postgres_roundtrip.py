@@ -15,7 +15,7 @@ from tests.interop.lightrag_builder import KV_NS, PG_STORAGES, VECTOR_NS, read_w
 from tests.transfer.conftest import SRC
 from tests.transfer.helpers import assert_same, snapshot_records
 
-# JSON KV drops `create_time` on update (reference §2.2); PG keeps a create_time column and fills it.
+# JSON KV drops `create_time` on update (docs/lightrag-formats.md); PG keeps a create_time column and fills it.
 # Nano's `__write_seq__` is a per-process write token PG has no column for (a new one is issued on write).
 PG_REWRITES: dict[str, set[str]] = {**{f"kv/{ns}": {"create_time"} for ns in KV_NS},
                                     **{f"vectors/{ns}": {"__write_seq__"} for ns in VECTOR_NS}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 
 import pytest
 
@@ -50,3 +51,14 @@ def test_malformed(raw: bytes, message: str) -> None:
     for chunk in (1, 4, 1 << 20):
         with pytest.raises(DataError, match=message):
             scan_top_level(io.BytesIO(raw), chunk_size=chunk)
+
+
+def test_escaped_quotes_and_backslash_runs_across_chunk_boundaries() -> None:
+    rng = random.Random(3)
+    values = ["".join(rng.choice('\\\\"a{}[],:') for _ in range(rng.randrange(40))) for _ in range(30)]
+    doc = {f"k{i}\\\"": [{"v": v}, v] for i, v in enumerate(values)}
+    raw = json.dumps(doc).encode()
+    for chunk in (1, 2, 3, 5, 7, 64):
+        top = scan_top_level(io.BytesIO(raw), chunk_size=chunk)
+        assert {k: json.loads(raw[s:e]) for k, (s, e) in top.values.items()} == doc, chunk
+        assert all(len(top.object_ends[k]) == 1 for k in doc)

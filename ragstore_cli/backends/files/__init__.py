@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
-from ragstore_cli.atomic import fsync_dir
+from ragstore_cli.atomic import fsync_dir, fsync_file, tmp_sibling
 from ragstore_cli.procs import pid_alive
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
@@ -352,9 +352,9 @@ class FilesBackend:
             for namespace, name in FILES.items():
                 source = self.folder / name
                 if source.is_file():
-                    tmp = jsonfile.tmp_sibling(staging / name)
+                    tmp = tmp_sibling(staging / name)
                     shutil.copy2(source, tmp)
-                    jsonfile.fsync_file(tmp)
+                    fsync_file(tmp)
                     os.replace(tmp, staging / name)
                     done[namespace] = (staging / name).stat().st_size
             fsync_dir(staging)

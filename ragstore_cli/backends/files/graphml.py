@@ -2,8 +2,8 @@
 
 Reading uses expat's iterparse and keys attributes on `attr.name` (key ids differ between writers),
 dropping each element once used, so memory holds one batch. Writing streams nodes/edges into a body
-file while collecting the attribute keys, then writes header + keys + body into the tmp sibling
-(GraphML requires the keys first). Output loads with `networkx.read_graphml`, which LightRAG uses.
+file while collecting the attribute keys, then writes header + keys + body through
+`atomic.AtomicFile` (GraphML requires the keys first). Output loads with `networkx.read_graphml`, which LightRAG uses.
 Values follow LightRAG's portable rule: bool, int64, finite float, XML-safe text; anything else is
 refused before the file is replaced.
 """
@@ -11,15 +11,13 @@ refused before the file is replaced.
 from __future__ import annotations
 
 import math
-import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterator
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
-from ragstore_cli.atomic import publish
-from ragstore_cli.backends.files.jsonfile import tmp_sibling
+from ragstore_cli.atomic import AtomicFile, tmp_sibling
 from ragstore_cli.errors import DataError
 
 NS = "{http://graphml.graphdrawing.org/xmlns}"
@@ -147,8 +145,8 @@ class GraphMLWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = tmp_sibling(path)
-        self.body_path = self.tmp.with_name(self.tmp.name + ".body")
+        tmp = tmp_sibling(path)  # LightRAG's pattern: its orphan reaper also removes a killed writer's body
+        self.body_path = tmp.with_name(tmp.name + ".body")
         self.body = open(self.body_path, "w", encoding="utf-8", newline="")
         self.keys: dict[tuple[str, str, str], str] = {}  # (for, name, type) → id
 
@@ -183,7 +181,7 @@ class GraphMLWriter:
 
     def commit(self) -> None:
         self.body.close()
-        with open(self.tmp, "w", encoding="utf-8", newline="") as out:
+        with AtomicFile(self.path, text=True) as out:
             out.write(HEADER)
             for (scope, name, kind), key in self.keys.items():
                 out.write(f'  <key id="{key}" for="{scope}" attr.name="{_escape(name, True)}" attr.type="{kind}" />\n')
@@ -192,13 +190,9 @@ class GraphMLWriter:
                 while chunk := body.read(1 << 20):
                     out.write(chunk)
             out.write("  </graph>\n</graphml>\n")
-            out.flush()
-            os.fsync(out.fileno())
         self.body_path.unlink(missing_ok=True)
-        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         if not self.body.closed:
             self.body.close()
         self.body_path.unlink(missing_ok=True)
-        self.tmp.unlink(missing_ok=True)

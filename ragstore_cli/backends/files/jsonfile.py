@@ -1,32 +1,25 @@
 """Streaming read and atomic write of LightRAG's JSON KV / doc-status files (`{id: record, ...}`).
 
-The reader walks the top-level object with the C JSON scanner, one member at a time, so memory holds
-one record plus a read buffer whatever the file size. The writer produces exactly the bytes of
-`json.dump(obj, f, indent=2, ensure_ascii=False)` (what LightRAG writes), member by member, into a
-sibling tmp file that is fsynced and renamed into place on commit (nothing visible before).
+The reader walks the top-level object with the C JSON decoder, one member at a time, so memory holds
+one record plus a read buffer whatever the file size (why not `vectors.jsonscan`, the scanner for
+NanoVectorDB files: see its docstring). The writer produces exactly the bytes of
+`json.dump(obj, f, indent=2, ensure_ascii=False)` (what LightRAG writes), member by member, through
+`atomic.AtomicFile` (nothing visible before commit).
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import os
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from ragstore_cli.atomic import publish
+from ragstore_cli.atomic import AtomicFile
 from ragstore_cli.errors import DataError
 
 READ_CHUNK = 1 << 20
 _DECODER = json.JSONDecoder()
 _WS = " \t\n\r"
-
-
-def tmp_sibling(path: Path) -> Path:
-    """LightRAG's tmp naming (`<file>.tmp.<pid>.<tid>.<ns>`), so its orphan reaper recognises ours."""
-    return path.with_name(f"{path.name}.tmp.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}")
 
 
 class _Buffer:
@@ -141,12 +134,11 @@ def encode_member(key: str, value: Any) -> str:
 
 
 class JsonObjectWriter:
-    """Write members to a tmp sibling; `commit()` fsyncs and renames, `abort()` removes the tmp."""
+    """Write members through an AtomicFile; `commit()` publishes the file, `abort()` drops it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = tmp_sibling(path)
-        self.file = open(self.tmp, "w", encoding="utf-8", newline="")
+        self.out = AtomicFile(path, text=True)
         self.count = 0
 
     def add(self, key: str, value: Any) -> None:
@@ -157,26 +149,12 @@ class JsonObjectWriter:
             text.encode("utf-8")
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise DataError(f"{self.path.name}: record {key[:80]!r} cannot be written as UTF-8 JSON ({exc})") from None
-        self.file.write(("{\n" if self.count == 0 else ",\n") + text)
+        self.out.write(("{\n" if self.count == 0 else ",\n") + text)
         self.count += 1
 
     def commit(self) -> None:
-        self.file.write("\n}" if self.count else "{}")
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        publish(self.tmp, self.path)
+        self.out.write("\n}" if self.count else "{}")
+        self.out.commit()
 
     def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file's data before a rename publishes it (a crash must not expose a short file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        self.out.abort()

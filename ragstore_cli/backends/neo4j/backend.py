@@ -1,4 +1,4 @@
-"""The graph role over Bolt, in LightRAG's Neo4JStorage model (reference §4).
+"""The graph role over Bolt, in LightRAG's Neo4JStorage model (docs/lightrag-formats.md, Neo4j).
 
 A workspace is a node label (NEO4J_WORKSPACE > workspace > `base`); nodes carry `entity_id` == the
 node id; one `DIRECTED` relationship per unordered pair, read once in its stored direction. Reads
@@ -12,7 +12,8 @@ from typing import AsyncIterator
 from ragstore_cli.backends.base import (
     DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
 )
-from ragstore_cli.backends.neo4j import bulk_cypher, cypher, limits
+from ragstore_cli.backends.neo4j import cypher, limits
+from ragstore_cli.backends.neo4j.dialect import Dialect
 from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
 from ragstore_cli.config import Settings
@@ -41,7 +42,7 @@ class Neo4jGraph:
         return int(nodes or 0), int(edges or 0)
 
     async def read_nodes(self, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[GraphNode]]:
-        if not self.bolt.dialect.falkordb:
+        if self.bolt.dialect.pages_as_lists:
             async for batch in self._read_node_lists(batch_size):
                 yield batch
             return
@@ -61,7 +62,7 @@ class Neo4jGraph:
         The range width adapts so a page holds about `batch_size` edges; a single hub node's
         edges are still fetched in one query (memory bounded by the largest degree).
         """
-        if not self.bolt.dialect.falkordb:
+        if self.bolt.dialect.pages_as_lists:
             async for batch in self._read_edge_lists(batch_size):
                 yield batch
             return
@@ -145,7 +146,7 @@ class Neo4jBackend:
         await self.bolt.close()
 
     @property
-    def dialect(self) -> cypher.Dialect | None:
+    def dialect(self) -> Dialect | None:
         return self.bolt.dialect
 
     def graph(self) -> Neo4jGraph:
@@ -164,15 +165,11 @@ class Neo4jBackend:
         """Create the indexes LightRAG's Neo4JStorage creates; returns the statements now in effect.
 
         Best effort, as in LightRAG: a server that refuses one (an edition without the CJK
-        analyzer) does not fail the caller. FalkorDB has no `IF NOT EXISTS`: its catalogue is read first.
+        analyzer) does not fail the caller. Statements already in effect are skipped (dialect.present_indexes).
         """
         label = label or self.label
-        statements = cypher.index_statements(self.bolt.dialect, label)
-        present: set[str] = set()
-        if self.bolt.dialect.falkordb:
-            rows = await self.bolt.run("CALL db.indexes() YIELD label, types RETURN label, types", read=True)
-            kinds = {k for r in rows if r["label"] == label for k in (r["types"] or {}).get("entity_id", [])}
-            present = {s for s, kind in zip(statements, ("RANGE", "FULLTEXT")) if kind in kinds}
+        statements = self.bolt.dialect.index_statements(label)
+        present = await self.bolt.dialect.present_indexes(self.bolt, label, statements)
         done = []
         for statement in statements:
             if statement in present:
@@ -268,12 +265,11 @@ class Neo4jBackend:
 
     async def cleanup_stale_imports(self) -> int:
         """Delete nodes staged for this workspace by imports that never committed or aborted (a
-        killed process) and their staging indexes, and (FalkorDB) halves of values a killed merge-mode
-        import was writing in pieces; returns the number of staged nodes removed.
+        killed process) and their staging indexes, and what else the dialect says a killed import can leave
+        (FalkorDB: halves of values written in pieces); returns the number of staged nodes removed.
         Only safe while no import into this workspace is running (the workspace lock's job)."""
-        if self.bolt.dialect.falkordb:
-            for statement in bulk_cypher.clear_parts(self.label):
-                await self.bolt.run(statement)
+        for statement in self.bolt.dialect.leftover_statements(self.label):
+            await self.bolt.run(statement)
         removed = 0
         for row in await self.bolt.run("CALL db.labels() YIELD label RETURN label", read=True):
             parts = cypher.stage_parts(row["label"])
@@ -284,7 +280,7 @@ class Neo4jBackend:
             removed += await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(stale), {}, expected=count,
                                                          limit=DELETE_BATCH)
             try:
-                await self.bolt.run(cypher.stage_index(self.bolt.dialect, stale)[1])
+                await self.bolt.run(self.bolt.dialect.stage_index(stale)[1])
             except OperationFailed:
                 pass  # no index (FalkorDB has no IF EXISTS)
         return removed

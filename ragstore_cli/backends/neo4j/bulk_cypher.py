@@ -1,7 +1,7 @@
 """Short statements for the FalkorDB bulk path: rows CREATEd into a replace-mode staging label.
 
 FalkorDB's Bolt endpoint renders the parameters into the query text and the whole text must fit its
-4 KB buffer (see session.FALKORDB_TEXT_BUFFER), so every byte of statement is a byte less of rows:
+4 KB buffer (see falkordb_text.FALKORDB_TEXT_BUFFER), so every byte of statement is a byte less of rows:
 the rows parameter is `$r`, the row variable `w`. Labels and property names go through
 `workspace.quote_label`; every id and value travels as a parameter.
 

@@ -1,68 +1,28 @@
 """Every Cypher statement the neo4j backend sends, built here as plain strings (tested as strings).
 
 Only the label is interpolated, always through `workspace.quote_label`; every id and value travels
-as a parameter. Two dialects: real Neo4j, and FalkorDB's Bolt endpoint (the test server), which
-has its own index syntax, no `elementId`, no `IF NOT EXISTS` and no backtick doubling.
+as a parameter. The statements here serve both Bolt servers; where they differ (index syntax, the
+keyset sort key) the server's dialect (dialect.py) says how.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragstore_cli.errors import DataError
 from ragstore_cli.workspace import quote_label
+
+if TYPE_CHECKING:
+    from ragstore_cli.backends.neo4j.dialect import Dialect
 
 REL = "DIRECTED"
 TAG = "_ragstore_import"  # import id on items created by a merge-mode import (removed on commit)
 STAGE_PREFIX = "__ragstore_import_"  # label of nodes staged by a replace-mode import
 INT64 = (-(2**63), 2**63 - 1)
-# C0 controls except tab/LF/CR, lone surrogates, U+FFFE/U+FFFF: not XML-safe (reference §2.6).
+# C0 controls except tab/LF/CR, lone surrogates, U+FFFE/U+FFFF: not XML-safe, refused by LightRAG's GraphML store.
 _NOT_XML_SAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What the server at the other end of the Bolt connection can run (probed once per driver)."""
-
-    name: str  # "neo4j" or "falkordb"
-    agent: str = ""
-    # FalkorDB's Bolt endpoint crashes on a request larger than ~4 KB (measured: 4,000-char
-    # string parameter fine, 5,000 kills the server), so batches are cut by payload size.
-    max_payload: int = 8 * 1024 * 1024
-    # The longest node id the server takes. Neo4j: its RANGE index on entity_id (LightRAG's, and
-    # ragstore's staging index) holds keys of at most 8,164 bytes (measured on 5.26: 8,164 ASCII
-    # characters or 4,082 two-byte ones index, one more fails the write). FalkorDB: an id travels in
-    # every request that touches its node or edges, within the 4 KB request text (escaped, rendered).
-    max_id_bytes: int = 8164
-    # Whether string parameters must be escaped for a parser (FalkorDB inlines them; probed on open).
-    inlines: bool = False
-
-    @property
-    def falkordb(self) -> bool:
-        return self.name == "falkordb"
-
-
-NEO4J = Dialect("neo4j")
-FALKORDB = Dialect("falkordb", max_payload=3500, max_id_bytes=1024, inlines=True)
-
-
-PROBE = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition"
-
-
-def dialect_for_probe(components: list[dict[str, Any]] | None) -> Dialect:
-    """The dialect from the answer to PROBE (None when the server refused it).
-
-    FalkorDB's Bolt endpoint announces itself as `Neo4j/5.13.0`, so the agent string cannot tell
-    them apart; `dbms.components()` exists on every Neo4j edition and fails on FalkorDB.
-    """
-    if components is None:
-        return FALKORDB
-    row = components[0] if components else {}
-    versions = row.get("versions") or [""]
-    return Dialect("neo4j", f"{row.get('name', 'Neo4j')} {versions[0]} {row.get('edition', '')}".strip())
 
 
 # --------------------------------------------------------------------------- values
@@ -144,28 +104,21 @@ def count_edges(label: str) -> str:
     return f"MATCH (:{q})-[r:{REL}]->(:{q}) RETURN count(r) AS c"
 
 
-def _key(var: str, dialect: Dialect) -> str:
-    """The keyset sort key. FalkorDB's range index compares strings wrongly (an upper bound is
-    ignored, and `> 'z'` misses non-ASCII ids; measured on 4.16), so there the comparison runs on
-    `toString(...)`, off the index; ORDER BY agrees with it on both servers."""
-    return f"toString({var}.entity_id)" if dialect.falkordb else f"{var}.entity_id"
-
-
-def node_page(label: str, dialect: Dialect = NEO4J) -> str:
+def node_page(label: str, dialect: "Dialect") -> str:
     """Keyset page of nodes by entity_id (index-backed on Neo4j)."""
-    return (f"MATCH (n:{quote_label(label)}) WHERE {_key('n', dialect)} > $after "
+    return (f"MATCH (n:{quote_label(label)}) WHERE {dialect.sort_key('n')} > $after "
             "RETURN n.entity_id AS id, properties(n) AS props ORDER BY n.entity_id LIMIT $limit")
 
 
-def node_id_page(label: str, dialect: Dialect = NEO4J) -> str:
-    return (f"MATCH (n:{quote_label(label)}) WHERE {_key('n', dialect)} > $after "
+def node_id_page(label: str, dialect: "Dialect") -> str:
+    return (f"MATCH (n:{quote_label(label)}) WHERE {dialect.sort_key('n')} > $after "
             "RETURN n.entity_id AS id ORDER BY n.entity_id LIMIT $limit")
 
 
-def edges_from_range(label: str, dialect: Dialect = NEO4J) -> str:
+def edges_from_range(label: str, dialect: "Dialect") -> str:
     """Edges whose stored start node lies in (after, upto]: every relationship is read exactly once,
     in its stored direction, with only two short strings as parameters."""
-    q, key = quote_label(label), _key("a", dialect)
+    q, key = quote_label(label), dialect.sort_key("a")
     return (f"MATCH (a:{q})-[r:{REL}]->(b:{q}) WHERE {key} > $after AND {key} <= $upto "
             "RETURN a.entity_id AS s, b.entity_id AS t, properties(r) AS props ORDER BY s, t")
 
@@ -231,17 +184,6 @@ def missing_endpoints(label: str) -> str:
             "WITH id, n WHERE n IS NULL RETURN id LIMIT 5")
 
 
-def single_merge_node(label: str) -> str:
-    """One MERGE per record: LightRAG's `upsert_node` (the benchmark baseline)."""
-    return f"MERGE (n:{quote_label(label)} {{entity_id: $id}}) SET n += $props"
-
-
-def single_merge_edge(label: str) -> str:
-    q = quote_label(label)
-    return (f"MATCH (s:{q} {{entity_id: $src}}) WITH s MATCH (t:{q} {{entity_id: $tgt}}) "
-            f"MERGE (s)-[r:{REL}]-(t) SET r += $props")
-
-
 def delete_nodes_batch(label: str) -> str:
     """DETACH DELETE at most $limit nodes of a label: bounded transactions on any server."""
     return f"MATCH (n:{quote_label(label)}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS c"
@@ -293,16 +235,16 @@ def delete_tagged_nodes_batch(label: str) -> str:
             "DETACH DELETE n RETURN count(*) AS c")
 
 
-def copy_nodes_range(source: str, target: str, dialect: Dialect = NEO4J) -> str:
+def copy_nodes_range(source: str, target: str, dialect: "Dialect") -> str:
     """Server-side copy of the nodes whose entity_id lies in (after, upto] into another label."""
-    key = _key("n", dialect)
+    key = dialect.sort_key("n")
     return (f"MATCH (n:{quote_label(source)}) WHERE {key} > $after AND {key} <= $upto "
             f"CREATE (m:{quote_label(target)}) SET m = properties(n) RETURN count(m) AS c")
 
 
-def copy_edges_range(source: str, target: str, dialect: Dialect = NEO4J) -> str:
+def copy_edges_range(source: str, target: str, dialect: "Dialect") -> str:
     """Server-side copy of the relationships whose start node lies in (after, upto], same direction."""
-    q, t, key = quote_label(source), quote_label(target), _key("a", dialect)
+    q, t, key = quote_label(source), quote_label(target), dialect.sort_key("a")
     return (f"MATCH (a:{q})-[r:{REL}]->(b:{q}) WHERE {key} > $after AND {key} <= $upto "
             f"WITH a, b, r MATCH (x:{t} {{entity_id: a.entity_id}}) WITH x, b, r "
             f"MATCH (y:{t} {{entity_id: b.entity_id}}) CREATE (x)-[s:{REL}]->(y) SET s = properties(r) "
@@ -316,25 +258,6 @@ def fulltext_index_name(label: str) -> str:
     if not re.match(r"[A-Za-z_]", suffix[0]):
         suffix = f"ws_{suffix}"
     return f"entity_id_fulltext_idx_{suffix}"
-
-
-def index_statements(dialect: Dialect, label: str) -> list[str]:
-    """The indexes LightRAG's Neo4JStorage creates for a workspace, in the server's dialect.
-
-    Neo4j: B-tree on entity_id plus the CJK full-text index (with the standard-analyzer form as
-    the caller's fallback). FalkorDB: its own range-index syntax and full-text procedure.
-    """
-    q = quote_label(label)
-    if dialect.falkordb:
-        literal = label.replace("\\", "\\\\").replace("'", "\\'")
-        return [f"CREATE INDEX FOR (n:{q}) ON (n.entity_id)",
-                f"CALL db.idx.fulltext.createNodeIndex('{literal}', 'entity_id')"]
-    name = fulltext_index_name(label)
-    return [
-        f"CREATE INDEX IF NOT EXISTS FOR (n:{q}) ON (n.entity_id)",
-        f"CREATE FULLTEXT INDEX {name} IF NOT EXISTS FOR (n:{q}) ON EACH [n.entity_id] "
-        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'cjk', `fulltext.eventually_consistent`: true}}",
-    ]
 
 
 def fulltext_fallback(label: str) -> str:
@@ -354,13 +277,3 @@ def stage_parts(stage: str) -> tuple[str, str] | None:
         return None
     import_id, sep, label = stage[len(STAGE_PREFIX):].partition("__")
     return (import_id, label) if sep and import_id else None
-
-
-def stage_index(dialect: Dialect, stage: str) -> tuple[str, str]:
-    """(create, drop) for the temporary entity_id index on a staging label (fast edge MATCHes)."""
-    q = quote_label(stage)
-    if dialect.falkordb:
-        return f"CREATE INDEX FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX FOR (n:{q}) ON (n.entity_id)"
-    parts = stage_parts(stage)
-    name = "ragstore_stage_" + (parts[0] if parts else re.sub(r"[^A-Za-z0-9_]", "_", stage[len(STAGE_PREFIX):]))
-    return (f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{q}) ON (n.entity_id)", f"DROP INDEX {name} IF EXISTS")

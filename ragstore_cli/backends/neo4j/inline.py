@@ -2,7 +2,7 @@
 written in pieces, and floats, sent as exact [mantissa, exponent] pairs.
 
 FalkorDB's Bolt endpoint takes at most 4 KB of query text per request, parameters rendered in (see
-session.FALKORDB_TEXT_BUFFER). A larger row is sent without its largest text values; each of those
+falkordb_text.FALKORDB_TEXT_BUFFER). A larger row is sent without its largest text values; each of those
 is then appended in chunks to a hidden property and moved into place by one last statement, so a
 killed import never leaves a truncated value under the real property name (and a merge-mode import
 never blanks a value that was there).
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ragstore_cli.backends.neo4j import bulk_cypher
-from ragstore_cli.backends.neo4j.session import FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_text_size
+from ragstore_cli.backends.neo4j.falkordb_text import FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_text_size
 
 # A row whose rendered text is larger has its largest text values written in pieces: what is left
 # shares a request with the statement (a few hundred bytes) and the other rows.

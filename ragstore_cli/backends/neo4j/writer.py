@@ -2,14 +2,14 @@
 
 replace=True (the import default) stages everything under a private label
 `__ragstore_import_<id>`: nothing is visible under the workspace label until commit(), which then
-deletes the old workspace nodes and relabels the staged ones (FalkorDB: copies them, as a label
-change costs ~1.5 ms per node there), all in bounded batches; abort() deletes the staged nodes and
-leaves the workspace untouched.
+deletes the old workspace nodes and moves the staged ones in (dialect.publish_stage: Neo4j relabels
+them, FalkorDB copies them), all in bounded batches; abort() deletes the staged nodes and leaves the
+workspace untouched.
 
-On FalkorDB, requests are packed to the byte under its Bolt endpoint's 4 KB text buffer
-(session.falkordb_batches), and a replace-mode import CREATEs the rows whose node id / node pair it
-has certainly not written yet (SeenFilter): the staging label starts empty, so that is what MERGE
-would do, at a third of the cost for edges; repeats take LightRAG's MERGE as before.
+Requests are cut as the server's dialect says (dialect.requests: FalkorDB's packed to the byte under
+its Bolt endpoint's 4 KB text buffer), and a replace-mode import CREATEs the rows whose node id /
+node pair it has certainly not written yet (SeenFilter): the staging label starts empty, so that is
+what MERGE would do, at a fraction of the cost; repeats take LightRAG's MERGE as before.
 
 replace=False merges straight into the workspace (LightRAG's upsert semantics: properties are
 added, never removed). Items this import creates carry `_ragstore_import = <id>`; commit() removes
@@ -24,11 +24,11 @@ from typing import Any
 
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher, cypher, inline, limits
-from ragstore_cli.backends.neo4j.session import Bolt, by_payload, falkordb_batches
+from ragstore_cli.backends.neo4j.dialect import BATCH as DELETE_BATCH
+from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
 MAX_ROWS = 1000
-DELETE_BATCH = 5000
 IN_FLIGHT = 1
 
 
@@ -133,7 +133,7 @@ class GraphWriter:
         """Prepare the staging label's entity_id index so edge MATCHes stay index lookups."""
         self._state = "open"
         if self.replace:
-            create, drop = cypher.stage_index(self.bolt.dialect, self.stage)
+            create, drop = self.bolt.dialect.stage_index(self.stage)
             await self.bolt.run(create)
             self._stage_index_drop = drop
 
@@ -146,11 +146,8 @@ class GraphWriter:
         nodes, edges = limits.rows_of(batch)
         limits.check_rows(self.bolt.dialect, nodes, edges)
         nodes, edges = coalesce_nodes(nodes), coalesce_edges(edges)
-        node_pieces: list[inline.Piece] = []
-        edge_pieces: list[inline.Piece] = []
-        if self.bolt.dialect.falkordb:  # records over its 4 KB request text go in pieces (inline.py)
-            nodes, node_pieces = inline.split_oversized(nodes, ("id",))
-            edges, edge_pieces = inline.split_oversized(edges, ("src", "tgt"))
+        nodes, node_pieces = self.bolt.dialect.split_oversized(nodes, ("id",))
+        edges, edge_pieces = self.bolt.dialect.split_oversized(edges, ("src", "tgt"))
         tagged = not self.replace
         extra = {"tag": self.import_id} if tagged else {}
         # Requests in flight at once (nodes before edges: every node statement finishes before the
@@ -163,10 +160,9 @@ class GraphWriter:
         edge_jobs = self._edge_statements(edges, tagged, extra)
 
         async def run(query: str, params: dict[str, Any], edge: bool) -> None:
-            async with gate:
-                sized = self.bolt.dialect.falkordb  # every FalkorDB request here comes from falkordb_batches
-                written = await self.bolt.scalar(query, params, sized=sized) if edge else \
-                    await self.bolt.run(query, params, sized=sized)
+            async with gate:  # every request here was cut by dialect.requests: sized
+                written = await self.bolt.scalar(query, params, sized=True) if edge else \
+                    await self.bolt.run(query, params, sized=True)
             rows = next(iter(params.values()))  # the rows parameter comes first
             if edge and int(written or 0) != len(rows):
                 await self._report_missing(rows)
@@ -199,10 +195,10 @@ class GraphWriter:
     def _node_statements(self, rows: list[dict[str, Any]], tagged: bool,
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(query, parameters) per request: the rows first parameter, `extra` after it. Every property
-        name is a quotable identifier (FalkorDB: limits.check_keys)."""
+        name is a quotable identifier (limits.check_rows asks the dialect)."""
         fresh, again = self._fresh(rows, lambda r: r["id"])
         out = []
-        exact = self.bolt.dialect.inlines
+        exact = self.bolt.dialect.exact_floats
         for (keys, floats), items in _positional(fresh, ("id",), "entity_id", exact_floats=exact).items():
             out += self._sized(bulk_cypher.create_nodes(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "a node")
         for (keys, floats), items in _positional(again, ("id",), "entity_id", exact_floats=exact).items():
@@ -214,7 +210,7 @@ class GraphWriter:
                          extra: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         fresh, again = self._fresh(rows, lambda r: _pair(r["src"], r["tgt"]))
         out = []
-        exact = self.bolt.dialect.inlines
+        exact = self.bolt.dialect.exact_floats
         for (keys, floats), items in _positional(fresh, ("src", "tgt"), exact_floats=exact).items():
             out += self._sized(bulk_cypher.create_edges(self.target, keys, floats), bulk_cypher.ROWS, items, {}, "an edge")
         for (keys, floats), items in _positional(again, ("src", "tgt"), exact_floats=exact).items():
@@ -224,14 +220,8 @@ class GraphWriter:
 
     def _sized(self, query: str, param: str, items: list[Any], extra: dict[str, Any],
                describe: str) -> list[tuple[str, dict[str, Any]]]:
-        """Requests of at most MAX_ROWS rows; FalkorDB: packed up to the byte its Bolt endpoint takes
-        (session.FALKORDB_TEXT_LIMIT), Neo4j: within the dialect's payload budget."""
-        dialect = self.bolt.dialect
-        if dialect.falkordb:
-            parts = falkordb_batches(items, query, param, extra, max_rows=MAX_ROWS, describe=describe,
-                                     escaped=dialect.inlines)
-        else:
-            parts = by_payload(items, max_rows=MAX_ROWS, max_bytes=dialect.max_payload, describe=describe)
+        """Requests of at most MAX_ROWS rows, within what the server takes in one (dialect.requests)."""
+        parts = self.bolt.dialect.requests(items, query, param, extra, max_rows=MAX_ROWS, describe=describe)
         return [(query, {param: part, **extra}) for part in parts]
 
     async def _report_missing(self, rows: list[Any]) -> None:
@@ -249,18 +239,11 @@ class GraphWriter:
                 old = int(await self.bolt.scalar(cypher.count_nodes(self.label), read=True) or 0)
                 await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.label), {},
                                                   expected=old, limit=DELETE_BATCH)
-                if self.bolt.dialect.falkordb:
-                    await self._copy_stage_in()
-                else:
-                    await self.bolt.repeat_until_zero(cypher.relabel_batch(self.stage, self.label), {},
-                                                      expected=self.nodes, limit=DELETE_BATCH)
+                await self.bolt.dialect.publish_stage(self.bolt, self.stage, self.label, self.nodes, self.edges,
+                                                      self._ensure_indexes)
                 await self._drop_stage_index()
             else:
-                tag = {"tag": self.import_id}
-                await self.bolt.repeat_until_zero(cypher.untag_edges_batch(self.label), tag,
-                                                  expected=self.edges, limit=DELETE_BATCH)
-                await self.bolt.repeat_until_zero(cypher.untag_nodes_batch(self.label), tag,
-                                                  expected=self.nodes, limit=DELETE_BATCH)
+                await self._each_tagged(cypher.untag_edges_batch, cypher.untag_nodes_batch)
             if self._ensure_indexes is not None:
                 await self._ensure_indexes()
         except BaseException:
@@ -278,27 +261,14 @@ class GraphWriter:
                                               expected=self.nodes, limit=DELETE_BATCH)
             await self._drop_stage_index()
         else:
-            tag = {"tag": self.import_id}
-            await self.bolt.repeat_until_zero(cypher.delete_tagged_edges_batch(self.label), tag,
-                                              expected=self.edges, limit=DELETE_BATCH)
-            await self.bolt.repeat_until_zero(cypher.delete_tagged_nodes_batch(self.label), tag,
-                                              expected=self.nodes, limit=DELETE_BATCH)
+            await self._each_tagged(cypher.delete_tagged_edges_batch, cypher.delete_tagged_nodes_batch)
         self._state = "aborted"
 
-    async def _copy_stage_in(self) -> None:
-        """FalkorDB: copy the staged graph into the workspace label, then delete the staged nodes."""
-        if self._ensure_indexes is not None:
-            await self._ensure_indexes()  # the edge copy looks endpoints up by entity_id
-        await self.bolt.repeat_until_zero(cypher.copy_staged_nodes_batch(self.stage, self.label), {},
-                                          expected=self.nodes, limit=DELETE_BATCH)
-        await self.bolt.repeat_until_zero(cypher.copy_staged_edges_batch(self.stage, self.label), {},
-                                          expected=self.edges, limit=DELETE_BATCH)
-        left = int(await self.bolt.scalar(cypher.uncopied_staged_edges(self.stage)) or 0)
-        if left:  # an endpoint the copy could not find: loud, never a graph with fewer edges
-            raise OperationFailed(f"graph import: {left} staged edges could not be copied into the workspace "
-                                  "(their nodes were not found by entity_id)")
-        await self.bolt.repeat_until_zero(cypher.delete_nodes_batch(self.stage), {},
-                                          expected=self.nodes, limit=DELETE_BATCH)
+    async def _each_tagged(self, on_edges: Any, on_nodes: Any) -> None:
+        """Run a merge-mode import's bounded statement over its tagged edges, then its tagged nodes."""
+        tag = {"tag": self.import_id}
+        await self.bolt.repeat_until_zero(on_edges(self.label), tag, expected=self.edges, limit=DELETE_BATCH)
+        await self.bolt.repeat_until_zero(on_nodes(self.label), tag, expected=self.nodes, limit=DELETE_BATCH)
 
     async def _drop_stage_index(self) -> None:
         if self._stage_index_drop is not None:

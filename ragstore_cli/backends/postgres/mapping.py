@@ -1,4 +1,4 @@
-"""LightRAG's JSON record shapes ↔ its PostgreSQL columns (reference §3.5–3.6), one table per namespace.
+"""LightRAG's JSON record shapes ↔ its PostgreSQL columns (docs/lightrag-formats.md), one table per namespace.
 
 `to_row` turns a JSON-shaped record into the column tuple written by binary COPY; `from_row` turns a
 fetched row back into the JSON shape LightRAG's file storages hold. Renames: `return` ↔
@@ -85,7 +85,7 @@ class Mapping:
 
 
 def _envelope(rec: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
-    """JSON KV loses `create_time` on update (reference §2.2); PG needs one: use `update_time` then."""
+    """JSON KV loses `create_time` on update (docs/lightrag-formats.md); PG needs one: use `update_time` then."""
     updated = epoch_to_ts(rec.get("update_time") or rec.get("create_time"))
     created = epoch_to_ts(rec.get("create_time") or rec.get("update_time"))
     return created, updated
@@ -244,22 +244,10 @@ VECTOR_KEYS = {
 SYSTEM_KEYS = frozenset({"__created_at__", "__write_seq__", "__id__", "vector"})
 
 
-def vector_row(ns: str, ident: str, meta: dict[str, Any], vector: Any) -> tuple:
-    created = epoch_to_ts(meta.get("__created_at__") or meta.get("create_time"))
-    if ns == "chunks":
-        return (meta.get("full_doc_id"), meta.get("chunk_order_index"), meta.get("tokens"), meta.get("content"),
-                vector, meta.get("file_path"), created, created)
-    if ns == "entities":
-        return (meta.get("entity_name"), meta.get("content"), vector, _split(meta.get("source_id")),
-                meta.get("file_path"), created, created)
-    return (meta.get("src_id"), meta.get("tgt_id"), meta.get("content"), vector, _split(meta.get("source_id")),
-            meta.get("file_path"), created, created)
-
-
 def vector_rows(ns: str, workspace: str, ids: list[str], metas: list[dict[str, Any]],
                 vectors: list[Any]) -> tuple[list[tuple], set[str]]:
-    """`(workspace, id, *vector_row(...))` for a whole batch, and the metadata keys no column
-    carries. The bulk import's hot loop: attribute lookups hoisted, one datetime per distinct
+    """`(workspace, id, *columns of VECTOR_COLUMNS[ns])` for a whole batch, and the metadata keys no
+    column carries. The bulk import's hot loop: attribute lookups hoisted, one datetime per distinct
     epoch second in the batch (rows of one ingestion share a few), no per-row set building."""
     allowed = VECTOR_KEYS[ns] | SYSTEM_KEYS
     dropped: set[str] = set()

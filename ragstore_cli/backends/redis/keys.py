@@ -1,4 +1,4 @@
-"""LightRAG's Redis key layout (reference §5) and SCAN helpers that cannot match other workspaces.
+"""LightRAG's Redis key layout (docs/lightrag-formats.md, Redis) and SCAN helpers that cannot match other workspaces.
 
 Record key `<prefix>:<id>` with prefix `<workspace>_<namespace>` (or `<namespace>` for the default
 workspace); doc status also keeps a derived sidecar under `<prefix>__sched:`. Every SCAN pattern is

@@ -53,8 +53,8 @@ def _encode(owner: str, value: dict[str, Any]) -> bytes:
 def kv_value(namespace: str, record_id: str, value: Any) -> dict[str, Any]:
     """LightRAG's KV envelope: `_id` = key; text_chunks always carry `llm_cache_list`.
 
-    `create_time`/`update_time` are copied, never invented: an import preserves them (reference
-    §9.20), and one LightRAG dropped on an update (JSON KV) must stay absent so it still reads as 0.
+    `create_time`/`update_time` are copied, never invented: an import preserves them, and
+    one LightRAG dropped on an update (JSON KV) must stay absent so it still reads as 0.
     """
     if not isinstance(value, dict):
         raise DataError(f"{namespace} record {record_id[:60]!r}: value must be an object")

@@ -1,4 +1,4 @@
-"""Small graphs in LightRAG's shapes (reference §2.6), shared by the neo4j tests."""
+"""Small graphs in LightRAG's shapes (docs/lightrag-formats.md, GraphML), shared by the neo4j tests."""
 
 from __future__ import annotations
 

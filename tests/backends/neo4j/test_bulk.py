@@ -10,7 +10,7 @@ import pytest
 from ragstore_cli.backends.base import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher, inline
 from ragstore_cli.backends.neo4j.inline import SPLIT_AT
-from ragstore_cli.backends.neo4j.session import (
+from ragstore_cli.backends.neo4j.falkordb_text import (
     FALKORDB_TEXT_LIMIT, escape, escaped_size, falkordb_batches, falkordb_text_size, rendered_size,
 )
 from ragstore_cli.backends.neo4j.writer import SeenFilter

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ragstore_cli.backends.neo4j import cypher
-from ragstore_cli.backends.neo4j.session import by_payload
+from ragstore_cli.backends.neo4j.dialect import FALKORDB, NEO4J, by_payload, dialect_for_probe
 from ragstore_cli.errors import DataError
 
 
 def test_label_is_quoted_and_backticks_doubled_everywhere():
     hostile = "a`) DETACH DELETE n //"
-    for build in (cypher.count_nodes, cypher.count_edges, cypher.node_page, cypher.delete_nodes_batch,
-                  cypher.untag_nodes_batch, cypher.single_merge_node):
+    for build in (cypher.count_nodes, cypher.count_edges, lambda label: cypher.node_page(label, NEO4J),
+                  cypher.delete_nodes_batch, cypher.untag_nodes_batch, lambda label: cypher.node_page(label, FALKORDB)):
         text = build(hostile)
         assert "`a``) DETACH DELETE n //`" in text
         assert text.count("`a``)") == text.count("DETACH DELETE n //`")
@@ -28,7 +28,7 @@ def test_merge_statements_match_lightrag_upserts():
 
 
 def test_neo4j_index_statements_are_lightrags():
-    create_btree, create_fulltext = cypher.index_statements(cypher.NEO4J, "my-ws")
+    create_btree, create_fulltext = NEO4J.index_statements("my-ws")
     assert create_btree == "CREATE INDEX IF NOT EXISTS FOR (n:`my-ws`) ON (n.entity_id)"
     assert create_fulltext.startswith(
         "CREATE FULLTEXT INDEX entity_id_fulltext_idx_my_ws IF NOT EXISTS FOR (n:`my-ws`) ON EACH [n.entity_id]")
@@ -41,21 +41,23 @@ def test_neo4j_index_statements_are_lightrags():
 
 
 def test_falkordb_index_statements_use_its_dialect():
-    btree, fulltext = cypher.index_statements(cypher.FALKORDB, "ws")
+    btree, fulltext = FALKORDB.index_statements("ws")
     assert btree == "CREATE INDEX FOR (n:`ws`) ON (n.entity_id)"
     assert fulltext == "CALL db.idx.fulltext.createNodeIndex('ws', 'entity_id')"
     stage = cypher.stage_label("abc", "my-ws")
     assert stage == "__ragstore_import_abc__my-ws" and cypher.stage_parts(stage) == ("abc", "my-ws")
     assert cypher.stage_parts("my-ws") is None and cypher.stage_parts("__ragstore_import_x") is None
-    create, drop = cypher.stage_index(cypher.NEO4J, stage)
+    create, drop = NEO4J.stage_index(stage)
     assert create == "CREATE INDEX ragstore_stage_abc IF NOT EXISTS FOR (n:`__ragstore_import_abc__my-ws`) ON (n.entity_id)"
     assert drop == "DROP INDEX ragstore_stage_abc IF EXISTS"
 
 
 def test_dialect_from_the_components_probe():
-    neo = cypher.dialect_for_probe([{"name": "Neo4j Kernel", "versions": ["5.26.1"], "edition": "community"}])
+    neo = dialect_for_probe([{"name": "Neo4j Kernel", "versions": ["5.26.1"], "edition": "community"}])
     assert neo.name == "neo4j" and neo.agent == "Neo4j Kernel 5.26.1 community" and neo.max_payload > 1_000_000
-    assert cypher.dialect_for_probe(None).falkordb and cypher.dialect_for_probe(None).max_payload < 4096
+    falkordb = dialect_for_probe(None)
+    assert falkordb.name == "falkordb" and falkordb.inlines and falkordb.max_id_bytes < 4096
+    assert neo.sort_key("n") == "n.entity_id" and falkordb.sort_key("n") == "toString(n.entity_id)"
 
 
 @pytest.mark.parametrize("value, words", [
@@ -94,11 +96,11 @@ def test_batches_respect_row_and_byte_budgets():
 
 
 def test_edge_range_avoids_falkordbs_broken_upper_bound():
-    assert "a.entity_id > $after AND a.entity_id <= $upto" in cypher.edges_from_range("ws", cypher.NEO4J)
+    assert "a.entity_id > $after AND a.entity_id <= $upto" in cypher.edges_from_range("ws", NEO4J)
     assert ("toString(a.entity_id) > $after AND toString(a.entity_id) <= $upto"
-            in cypher.edges_from_range("ws", cypher.FALKORDB))
-    assert "WHERE n.entity_id > $after" in cypher.node_page("ws", cypher.NEO4J)
-    assert "WHERE toString(n.entity_id) > $after" in cypher.node_page("ws", cypher.FALKORDB)
+            in cypher.edges_from_range("ws", FALKORDB))
+    assert "WHERE n.entity_id > $after" in cypher.node_page("ws", NEO4J)
+    assert "WHERE toString(n.entity_id) > $after" in cypher.node_page("ws", FALKORDB)
 
 
 def test_positional_statements_set_the_same_properties_as_the_map_form():
@@ -113,7 +115,7 @@ def test_positional_statements_set_the_same_properties_as_the_map_form():
 
 
 def test_inlined_size_counts_falkordbs_text_rendering():
-    from ragstore_cli.backends.neo4j.session import inlined_size
+    from ragstore_cli.backends.neo4j.falkordb_text import inlined_size
 
     assert inlined_size(1.0) == len("1.000000") and inlined_size(1e300) > 300
     assert inlined_size("it's") == 4 + 2 + 1 and inlined_size("é") == 2 + 2
@@ -129,4 +131,4 @@ def test_falkordb_commit_copies_staged_nodes_instead_of_relabelling():
     assert "CREATE (n:`ws`) SET n = properties(s) SET s._ragstore_import = 'copied'" in nodes
     edges = cypher.copy_staged_edges_batch("__ragstore_import_x", "ws")
     assert "MATCH (x:`ws` {entity_id: a.entity_id})" in edges and "CREATE (x)-[e:DIRECTED]->(y)" in edges
-    assert cypher.copy_nodes_range("a", "b", cypher.FALKORDB).count("toString(n.entity_id)") == 2
+    assert cypher.copy_nodes_range("a", "b", FALKORDB).count("toString(n.entity_id)") == 2

@@ -130,7 +130,7 @@ async def test_indexes_are_created_in_the_servers_dialect(open_backend, is_real_
     backend = await open_backend()
     await write(backend, [node("A")], [])
     assert backend.dialect.name == ("neo4j" if is_real_neo4j else "falkordb")
-    wanted = cypher.index_statements(backend.dialect, backend.label)
+    wanted = backend.dialect.index_statements(backend.label)
     assert (await backend.ensure_indexes())[0] == wanted[0]  # already made by the commit: idempotent
     if is_real_neo4j:
         rows = await backend.bolt.run("SHOW INDEXES YIELD name, labelsOrTypes, properties, type "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,12 +22,25 @@ METAS = [
 ]
 
 
+def vector_row(ns: str, ident: str, meta: dict[str, Any], vector: Any) -> tuple:
+    """The columns of one record, written the plain way: the definition the bulk builder must match."""
+    created = mapping.epoch_to_ts(meta.get("__created_at__") or meta.get("create_time"))
+    source_ids = None if meta.get("source_id") is None else str(meta["source_id"]).split(mapping.SEP)
+    if ns == "chunks":
+        return (meta.get("full_doc_id"), meta.get("chunk_order_index"), meta.get("tokens"), meta.get("content"),
+                vector, meta.get("file_path"), created, created)
+    if ns == "entities":
+        return (meta.get("entity_name"), meta.get("content"), vector, source_ids, meta.get("file_path"), created, created)
+    return (meta.get("src_id"), meta.get("tgt_id"), meta.get("content"), vector, source_ids,
+            meta.get("file_path"), created, created)
+
+
 @pytest.mark.parametrize("ns", ["chunks", "entities", "relationships"])
 def test_vector_rows_match_vector_row(ns: str) -> None:
     ids = [f"id{i}" for i in range(len(METAS))]
     vectors = [b"v%d" % i for i in range(len(METAS))]
     rows, dropped = mapping.vector_rows(ns, "ws", ids, METAS, vectors)
-    assert rows == [("ws", i, *mapping.vector_row(ns, i, m, v)) for i, m, v in zip(ids, METAS, vectors)]
+    assert rows == [("ws", i, *vector_row(ns, i, m, v)) for i, m, v in zip(ids, METAS, vectors)]
     assert dropped == {k for m in METAS for k in m
                        if k not in mapping.VECTOR_KEYS[ns] and k not in mapping.SYSTEM_KEYS}
 

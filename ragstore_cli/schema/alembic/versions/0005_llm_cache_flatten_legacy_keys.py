@@ -1,6 +1,6 @@
 """LLM cache: legacy keys (no `:`) become `mode:cache_type:md5(original_prompt)`, using `mode` while it exists.
 
-LightRAG 1.5.7 drops `mode` first and then fails to flatten (reference §3.7 step 5), leaving legacy rows
+LightRAG 1.5.7 drops `mode` first and then fails to flatten (docs/lightrag-formats.md, PostgreSQL), leaving legacy rows
 unreachable forever. Here the flattening runs before `mode` is dropped (next revision). Legacy rows that
 would land on the same key (same workspace, mode and prompt, or an existing flat row) keep one row:
 the existing flat row, else the most recently updated legacy row. Batches of short transactions.
