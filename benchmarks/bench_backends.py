@@ -44,7 +44,7 @@ def _rss_mb(field: str) -> float:
 
 def batches(n: int, dim: int, size: int = 1000, seed: int = 7):
     """Deterministic chunk batches (ids, float32 vectors, metadata) without holding all of them."""
-    from ragstore_cli.backends.base import VectorBatch
+    from ragstore_cli.records import VectorBatch
 
     rng = np.random.default_rng(seed)
     for start in range(0, n, size):

@@ -49,7 +49,7 @@ def rss_mb() -> float:
 async def phase_gen(ctx: dict[str, Any]) -> dict[str, Any]:
     """The source: a synthetic archive, imported into a files workspace (LightRAG's file formats)."""
     from ragstore_cli.archive import ArchiveWriter
-    from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+    from ragstore_cli.records import GraphEdge, GraphNode, VectorBatch
     from ragstore_cli.config import load_settings
     from ragstore_cli.transfer import import_archive
 

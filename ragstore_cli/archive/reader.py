@@ -28,7 +28,7 @@ from ragstore_cli.archive.codec import HashingReader
 from ragstore_cli.archive.lines import each, records
 from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
                                            MEMBER_IDS, Manifest, Member, Section, check_member_path)
-from ragstore_cli.backends.base import DEFAULT_BATCH, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
 Progress = Callable[[str, int, int], None]  # (section key, records, stored bytes)
@@ -162,7 +162,7 @@ class ArchiveReader:
 
 
 class SectionReader:
-    """Batches of one section, decoded into the shapes of backends/base.py."""
+    """Batches of one section, decoded into the shapes of records.py."""
 
     def __init__(self, archive: ArchiveReader, tar: tarfile.TarFile, section: Section,
                  members: list[Member], batch_size: int) -> None:

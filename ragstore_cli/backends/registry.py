@@ -23,12 +23,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragstore_cli.backends.base import Backend, Role
+from ragstore_cli.backends.contract import Backend
+from ragstore_cli.records import ROLE_ORDER, Role
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
 from ragstore_cli.workspace import validate_workspace
 
-ROLE_ORDER = (Role.KV, Role.VECTOR, Role.GRAPH, Role.DOC_STATUS)
 _ALL = frozenset(ROLE_ORDER)
 
 #: The roles each known backend serves (a module's own ROLES takes precedence once imported).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.records import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES
 
 
 @dataclass

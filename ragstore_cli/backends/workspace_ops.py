@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, AsyncIterator
 
-from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
+from ragstore_cli.records import KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
 from ragstore_cli.backends.transfer_journal import PREFIX, Journal
 from ragstore_cli.config import Settings

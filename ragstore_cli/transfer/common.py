@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ragstore_cli.backends.base import VECTOR_NAMESPACES, Role
+from ragstore_cli.records import VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Profile, Stores
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError

@@ -25,8 +25,8 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
-from ragstore_cli.backends.base import (DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
-                                       GraphEdge, GraphNode, Role, VectorBatch)
+from ragstore_cli.records import (DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
+                                  GraphEdge, GraphNode, Role, VectorBatch)
 from ragstore_cli.backends.registry import Stores
 from ragstore_cli.errors import DataError
 

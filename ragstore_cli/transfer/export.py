@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from ragstore_cli.archive import ArchiveWriter
 from ragstore_cli.archive.manifest import KIND_VECTORS
 from ragstore_cli.archive.writer import SectionWriter
-from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
+from ragstore_cli.records import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError

@@ -28,7 +28,7 @@ from typing import Any
 from ragstore_cli.archive import ArchiveReader, SectionReader, SectionStats
 from ragstore_cli.archive.writer import F16_MAX
 from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, KIND_VECTORS, Manifest
-from ragstore_cli.backends.base import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
+from ragstore_cli.records import DEFAULT_BATCH, KV_NAMESPACES, VECTOR_NAMESPACES, Role
 from ragstore_cli.backends.registry import Stores, describe, open_backends, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.connect import liveness
@@ -447,7 +447,7 @@ class _RewriteMerge:
         await self.inner.write(batch)
 
     async def commit(self) -> None:
-        from ragstore_cli.backends.base import VectorBatch
+        from ragstore_cli.records import VectorBatch
 
         async for old in self.old_rows:
             keep = [i for i, rid in enumerate(old.ids) if rid not in self.seen]

@@ -19,7 +19,7 @@ from typing import Any
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.manifest import KIND_VECTORS, Manifest
-from ragstore_cli.backends.base import Role
+from ragstore_cli.records import Role
 from ragstore_cli.backends.registry import Stores
 from ragstore_cli.errors import UsageError
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from ragstore_cli.backends.base import Role
+from ragstore_cli.records import Role
 from ragstore_cli.backends.registry import Profile
 from ragstore_cli.config import Settings
 from ragstore_cli.workspace import files_dir

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from ragstore_cli.archive import ArchiveWriter
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.backends.workspace_ops import drop_workspace
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.records import KV_NAMESPACES, VECTOR_NAMESPACES
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import Settings
 

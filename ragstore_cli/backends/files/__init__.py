@@ -16,9 +16,9 @@ from typing import Any, AsyncIterator, Iterator
 
 from ragstore_cli.atomic import fsync_dir
 from ragstore_cli.procs import pid_alive
-from ragstore_cli.backends.base import (
-    DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
-    GraphEdge, GraphNode, KVRecord, NamespaceStats, Role,
+from ragstore_cli.backends.contract import NamespaceStats
+from ragstore_cli.records import (
+    DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES, GraphEdge, GraphNode, KVRecord, Role,
 )
 from ragstore_cli.backends.files import graphml, jsonfile
 from ragstore_cli.config import Settings

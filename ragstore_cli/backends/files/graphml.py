@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterator
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.atomic import publish
 from ragstore_cli.backends.files.jsonfile import tmp_sibling
 from ragstore_cli.errors import DataError

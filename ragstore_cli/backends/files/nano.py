@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator, Iterator
 
 import numpy as np
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
 from ragstore_cli.atomic import publish
 from ragstore_cli.backends.files.jsonfile import _Buffer, object_keys, tmp_sibling
 from ragstore_cli.config import Settings

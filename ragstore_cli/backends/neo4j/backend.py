@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from ragstore_cli.backends.base import (
-    DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
+from ragstore_cli.backends.contract import NamespaceStats
+from ragstore_cli.records import (
+    DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, Role,
 )
 from ragstore_cli.backends.neo4j import bulk_cypher, cypher, limits
 from ragstore_cli.backends.neo4j.session import Bolt

@@ -22,7 +22,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher, cypher, inline, limits
 from ragstore_cli.backends.neo4j.session import Bolt, by_payload, falkordb_batches
 from ragstore_cli.errors import DataError, OperationFailed, UsageError

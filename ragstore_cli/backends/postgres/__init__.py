@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator, Iterable
 
 import asyncpg
 
-from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
+from ragstore_cli.records import GRAPH_NAMESPACE, KV_NAMESPACES, Role
+from ragstore_cli.backends.contract import NamespaceStats
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs, stream_rows
 from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, EDGES, NODES, PgGraph

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 import numpy as np
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.ann_index import IndexRebuild
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap, ChunkFields

@@ -6,7 +6,8 @@ from typing import Any, AsyncIterator
 
 from redis.exceptions import RedisError
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord, NamespaceStats, Role
+from ragstore_cli.records import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord, Role
+from ragstore_cli.backends.contract import NamespaceStats
 from ragstore_cli.backends.redis import keys as K
 from ragstore_cli.backends.redis.store import Namespace, RedisWriter, check_kv_namespace
 from ragstore_cli.config import Settings

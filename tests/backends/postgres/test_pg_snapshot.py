@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from ragstore_cli.backends.base import GraphNode
+from ragstore_cli.records import GraphNode
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 

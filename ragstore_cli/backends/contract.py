@@ -7,54 +7,10 @@ are async iterators of batches, writers take batches and make them visible on `c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
-import numpy as np
-
-KV_NAMESPACES = ("full_docs", "text_chunks", "llm_response_cache", "full_entities", "full_relations",
-                 "entity_chunks", "relation_chunks")
-VECTOR_NAMESPACES = ("chunks", "entities", "relationships")
-GRAPH_NAMESPACE = "chunk_entity_relation"
-DOC_STATUS_NAMESPACE = "doc_status"
-DEFAULT_BATCH = 1000
-
-
-class Role(str, Enum):
-    KV = "kv"
-    VECTOR = "vector"
-    GRAPH = "graph"
-    DOC_STATUS = "doc_status"
-
-
-KVRecord = tuple[str, dict[str, Any]]  # (id, value in LightRAG's JSON shape)
-
-
-@dataclass
-class VectorBatch:
-    """Rows of one vector namespace: ids, raw (un-normalised) float32 vectors, metadata, same order."""
-
-    ids: list[str]
-    vectors: np.ndarray  # shape (n, dim), float32
-    meta: list[dict[str, Any]] = field(default_factory=list)  # meta_fields + __created_at__ etc.
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
-class GraphNode:
-    id: str  # entity name; properties["entity_id"] == id
-    properties: dict[str, Any]
-
-
-@dataclass
-class GraphEdge:
-    source: str
-    target: str
-    properties: dict[str, Any]
-
+from ragstore_cli.records import DEFAULT_BATCH, KVRecord, Role, VectorBatch
 
 @runtime_checkable
 class Writer(Protocol):
