@@ -15,20 +15,21 @@ import numpy as np
 
 from ragstore_cli.archive.keys import KeySet, Keys, contains, first_missing_in, pair_keys, text_keys
 from ragstore_cli.archive.manifest import KIND_EDGES, KIND_NODES, MEMBER_MATRIX, Section
-from ragstore_cli.archive.reader import ArchiveReader, SectionStats
+from ragstore_cli.archive.reader import ArchiveReader, Progress, SectionStats
 from ragstore_cli.errors import DataError
 
 _NAME_BATCH = 4096
 
 
-def verify_archive(reader: ArchiveReader) -> dict[str, SectionStats]:
-    """Read and check the whole archive; a problem is a one-line DataError."""
+def verify_archive(reader: ArchiveReader, progress: Progress | None = None) -> dict[str, SectionStats]:
+    """Read and check the whole archive; a problem is a one-line DataError. `progress(key, 0, stored
+    bytes)` is called as each member is read."""
     checks = _Checks(reader)
     collecting = gc.isenabled()
     gc.disable()  # parsed JSON holds no cycles: the collector would only rescan millions of short-lived dicts
     try:
         stats: dict[str, SectionStats] = {}
-        for section in reader.sections():
+        for section in reader.sections(progress=progress):
             checks.begin(section.section)
             stats[section.key] = section.check(checks.observe)
             checks.end()

@@ -75,14 +75,16 @@ def explain(exc: BaseException, where: str) -> DataError | ConnectionFailed:
 
 
 class ImportUnit:
-    """One connection and one transaction shared by every writer of an import (sections are written
-    one after another), so a killed import leaves the workspace exactly as it was."""
+    """One connection and one transaction shared by every writer of a load (sections are written
+    one after another), so a killed load leaves the workspace exactly as it was. `chunk_fields`: the
+    ChunkFieldMap the chunk-vector writer fills rows from (the preflight's, then that of the
+    text_chunks written in this unit: chunk_fields.py)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, chunk_fields: Any = None) -> None:
         self.pool = pool
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
-        self.chunk_fields: Any = None  # ChunkFieldMap of the text_chunks written in this unit (chunk_fields.py)
+        self.chunk_fields = chunk_fields
 
     async def connection(self) -> asyncpg.Connection:
         """The unit's connection, its transaction started on first use."""
@@ -267,6 +269,30 @@ class CopyWriter:
             conn, self.conn = self.conn, None
             if self.unit is None:  # the unit keeps its connection until it commits
                 await self.pool.release(conn)
+
+
+class Serialized:
+    """One connection used by one caller at a time (asyncpg refuses overlapping queries on a connection):
+    a snapshot's or a load unit's, which every read of that view goes through."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.lock = conn, asyncio.Lock()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchval(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetch(sql, *args)
+
+    async def locked(self, call: Any, *args: Any) -> Any:
+        async with self.lock:
+            return await call(*args)
 
 
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")

@@ -112,7 +112,6 @@ class VectorWriter:
     def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str, *,
                  rebuild: IndexRebuild | None = None, known_fields: ChunkFieldMap | None = None) -> None:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
-        self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
         self.rebuild = rebuild  # a replace's plan: when and how the ANN index is rebuilt
         self.known_fields = known_fields  # text_chunks written earlier in the same import unit
 
