@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,24 +26,16 @@ import zstandard
 from ragstore_cli.archive.codec import HashingReader
 from ragstore_cli.archive.lines import each, records
 from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
-                                           MEMBER_IDS, Manifest, Member, Section, check_member_path)
+                                           MEMBER_IDS, Manifest, Member, Progress, Section, SectionStats,
+                                           check_member_path)
 from ragstore_cli.records import DEFAULT_BATCH, VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
-Progress = Callable[[str, int, int], None]  # (section key, records, stored bytes)
 Observer = Callable[[str, list[Any]], None]  # (section kind or MEMBER_IDS, a batch of its records)
 BATCH_BYTES = 8 << 20      # a batch ends once its lines (or matrix rows) reach this many bytes
 MAX_WINDOW = 1 << 24       # zstd window; ragstore writes levels 1-3 (windows of 2 MiB at most)
 MAX_TAR_HEADER = 1 << 20   # pax / GNU long-name header data, which tarfile reads whole
 _TAR_BUFFER = 1 << 16  # tarfile reads a stream in blocks of this size; its 10 KiB default costs ~15 % more per byte
-
-
-@dataclass
-class SectionStats:
-    records: int = 0
-    stored_bytes: int = 0
-    raw_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ArchiveReader:

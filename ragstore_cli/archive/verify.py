@@ -9,19 +9,21 @@ offending section again to name the record: the first pass keeps no text.
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ragstore_cli.archive.keys import KeySet, Keys, contains, first_missing_in, pair_keys, text_keys
-from ragstore_cli.archive.manifest import KIND_EDGES, KIND_NODES, MEMBER_MATRIX, Section
-from ragstore_cli.archive.reader import ArchiveReader, Progress, SectionStats
+from ragstore_cli.archive.manifest import KIND_EDGES, KIND_NODES, MEMBER_MATRIX, Progress, Section, SectionStats
 from ragstore_cli.errors import DataError
+
+if TYPE_CHECKING:  # the reader calls verify_archive (ArchiveReader.verify): no import cycle
+    from ragstore_cli.archive.reader import ArchiveReader
 
 _NAME_BATCH = 4096
 
 
-def verify_archive(reader: ArchiveReader, progress: Progress | None = None) -> dict[str, SectionStats]:
+def verify_archive(reader: "ArchiveReader", progress: Progress | None = None) -> dict[str, SectionStats]:
     """Read and check the whole archive; a problem is a one-line DataError. `progress(key, 0, stored
     bytes)` is called as each member is read."""
     checks = _Checks(reader)
@@ -42,7 +44,7 @@ def verify_archive(reader: ArchiveReader, progress: Progress | None = None) -> d
 
 
 class _Checks:
-    def __init__(self, reader: ArchiveReader) -> None:
+    def __init__(self, reader: "ArchiveReader") -> None:
         self.reader = reader
         self.section: Section | None = None
         self.ids: KeySet | None = None        # ids of the section being read

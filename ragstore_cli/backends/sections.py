@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator
 
-from ragstore_cli.backends.contract import LoadPlan, NoteKeeper, Writer
+from ragstore_cli.backends.contract import LedgerStore, LoadPlan, NoteKeeper, Writer
 from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch, Role
 
 
@@ -78,3 +78,15 @@ class StoreSession:
 
     async def close(self) -> None:
         return None
+
+
+async def ledger_traces(store: LedgerStore, what: str, *, remove: bool) -> list[str]:
+    """`[what]` when `store` holds the note of a killed or refused load (removed when `remove`), else []."""
+    try:
+        if await store.load() is None:
+            return []
+        if remove:
+            await store.clear()
+        return [what]
+    finally:
+        await store.close()

@@ -7,6 +7,7 @@ import time
 from typing import Awaitable, Callable
 
 from ragstore_cli.checks import files, graph, postgres, redis
+from ragstore_cli.backends.registry import configured_backends
 from ragstore_cli.checks.model import CheckResult
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import RagstoreError, UsageError
@@ -19,22 +20,6 @@ BACKENDS: dict[str, CheckFn] = {
     "redis": redis.check,
     "files": files.check,
 }
-
-
-def configured_backends(settings: Settings) -> list[str]:
-    """Backends the storage classes use, plus any whose connection settings were given."""
-    classes = settings.storage_classes.values()
-    chosen = []
-    if any(c.startswith("PG") for c in classes) or settings.is_set("POSTGRES_HOST") or settings.is_set("POSTGRES_PASSWORD"):
-        chosen.append("postgres")
-    if settings["LIGHTRAG_GRAPH_STORAGE"] == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
-        chosen.append("neo4j")
-    if any(c.startswith("Redis") for c in classes) or settings.is_set("REDIS_URI"):
-        chosen.append("redis")
-    if any(c in ("JsonKVStorage", "NanoVectorDBStorage", "NetworkXStorage", "JsonDocStatusStorage", "FaissVectorDBStorage")
-           for c in classes) or settings.is_set("WORKING_DIR"):
-        chosen.append("files")
-    return chosen
 
 
 async def _one(name: str, settings: Settings, timeout: float) -> CheckResult:

@@ -71,6 +71,10 @@ def inspect(
     emit(cli, document, render)
 
 
+IF_EXISTS = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the target workspace holds data.")
+DRY_RUN = typer.Option(False, "--dry-run", help="Run every check that can refuse, write nothing.")
+EMBEDDING_MODEL = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds).")
+BATCH_SIZE = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per batch.")
 LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
                             help="Seconds to wait for another ragstore holding the workspace (default "
                                  "RAGSTORE_LOCK_TIMEOUT); then exit 3 naming it.")
@@ -124,11 +128,11 @@ def import_cmd(
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Target workspace (default: the archive's)."),
     profile: Optional[str] = PROFILE,
     target: Optional[str] = typer.Option(None, "--to", hidden=True, help="Old spelling of --profile."),
-    if_exists: str = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the workspace holds data."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Verify and check everything, write nothing."),
+    if_exists: str = IF_EXISTS,
+    dry_run: bool = DRY_RUN,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
-    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
-    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per write batch."),
+    embedding_model: Optional[str] = EMBEDDING_MODEL,
+    batch_size: int = BATCH_SIZE,
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
@@ -169,11 +173,11 @@ def transfer_cmd(
     workspace: str = typer.Option(..., "--workspace", "-w", help='The workspace ("" for the default).'),
     target_workspace: Optional[str] = typer.Option(None, "--target-workspace",
                                                    help="Name it has in the target (default: the same)."),
-    if_exists: str = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the target holds data."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Run every check, write nothing."),
+    if_exists: str = IF_EXISTS,
+    dry_run: bool = DRY_RUN,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted transfer."),
-    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
-    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per batch."),
+    embedding_model: Optional[str] = EMBEDDING_MODEL,
+    batch_size: int = BATCH_SIZE,
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
 ) -> None:
     """Move a workspace directly between backends, streaming, with no archive on disk (import's checks,
@@ -196,7 +200,7 @@ def transfer_cmd(
         total = sum(report.counts.values())
         verb = "would transfer" if report.dry_run else "transferred"
         console.print(f"[green]{verb}[/] {total} records of workspace {workspace_label(report.workspace)} "
-                      f"({report.source}) to {workspace_label(report.target_workspace)} ({report.target}, "
+                      f"({report.source}) to {workspace_label(report.target_workspace)} ({report.profile}, "
                       f"--if-exists {report.mode}) in {report.seconds:.1f} s")
         if report.verified:
             console.print(f"read back from the target: {sum(report.verified.values())} records in "

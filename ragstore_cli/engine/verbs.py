@@ -19,12 +19,12 @@ from typing import Any
 
 from ragstore_cli.archive.source import ArchiveSource
 from ragstore_cli.archive.target import ArchiveTarget
-from ragstore_cli.backends.registry import describe, parse_profile
+from ragstore_cli.backends.registry import describe, needs_lock, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.engine.move import MovePlan, MoveReport, move
 from ragstore_cli.engine.observer import NOTHING, Observer
 from ragstore_cli.engine.preflight import IF_EXISTS
-from ragstore_cli.engine.workspaces import WorkspaceSource, WorkspaceTarget, needs_lock, workspace_locks
+from ragstore_cli.engine.workspaces import WorkspaceSource, WorkspaceTarget, workspace_locks
 from ragstore_cli.errors import UsageError
 from ragstore_cli.records import DEFAULT_BATCH
 from ragstore_cli.workspace import validate_workspace
@@ -112,23 +112,29 @@ class ImportPlan:
         _mode(self.if_exists)
 
 
-@dataclass
-class ImportReport:
-    archive: str
+@dataclass(kw_only=True)
+class LoadReport:
+    """What a load into a workspace did (a dry run: would do)."""
+
     workspace: str
     profile: str
-    mode: str
+    mode: str  # the --if-exists it ran with (a resumed load: the interrupted one's)
     dry_run: bool
     resumed: bool
-    counts: dict[str, int]
-    skipped: list[str]
-    existing_records: int
-    embedding: dict[str, Any]
+    counts: dict[str, int]  # records written per section
+    skipped: list[str]  # sections an interrupted run had committed
+    existing_records: int  # what the target held before
+    embedding: dict[str, Any]  # the model and dimension the target records
     seconds: float
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
+
+
+@dataclass(kw_only=True)
+class ImportReport(LoadReport):
+    archive: str
 
 
 async def import_archive(settings: Settings, plan: ImportPlan, observer: Observer = NOTHING) -> ImportReport:
@@ -143,9 +149,14 @@ async def import_archive(settings: Settings, plan: ImportPlan, observer: Observe
     done = await move(source, target, MovePlan(
         op="import", mode=plan.if_exists, dry_run=plan.dry_run, resume=plan.resume, batch_size=plan.batch_size,
         resume_hint=_finish("import", shlex.quote(str(plan.archive)), plan.profile, workspace)), observer)
-    return ImportReport(str(plan.archive), workspace, describe(profile), done.mode, plan.dry_run, plan.resume,
-                        done.counts, done.skipped, done.existing, {"model": target.model, "dim": target.dim},
-                        done.seconds, done.warnings)
+    return ImportReport(archive=str(plan.archive), workspace=workspace, profile=describe(profile), **_load(done, target))
+
+
+def _load(done: MoveReport, target: WorkspaceTarget) -> dict[str, Any]:
+    """The LoadReport fields of a move into `target`."""
+    return dict(mode=done.mode, dry_run=done.dry_run, resumed=done.resumed, counts=done.counts, skipped=done.skipped,
+                existing_records=done.existing, embedding={"model": target.model, "dim": target.dim},
+                seconds=done.seconds, warnings=done.warnings)
 
 
 def _finish(verb: str, what: str, profile: str | None, workspace: str) -> str:
@@ -177,27 +188,15 @@ class TransferPlan:
         _mode(self.if_exists)
 
 
-@dataclass
-class TransferReport:
-    source: str  # profile
-    target: str  # profile
-    workspace: str
-    target_workspace: str
-    mode: str
-    dry_run: bool
-    resumed: bool
-    counts: dict[str, int]
-    skipped: list[str]
-    existing_records: int
-    verified: dict[str, int]
-    embedding: dict[str, Any]
-    consistency: dict[str, str]
-    dropped_fields: dict[str, list[str]]
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
+@dataclass(kw_only=True)
+class TransferReport(LoadReport):
+    """`profile` is the target's; `source` the profile read from."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": True, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
+    source: str
+    target_workspace: str
+    verified: dict[str, int]  # records per section read back from the target, ids as in the source
+    consistency: dict[str, str]  # source backend → snapshot | fingerprint | reread
+    dropped_fields: dict[str, list[str]]  # fields the target could not store, per section
 
 
 async def transfer_workspace(settings: Settings, plan: TransferPlan, observer: Observer = NOTHING) -> TransferReport:
@@ -218,8 +217,7 @@ async def transfer_workspace(settings: Settings, plan: TransferPlan, observer: O
             allow_empty=False, empty_hint="check the name and --from", verify=True,
             resume_hint=_finish("transfer", f"--from {shlex.quote(plan.source)}", plan.target, plan.workspace)
             + (f" --target-workspace {shlex.quote(into)}" if into != plan.workspace else "")), observer)
-    return TransferReport(describe(source_profile), describe(target_profile), plan.workspace, into, done.mode,
-                          plan.dry_run, plan.resume, done.counts, done.skipped, done.existing, done.verified,
-                          {"model": target.model, "dim": target.dim}, done.consistency, done.dropped, done.seconds,
-                          done.warnings)
+    return TransferReport(source=describe(source_profile), profile=describe(target_profile), workspace=plan.workspace,
+                          target_workspace=into, verified=done.verified, consistency=done.consistency,
+                          dropped_fields=done.dropped, **_load(done, target))
 

@@ -27,7 +27,7 @@ import contextlib
 from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.contract import Check, LedgerStore, LoadPlan, NoteKeeper, Origin, Writer
-from ragstore_cli.backends.registry import Profile, Stores, create_backend, describe, open_backends
+from ragstore_cli.backends.registry import Profile, Stores, create_backend, describe, needs_lock, open_backends
 from ragstore_cli.backends.sections import count_section, read_section
 from ragstore_cli.config import Settings
 from ragstore_cli.engine.embedding import dimension_warning, model_of, target_embedding
@@ -35,14 +35,8 @@ from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.records import (DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, ROLE_ORDER,
                                   SECTION, SECTIONS, VECTOR_NAMESPACES, Batch, Digest, Role)
 
-#: Backends whose data ragstore can only keep consistent with its own workspace lock.
-LOCKED_BACKENDS = {"files", "neo4j", "redis"}
 _NAMESPACES = {Role.KV: list(KV_NAMESPACES), Role.VECTOR: list(VECTOR_NAMESPACES), Role.GRAPH: [GRAPH_NAMESPACE],
                Role.DOC_STATUS: [DOC_STATUS_NAMESPACE]}
-
-
-def needs_lock(profile: Profile) -> bool:
-    return any(name in LOCKED_BACKENDS for name in profile.values())
 
 
 @contextlib.asynccontextmanager

@@ -94,6 +94,7 @@ async def test_ragstore_writes_lightrag_neo4jstorage_reads_equal(tmp_path, bolt_
     label_cleanup.append(target)
     settings = load_settings(environ={**bolt_env, "WORKING_DIR": str(built.working_dir)}, cwd=tmp_path)
     report = await copy_between(settings, "files", "src", NEO4J_PROFILE, target, batch_size=3)
+    async with await open_backends(settings, NEO4J_PROFILE, target) as dst:
         assert await dst.graph.count() == (report.copied["graph_nodes"], report.copied["graph_edges"])
     original = await read_with_lightrag(built.working_dir, "src", {})
     unstick_bolt(bolt_env["NEO4J_URI"])

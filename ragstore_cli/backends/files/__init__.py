@@ -247,7 +247,7 @@ class FilesBackend:
 
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
-        self.workspace = validate_workspace(workspace)
+        self.workspace = workspace  # checked where it came in (registry.create_backend)
         self.root = settings.working_dir
         self.folder = files_dir(self.root, self.workspace)
 

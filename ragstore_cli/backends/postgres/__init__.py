@@ -26,7 +26,7 @@ from ragstore_cli.connect.postgres import create_pool
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.schema import names
 from ragstore_cli.schema.graph_tables import DDL as GRAPH_DDL
-from ragstore_cli.workspace import PG_DEFAULT, pg_workspace, validate_workspace
+from ragstore_cli.workspace import PG_DEFAULT, pg_workspace
 
 ROLES = frozenset(Role)
 _VECTOR_BASE = {"chunks": names.VDB_CHUNKS, "entities": names.VDB_ENTITY, "relationships": names.VDB_RELATION}
@@ -46,7 +46,7 @@ class PostgresBackend:
 
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
-        self.workspace = validate_workspace(workspace)
+        self.workspace = workspace  # checked where it came in (registry.create_backend)
         self.pg_ws = pg_workspace(self.workspace)
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()

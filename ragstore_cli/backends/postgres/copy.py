@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -138,20 +139,36 @@ async def acquire(pool: asyncpg.Pool, unit: ImportUnit | None) -> tuple[asyncpg.
     return conn, tx
 
 
+@dataclass(frozen=True)
+class CopyTarget:
+    """What one CopyWriter writes: a table's rows of one workspace, and how.
+
+    replace: `DELETE … WHERE scope` first, then COPY straight into the table; merge: COPY into a temp
+    table, then INSERT … ON CONFLICT (`conflict`) DO UPDATE every column but `keep_on_update`.
+    `on_start` / `before_commit` run on the writer's connection (an index dropped and rebuilt, a
+    trigger installed and removed)."""
+
+    table: str
+    columns: tuple[str, ...]
+    workspace: str
+    replace: bool
+    conflict: tuple[str, ...] = ("workspace", "id")
+    keep_on_update: tuple[str, ...] = ("create_time",)
+    scope: str = "workspace = $1"
+    scope_args: tuple[Any, ...] = ()
+    on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+
+
 class CopyWriter:
     """Rows for one table and workspace; nothing is visible before `commit()` (or the unit's commit)."""
 
-    def __init__(self, pool: asyncpg.Pool, table: str, columns: tuple[str, ...], workspace: str, *,
-                 replace: bool, conflict: tuple[str, ...] = ("workspace", "id"),
-                 keep_on_update: tuple[str, ...] = ("create_time",), scope: str = "workspace = $1",
-                 scope_args: tuple[Any, ...] = (),
-                 before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 unit: ImportUnit | None = None) -> None:
-        self.pool, self.unit, self.table, self.columns, self.workspace = pool, unit, table.lower(), columns, workspace
-        self.replace, self.conflict, self.keep = replace, conflict, keep_on_update
-        self.scope, self.scope_args = scope, scope_args or (workspace,)
-        self.before_commit, self.on_start = before_commit, on_start
+    def __init__(self, pool: asyncpg.Pool, target: CopyTarget, unit: ImportUnit | None = None) -> None:
+        self.pool, self.unit, self.table, self.columns = pool, unit, target.table.lower(), target.columns
+        self.workspace, self.replace, self.conflict, self.keep = (target.workspace, target.replace, target.conflict,
+                                                                  target.keep_on_update)
+        self.scope, self.scope_args = target.scope, target.scope_args or (target.workspace,)
+        self.before_commit, self.on_start = target.before_commit, target.on_start
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
         self.target = self.table

@@ -14,7 +14,7 @@ import json
 from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.contract import Check, LoadPlan, NoteKeeper
-from ragstore_cli.backends.sections import StoreSession, read_section
+from ragstore_cli.backends.sections import StoreSession, ledger_traces, read_section
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldCheck
 from ragstore_cli.backends.postgres.copy import ImportUnit, Serialized
 from ragstore_cli.config import Settings
@@ -74,14 +74,7 @@ class PgLedgerStore:
 async def traces(settings: Settings, workspace: str, *, remove: bool) -> list[str]:
     """The ledger row a killed or refused load left for `workspace`."""
     store = PgLedgerStore(settings, workspace)
-    try:
-        if await store.load() is None:
-            return []
-        if remove:
-            await store.clear()
-        return [f"postgres: ragstore_import_ledger row {store.workspace!r}"]
-    finally:
-        await store.close()
+    return await ledger_traces(store, f"postgres: ragstore_import_ledger row {store.workspace!r}", remove=remove)
 
 
 class PgLoader:

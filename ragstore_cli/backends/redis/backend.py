@@ -22,8 +22,7 @@ ROLES = frozenset({Role.KV, Role.DOC_STATUS})
 def effective_workspace(settings: Settings, workspace: str) -> str:
     """REDIS_WORKSPACE overrides the workspace for every Redis storage, as in LightRAG."""
     override = settings["REDIS_WORKSPACE"]
-    chosen = override.strip() if override and override.strip() else workspace
-    return validate_workspace(chosen)
+    return validate_workspace(override.strip()) if override and override.strip() else workspace
 
 
 class RedisKV:

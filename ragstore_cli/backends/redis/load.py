@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ragstore_cli.backends.contract import Check, LoadPlan
-from ragstore_cli.backends.sections import StoreSession
+from ragstore_cli.backends.sections import StoreSession, ledger_traces
 from ragstore_cli.config import Settings
 
 
@@ -36,15 +36,9 @@ class RedisLedgerStore:
 
 
 async def traces(settings: Settings, workspace: str, *, remove: bool) -> list[str]:
+    """The ledger key a killed or refused load left for `workspace`."""
     store = RedisLedgerStore(settings, workspace)
-    try:
-        if not await store.client.exists(store.key):
-            return []
-        if remove:
-            await store.clear()
-        return [f"redis: {store.key}"]
-    finally:
-        await store.close()
+    return await ledger_traces(store, f"redis: {store.key}", remove=remove)
 
 
 class RedisLoader:
