@@ -14,7 +14,6 @@ batches), so preparing batch n+1 overlaps the server's work on batch n and memor
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -312,23 +311,12 @@ class Serialized:
             return await call(*args)
 
 
-_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")
-
-
-async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int,
-                      snapshot: str | None = None) -> AsyncIterator[list[Any]]:
-    """Batches of rows from a server-side cursor (one transaction, memory = two batches).
-
-    The next batch is fetched while the caller works on the current one. With `snapshot` (an id from
-    `pg_export_snapshot()`), the transaction reads that snapshot: every reader of an export sees the
-    same database state, whatever connection it runs on.
-    """
+async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
+    """Batches of rows from a server-side cursor (one read-only transaction, memory = two batches);
+    the next batch is fetched while the caller works on the current one. (A consistent view of many
+    tables reads through one snapshot transaction instead: PostgresBackend.snapshot.)"""
     async with pool.acquire() as conn:
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
-            if snapshot is not None:
-                if not _SNAPSHOT_ID.match(snapshot):
-                    raise ValueError(f"not a snapshot id: {snapshot!r}")
-                await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             cursor = await conn.cursor(sql, *args)
             pending = asyncio.ensure_future(cursor.fetch(batch_size))
             try:
