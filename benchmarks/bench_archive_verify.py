@@ -29,7 +29,7 @@ from pathlib import Path
 
 def build(path: Path, records: int) -> None:
     from ragstore_cli.archive import ArchiveWriter
-    from ragstore_cli.backends.base import GraphEdge, GraphNode
+    from ragstore_cli.records import GraphEdge, GraphNode
 
     rng = random.Random(1)
     words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9))) for _ in range(5000)]

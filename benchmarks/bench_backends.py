@@ -44,7 +44,7 @@ def _rss_mb(field: str) -> float:
 
 def batches(n: int, dim: int, size: int = 1000, seed: int = 7):
     """Deterministic chunk batches (ids, float32 vectors, metadata) without holding all of them."""
-    from ragstore_cli.backends.base import VectorBatch
+    from ragstore_cli.records import VectorBatch
 
     rng = np.random.default_rng(seed)
     for start in range(0, n, size):
@@ -156,13 +156,19 @@ async def cursor_read(env: dict[str, str], table: str) -> dict[str, Any]:
 
 async def pg_to_nano(env: dict[str, str], dim: int, workdir: Path) -> dict[str, Any]:
     from ragstore_cli.backends.registry import open_backends
-    from ragstore_cli.backends.stream_copy import _pump
+    from ragstore_cli.engine.observer import NOTHING
+    from ragstore_cli.engine.pump import pump
 
     settings = settings_for(env, dim, workdir)
     start = time.perf_counter()
     async with await open_backends(settings, "postgres", "bench") as src, await open_backends(settings, "files", "bench") as dst:
         writer = await dst.vectors.writer("chunks", dim=dim)
-        rows = await _pump(src.vectors.read("chunks", 5000), writer)
+        try:
+            rows = await pump("vectors/chunks", src.vectors.read("chunks", 5000), writer, NOTHING)
+        except BaseException:
+            await writer.abort()
+            raise
+        await writer.commit()
     seconds = time.perf_counter() - start
     size = (workdir / "bench" / "vdb_chunks.json").stat().st_size
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "file_mb": size / 1e6}

@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode  # noqa: E402
+from ragstore_cli.records import GraphEdge
+from ragstore_cli.backends.contract import GraphNode  # noqa: E402
 from ragstore_cli.backends.neo4j import create as create_neo4j  # noqa: E402
 from ragstore_cli.backends.neo4j import cypher  # noqa: E402
 from ragstore_cli.backends.redis import create as create_redis  # noqa: E402

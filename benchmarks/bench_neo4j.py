@@ -37,7 +37,7 @@ from ragstore_cli.backends.neo4j import create as create_neo4j  # noqa: E402
 from ragstore_cli.backends.neo4j import cypher  # noqa: E402
 from ragstore_cli.backends.registry import open_backends  # noqa: E402
 from ragstore_cli.config import load_settings  # noqa: E402
-from ragstore_cli.transfer import export_workspace, import_archive  # noqa: E402
+from ragstore_cli.engine import ExportPlan, ImportPlan, export_workspace, import_archive  # noqa: E402
 
 
 class PeakRSS:
@@ -82,14 +82,14 @@ async def make_archive(folder: Path, n_nodes: int, n_edges: int) -> Path:
             await writer.write(edges[i:i + 1000])
         await writer.commit()
     archive = folder / f"graph-{n_nodes}.ragstore"
-    await export_workspace(settings, archive, workspace="g", profile="files")
+    await export_workspace(settings, ExportPlan(archive, workspace="g", profile="files"))
     return archive
 
 
 async def ragstore_import(env: dict[str, str], folder: Path, archive: Path, workspace: str) -> float:
     settings = load_settings(environ={**env, "WORKING_DIR": str(folder / "dst")})
     started = time.perf_counter()
-    await import_archive(settings, archive, workspace=workspace, profile="neo4j,files", if_exists="replace")
+    await import_archive(settings, ImportPlan(archive, workspace=workspace, profile="neo4j,files", if_exists="replace"))
     return time.perf_counter() - started
 
 

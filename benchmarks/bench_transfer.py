@@ -49,9 +49,9 @@ def rss_mb() -> float:
 async def phase_gen(ctx: dict[str, Any]) -> dict[str, Any]:
     """The source: a synthetic archive, imported into a files workspace (LightRAG's file formats)."""
     from ragstore_cli.archive import ArchiveWriter
-    from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+    from ragstore_cli.records import GraphEdge, GraphNode, VectorBatch
     from ragstore_cli.config import load_settings
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
     n, dim, rng = ctx["n"], ctx["dim"], np.random.default_rng(1)
     src = Path(ctx["dir"]) / "gen.ragstore"
@@ -98,7 +98,7 @@ async def phase_gen(ctx: dict[str, Any]) -> dict[str, Any]:
     w.vectors("relationships").close()
     w.finish()
     files = load_settings(environ={"WORKING_DIR": ctx["files_dir"], "EMBEDDING_MODEL": MODEL})
-    await import_archive(files, src, workspace="bench", profile="files", if_exists="replace")
+    await import_archive(files, ImportPlan(src, workspace="bench", profile="files", if_exists="replace"))
     src.unlink()
     return {}
 
@@ -120,12 +120,12 @@ def _timer() -> tuple[Any, dict[str, list[float]]]:
 
 async def phase_export(ctx: dict[str, Any], profile: str, out: str) -> dict[str, Any]:
     from ragstore_cli.config import load_settings
-    from ragstore_cli.transfer import export_workspace
+    from ragstore_cli.engine import Callbacks, ExportPlan, export_workspace
 
     settings = load_settings(environ={**ctx["pg"], "WORKING_DIR": ctx["files_dir"], "EMBEDDING_MODEL": MODEL})
     progress, marks = _timer()
     start = time.perf_counter()
-    report = await export_workspace(settings, Path(out), workspace="bench", profile=profile, progress=progress)
+    report = await export_workspace(settings, ExportPlan(Path(out), workspace="bench", profile=profile), Callbacks(progress=progress))
     seconds = time.perf_counter() - start
     first, last, rows = marks["vectors/chunks"]
     return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
@@ -135,13 +135,12 @@ async def phase_export(ctx: dict[str, Any], profile: str, out: str) -> dict[str,
 
 async def phase_import_pg(ctx: dict[str, Any], archive: str) -> dict[str, Any]:
     from ragstore_cli.config import load_settings
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import Callbacks, ImportPlan, import_archive
 
     settings = load_settings(environ={**ctx["pg"], "EMBEDDING_MODEL": MODEL})
     progress, marks = _timer()
     start = time.perf_counter()
-    report = await import_archive(settings, Path(archive), workspace="bench", profile="postgres",
-                                  if_exists="replace", progress=progress)
+    report = await import_archive(settings, ImportPlan(Path(archive), workspace="bench", profile="postgres", if_exists="replace"), Callbacks(progress=progress))
     seconds = time.perf_counter() - start
     first, last, rows = marks["vectors/chunks"]
     spans = {k: [round(v[0] - start, 2), round(v[1] - start, 2)] for k, v in marks.items()}

@@ -19,8 +19,7 @@ from typing import Any
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.config import Settings, load_settings
 from ragstore_cli.errors import OperationFailed, UsageError
-from ragstore_cli.transfer import export_workspace, import_archive
-from ragstore_cli.transfer.common import Progress
+from ragstore_cli.engine import ExportPlan, ImportPlan, Observer, export_workspace, import_archive
 
 TARGET_PROFILE = "neo4j,postgres"  # graph → Bolt, every other role → PostgreSQL
 DEMO_WORKSPACE = "demo"
@@ -61,7 +60,7 @@ def _sample_model(folder: Path) -> tuple[str | None, str | None]:
         return None, None
 
 
-async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Progress | None = None,
+async def run_demo(data_dir: Path, *, sample: Path | None = None, observer: Observer | None = None,
                    base: dict[str, str] | None = None, graph: str | None = None) -> DemoReport:
     """Run the whole job; every step raises a RagstoreError on failure (nothing is left half-imported)."""
     from ragstore_cli.embedded import dev
@@ -86,19 +85,21 @@ async def run_demo(data_dir: Path, *, sample: Path | None = None, progress: Prog
     archive = data_dir / "sample.ragstore"
     step = time.perf_counter()
     # The demo's own archives (in its data folder) are rewritten on every run.
-    exported = await export_workspace(settings, archive, workspace="", profile="files", progress=progress,
-                                      overwrite=True)
+    observer = observer or Observer()
+    exported = await export_workspace(settings, ExportPlan(archive, workspace="", profile="files", overwrite=True),
+                                      observer)
     ArchiveReader(archive).verify()
     timings["export_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    await import_archive(settings, archive, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE, if_exists="replace",
-                         progress=progress)
+    await import_archive(settings, ImportPlan(archive, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE,
+                                              if_exists="replace"), observer)
     timings["import_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
     back = data_dir / "sample-from-servers.ragstore"
-    again = await export_workspace(settings, back, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE, overwrite=True)
+    again = await export_workspace(settings, ExportPlan(back, workspace=DEMO_WORKSPACE, profile=TARGET_PROFILE,
+                                                        overwrite=True))
     ArchiveReader(back).verify()
     timings["verify_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - clock

@@ -21,12 +21,27 @@ _FORBIDDEN = set('/\\*?[]{}`\'"$:;|&<>%!~#,=')
 _LOSSY = re.compile(r"[^a-zA-Z0-9_]")
 
 
-def validate_workspace(name: str | None) -> str:
-    """Return `name` ("" for the default workspace) or raise UsageError saying why it is refused."""
+class Workspace(str):
+    """A workspace name `validate_workspace` accepted: checked once, where it came in (a plan, a CLI
+    argument, a setting, a name read from a backend), and trusted from there on."""
+
+    __slots__ = ()
+
+
+def validate_workspace(name: str | None) -> Workspace:
+    """Return `name` ("" for the default workspace) as a Workspace, or raise UsageError saying why it
+    is refused. A name already checked is returned as it is."""
+    if isinstance(name, Workspace):
+        return name
     if name is None or name == "":
-        return ""
+        return Workspace("")
     if not isinstance(name, str):
         raise UsageError("workspace name must be text")
+    _refuse_unsafe(name)
+    return Workspace(name)
+
+
+def _refuse_unsafe(name: str) -> None:
     shown = repr(name[:40] + ("…" if len(name) > 40 else ""))
     if len(name) > MAX_LENGTH:
         raise UsageError(f"workspace name {shown} is longer than {MAX_LENGTH} characters")
@@ -38,7 +53,6 @@ def validate_workspace(name: str | None) -> str:
     if bad:
         listed = " ".join(repr(c) for c in bad)
         raise UsageError(f"workspace name {shown} contains characters that are not allowed: {listed}")
-    return name
 
 
 def lossy_key(name: str) -> str:
@@ -54,7 +68,6 @@ def collisions(name: str, existing: list[str]) -> list[str]:
 
 def files_dir(working_dir: Path, workspace: str) -> Path:
     """The folder LightRAG's file storages use: the root for "", else a direct subfolder."""
-    workspace = validate_workspace(workspace)
     root = Path(working_dir).resolve()
     folder = (root / workspace).resolve() if workspace else root
     if folder != root and folder.parent != root:  # belt and braces: never escape the working dir
@@ -64,12 +77,12 @@ def files_dir(working_dir: Path, workspace: str) -> Path:
 
 def pg_workspace(workspace: str) -> str:
     """The value of PostgreSQL's `workspace` column ("" ↔ `default`)."""
-    return validate_workspace(workspace) or PG_DEFAULT
+    return workspace or PG_DEFAULT
 
 
 def neo4j_label(workspace: str) -> str:
     """The Neo4j node label isolating the workspace ("" ↔ `base`)."""
-    return validate_workspace(workspace) or NEO4J_DEFAULT
+    return workspace or NEO4J_DEFAULT
 
 
 def quote_label(label: str) -> str:
@@ -81,7 +94,6 @@ def quote_label(label: str) -> str:
 
 def redis_prefix(workspace: str, namespace: str) -> str:
     """LightRAG's Redis key prefix: `<workspace>_<namespace>`, or `<namespace>` for the default."""
-    workspace = validate_workspace(workspace)
     return f"{workspace}_{namespace}" if workspace else namespace
 
 

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 def _configured(settings: Settings) -> list[str]:
-    from ragstore_cli.checks.runner import configured_backends
+    from ragstore_cli.backends.registry import configured_backends
 
     return configured_backends(settings)
 

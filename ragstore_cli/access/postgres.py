@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from ragstore_cli.access import coverage
-from ragstore_cli.access.coverage import quote_ident
+from ragstore_cli.schema import coverage
+from ragstore_cli.schema.coverage import quote_ident
 from ragstore_cli.errors import UsageError
 from ragstore_cli.workspace import pg_workspace
 

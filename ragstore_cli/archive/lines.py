@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from ragstore_cli.archive.codec import decode_line, parse_object
 from ragstore_cli.archive.manifest import KIND_DOC_STATUS, KIND_EDGES, KIND_KV, KIND_NODES, MAX_LINE, MEMBER_IDS
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.errors import DataError
 
 BLOCK = 1 << 20  # decompressed bytes split into lines at a time
@@ -24,7 +24,7 @@ class Source(Protocol):
 
 def records(src: Source, name: str, kind: str, expected: int, *,
             parse: bool = True) -> Iterator[tuple[list[Any], list[int]]]:
-    """The lines of `src`, a block at a time: (records in the shapes of backends/base.py, line sizes).
+    """The lines of `src`, a block at a time: (records in the shapes of records.py, line sizes).
 
     `kind` is a section kind, or MEMBER_IDS for a vector part's ids. Lines past the `expected`
     count, a line of MAX_LINE bytes or more, a last line without its line end: DataError at once.

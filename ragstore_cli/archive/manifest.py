@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ragstore_cli.errors import DataError
 
@@ -53,6 +53,19 @@ _MEMBER_PATTERNS = {
     (KIND_VECTORS, MEMBER_IDS): re.compile(rf"vectors/({_NAMESPACE})/\d{{6}}\.ids\.jsonl\.zst"),
     (KIND_VECTORS, MEMBER_MATRIX): re.compile(rf"vectors/({_NAMESPACE})/\d{{6}}\.(f32|f16)\.zst"),
 }
+
+
+Progress = Callable[[str, int, int], None]  # (section key, records, stored bytes) as an archive is read or written
+
+
+@dataclass
+class SectionStats:
+    """What one read of a section measured (a verify pass adds `extra["max_abs"]` for vectors)."""
+
+    records: int = 0
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_member_path(path: str) -> None:

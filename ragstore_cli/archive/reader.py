@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,11 +27,11 @@ from ragstore_cli.archive import damage
 from ragstore_cli.archive.codec import HashingReader
 from ragstore_cli.archive.lines import each, records
 from ragstore_cli.archive.manifest import (DTYPES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME, MAX_MANIFEST_BYTES,
-                                           MEMBER_IDS, Manifest, Member, Section, check_member_path)
-from ragstore_cli.backends.base import DEFAULT_BATCH, VectorBatch
+                                           MEMBER_IDS, Manifest, Member, Progress, Section, SectionStats,
+                                           check_member_path)
+from ragstore_cli.records import DEFAULT_BATCH, VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
-Progress = Callable[[str, int, int], None]  # (section key, records, stored bytes)
 Observer = Callable[[str, list[Any]], None]  # (section kind or MEMBER_IDS, a batch of its records)
 BATCH_BYTES = 8 << 20      # a batch ends once its lines (or matrix rows) reach this many bytes
 MAX_WINDOW = 1 << 24       # zstd window; ragstore writes levels 1-3 (windows of 2 MiB at most)
@@ -40,22 +39,13 @@ MAX_TAR_HEADER = 1 << 20   # pax / GNU long-name header data, which tarfile read
 _TAR_BUFFER = 1 << 16  # tarfile reads a stream in blocks of this size; its 10 KiB default costs ~15 % more per byte
 
 
-@dataclass
-class SectionStats:
-    records: int = 0
-    stored_bytes: int = 0
-    raw_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class ArchiveReader:
     """Open an archive file; `manifest` is read and checked at once, data on demand."""
 
-    def __init__(self, path: Path, *, progress: Progress | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise UsageError(f"archive {self.path} does not exist or is not a file")
-        self._progress = progress
         self.manifest_sha256 = ""  # identifies the archive (ledger, import id)
         self.offsets: dict[str, int] = {}  # where each member's data starts in the file, once read
         self.manifest = self._read_manifest()
@@ -121,8 +111,9 @@ class ArchiveReader:
         return info
 
     # ------------------------------------------------------------------ data
-    def sections(self, batch_size: int = DEFAULT_BATCH) -> Iterator["SectionReader"]:
-        """The sections in archive order; consume each one's batches() before taking the next."""
+    def sections(self, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> Iterator["SectionReader"]:
+        """The sections in archive order; consume each one's batches() before taking the next.
+        `progress(key, 0, stored bytes)` is called as each member is read."""
         fh, tar = self._open_tar()
         with fh:
             for name in (MANIFEST_NAME, MANIFEST_SHA_NAME):  # already checked
@@ -139,9 +130,9 @@ class ArchiveReader:
             # sections with no members (an empty vector namespace) still show up, with nothing to read
             for s in self.manifest.sections:
                 if s.key not in order:
-                    yield SectionReader(self, tar, s, [], batch_size)
+                    yield SectionReader(self, tar, s, [], batch_size, progress)
             for key in order:
-                reader = SectionReader(self, tar, sections[key], by_section[key], batch_size)
+                reader = SectionReader(self, tar, sections[key], by_section[key], batch_size, progress)
                 yield reader
                 reader.skip()  # a caller that did not read everything still advances the stream
             extra = self._next(tar, None)
@@ -151,11 +142,11 @@ class ArchiveReader:
             if trailing:
                 raise DataError(trailing)
 
-    def verify(self) -> dict[str, SectionStats]:
+    def verify(self, progress: Progress | None = None) -> dict[str, SectionStats]:
         """Read everything and check it, across records too (ids, edges); returns per-section statistics."""
         from ragstore_cli.archive.verify import verify_archive
 
-        return verify_archive(self)
+        return verify_archive(self, progress)
 
     def reread(self, member: Member) -> Iterator[tuple[Any, int]]:
         """(record, line size) of a JSON-lines member read before: seeks to it in the file, checks every
@@ -175,12 +166,13 @@ class ArchiveReader:
 
 
 class SectionReader:
-    """Batches of one section, decoded into the shapes of backends/base.py."""
+    """Batches of one section, decoded into the shapes of records.py."""
 
     def __init__(self, archive: ArchiveReader, tar: tarfile.TarFile, section: Section,
-                 members: list[Member], batch_size: int) -> None:
+                 members: list[Member], batch_size: int, progress: Progress | None = None) -> None:
         self.archive, self.tar, self.section, self.members = archive, tar, section, members
         self.batch_size = max(1, batch_size)
+        self.progress = progress
         self._started = False
 
     @property
@@ -273,8 +265,8 @@ class SectionReader:
         if raw_size != member.raw_size:
             raise DataError(f"archive member {member.path!r} decompresses to {raw_size} bytes, "
                             f"the manifest says {member.raw_size}")
-        if self.archive._progress is not None:
-            self.archive._progress(self.key, 0, member.size)
+        if self.progress is not None:
+            self.progress(self.key, 0, member.size)
 
     def _lines(self, member: Member, parse: bool = True) -> Iterator[tuple[list[Any], list[int]]]:
         """Blocks of (records, line sizes) of a JSON-lines member, checked against every bound as it streams."""

@@ -9,26 +9,29 @@ offending section again to name the record: the first pass keeps no text.
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ragstore_cli.archive.keys import KeySet, Keys, contains, first_missing_in, pair_keys, text_keys
-from ragstore_cli.archive.manifest import KIND_EDGES, KIND_NODES, MEMBER_MATRIX, Section
-from ragstore_cli.archive.reader import ArchiveReader, SectionStats
+from ragstore_cli.archive.manifest import KIND_EDGES, KIND_NODES, MEMBER_MATRIX, Progress, Section, SectionStats
 from ragstore_cli.errors import DataError
+
+if TYPE_CHECKING:  # the reader calls verify_archive (ArchiveReader.verify): no import cycle
+    from ragstore_cli.archive.reader import ArchiveReader
 
 _NAME_BATCH = 4096
 
 
-def verify_archive(reader: ArchiveReader) -> dict[str, SectionStats]:
-    """Read and check the whole archive; a problem is a one-line DataError."""
+def verify_archive(reader: "ArchiveReader", progress: Progress | None = None) -> dict[str, SectionStats]:
+    """Read and check the whole archive; a problem is a one-line DataError. `progress(key, 0, stored
+    bytes)` is called as each member is read."""
     checks = _Checks(reader)
     collecting = gc.isenabled()
     gc.disable()  # parsed JSON holds no cycles: the collector would only rescan millions of short-lived dicts
     try:
         stats: dict[str, SectionStats] = {}
-        for section in reader.sections():
+        for section in reader.sections(progress=progress):
             checks.begin(section.section)
             stats[section.key] = section.check(checks.observe)
             checks.end()
@@ -41,7 +44,7 @@ def verify_archive(reader: ArchiveReader) -> dict[str, SectionStats]:
 
 
 class _Checks:
-    def __init__(self, reader: ArchiveReader) -> None:
+    def __init__(self, reader: "ArchiveReader") -> None:
         self.reader = reader
         self.section: Section | None = None
         self.ids: KeySet | None = None        # ids of the section being read

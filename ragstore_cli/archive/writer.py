@@ -31,7 +31,7 @@ from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS
                                            KIND_NODES, KIND_VECTORS, MANIFEST_NAME, MANIFEST_SHA_NAME,
                                            MAX_LINE, MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, ROWS_PER_PART, Manifest,
                                            Member, Section, section_key)
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.errors import DataError, UsageError
 
 F16_MAX = 65504.0          # the largest finite float16
@@ -109,7 +109,7 @@ class _MemberFile:
 
 
 class SectionWriter:
-    """Writes the records of one section; batches are lists in the shapes of backends/base.py."""
+    """Writes the records of one section; batches are lists in the shapes of records.py."""
 
     def __init__(self, archive: "ArchiveWriter", section: Section) -> None:
         self.archive, self.section = archive, section

@@ -23,12 +23,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragstore_cli.backends.base import Backend, Role
+from ragstore_cli.backends.contract import Backend
+from ragstore_cli.records import ROLE_ORDER, Role
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
 from ragstore_cli.workspace import validate_workspace
 
-ROLE_ORDER = (Role.KV, Role.VECTOR, Role.GRAPH, Role.DOC_STATUS)
 _ALL = frozenset(ROLE_ORDER)
 
 #: The roles each known backend serves (a module's own ROLES takes precedence once imported).
@@ -38,6 +38,9 @@ BACKEND_ROLES: dict[str, frozenset[Role]] = {
     "neo4j": frozenset({Role.GRAPH}),
     "redis": frozenset({Role.KV, Role.DOC_STATUS}),
 }
+
+#: Backends with no transaction of their own: ragstore's workspace lock keeps its commands apart there.
+LOCKED_BACKENDS = frozenset({"files", "neo4j", "redis"})
 
 #: LightRAG storage class → ragstore backend name (classes not listed are not supported).
 CLASS_BACKENDS = {
@@ -86,6 +89,23 @@ def default_profile(settings: Settings) -> Profile:
                              hint="choose the backends explicitly with --profile")
         profile[role] = backend
     return profile
+
+
+def configured_backends(settings: Settings) -> list[str]:
+    """Backends the storage classes use, plus any whose connection settings were given (what
+    `check-connections` checks and `workspace grant` covers by default)."""
+    classes = settings.storage_classes.values()
+    chosen = []
+    if any(c.startswith("PG") for c in classes) or settings.is_set("POSTGRES_HOST") or settings.is_set("POSTGRES_PASSWORD"):
+        chosen.append("postgres")
+    if settings["LIGHTRAG_GRAPH_STORAGE"] == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
+        chosen.append("neo4j")
+    if any(c.startswith("Redis") for c in classes) or settings.is_set("REDIS_URI"):
+        chosen.append("redis")
+    if any(c in ("JsonKVStorage", "NanoVectorDBStorage", "NetworkXStorage", "JsonDocStatusStorage", "FaissVectorDBStorage")
+           for c in classes) or settings.is_set("WORKING_DIR"):
+        chosen.append("files")
+    return chosen
 
 
 def parse_profile(text: str | None, settings: Settings | None = None) -> Profile:
@@ -143,6 +163,11 @@ def _unused_backend(text: str, name: str, ordered: list[str], profile: Profile) 
     return UsageError(f"profile {text!r} gives {name} no role (each role goes to the first listed backend that "
                       f"serves it: {describe(profile)}); name its role: {explicit}",
                       hint=f"or list {name} first: {reordered}")
+
+
+def needs_lock(profile: Profile) -> bool:
+    """Whether a command working on this profile's workspace takes ragstore's workspace lock."""
+    return any(name in LOCKED_BACKENDS for name in profile.values())
 
 
 def describe(profile: Profile) -> str:

@@ -7,6 +7,7 @@ import time
 from typing import Awaitable, Callable
 
 from ragstore_cli.checks import files, graph, postgres, redis
+from ragstore_cli.backends.registry import configured_backends
 from ragstore_cli.checks.model import CheckResult
 from ragstore_cli.config import Settings
 from ragstore_cli.connect import neo4j as connect_neo4j
@@ -23,22 +24,6 @@ BACKENDS: dict[str, CheckFn] = {
     "files": files.check,
 }
 EXPLAIN = {"postgres": connect_postgres.explain, "neo4j": connect_neo4j.explain, "redis": connect_redis.explain}
-
-
-def configured_backends(settings: Settings) -> list[str]:
-    """Backends the storage classes use, plus any whose connection settings were given."""
-    classes = settings.storage_classes.values()
-    chosen = []
-    if any(c.startswith("PG") for c in classes) or settings.is_set("POSTGRES_HOST") or settings.is_set("POSTGRES_PASSWORD"):
-        chosen.append("postgres")
-    if settings["LIGHTRAG_GRAPH_STORAGE"] == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
-        chosen.append("neo4j")
-    if any(c.startswith("Redis") for c in classes) or settings.is_set("REDIS_URI"):
-        chosen.append("redis")
-    if any(c in ("JsonKVStorage", "NanoVectorDBStorage", "NetworkXStorage", "JsonDocStatusStorage", "FaissVectorDBStorage")
-           for c in classes) or settings.is_set("WORKING_DIR"):
-        chosen.append("files")
-    return chosen
 
 
 async def _one(name: str, settings: Settings, timeout: float) -> CheckResult:

@@ -10,7 +10,7 @@ import typer
 from ragstore_cli.cli.common import run, state
 from ragstore_cli.cli.dev import GRAPH
 from ragstore_cli.cli.output import emit, table, workspace_label
-from ragstore_cli.cli.transfer import progress_bars
+from ragstore_cli.cli.progress import progress_observer
 
 GRAPH_NAMES = {"falkordb": "FalkorDB", "neo4j": "Neo4j"}
 
@@ -29,8 +29,8 @@ def demo(
     from ragstore_cli.demo import run_demo
 
     cli = state(ctx)
-    with progress_bars(cli) as bar:
-        report = run(run_demo(data_dir, sample=sample, progress=bar, graph=graph))
+    with progress_observer(cli) as observer:
+        report = run(run_demo(data_dir, sample=sample, observer=observer, graph=graph))
 
     def render(console) -> None:
         rows = [[key, count, report.roundtrip_counts.get(key)] for key, count in report.counts.items()]

@@ -1,92 +1,20 @@
-"""`ragstore export`, `ragstore import` and `ragstore archive verify|inspect`: parse, call, render."""
+"""`ragstore export`, `import`, `transfer` and `archive verify|inspect`: parse, call the engine, render."""
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn,
-                           TimeRemainingColumn)
-from rich.text import Text
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.summary import describe, human_bytes
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
-from ragstore_cli.cli.output import CliState, emit, info, table, workspace_label
-from ragstore_cli.errors import RagstoreError, UsageError
+from ragstore_cli.cli.output import emit, info, table, workspace_label
+from ragstore_cli.cli.progress import progress_observer
+from ragstore_cli.errors import UsageError
 
 archive_app = typer.Typer(help="Check and look inside .ragstore archives.", no_args_is_help=True)
-
-ProgressFn = Callable[[str, int, int], None]
-
-
-class _BytesRate(ProgressColumn):
-    """MB/s of archive bytes, whatever unit the bar itself counts in."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        rate = task.fields.get("bytes", 0) / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rate / 1e6:6.1f} MB/s" if task.fields.get("bytes") else "", style="progress.data.speed")
-
-
-def bars_wanted(cli: CliState) -> bool:
-    return not cli.json and sys.stderr.isatty()
-
-
-@contextmanager
-def progress_bars(cli: CliState, totals: dict[str, int] | None = None,
-                  byte_totals: dict[str, int] | None = None) -> Iterator[ProgressFn | None]:
-    """Per-section bars on a TTY (records, MB/s, ETA); nothing under --json or in pipes.
-
-    A section with a known record count (`totals`, or announced by the library through the
-    callback's `total(key, records)`) is measured in records; else one with a known size
-    (`byte_totals`) in bytes; else it counts without an ETA.
-    """
-    if not bars_wanted(cli):
-        yield None
-        return
-    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[unit]}"), _BytesRate(), TimeRemainingColumn())
-    known = dict(totals or {})
-    tasks: dict[str, TaskID] = {}
-    by_records: dict[str, bool] = {}
-    sent: dict[str, int] = {}
-    with Progress(*columns, console=cli.err_console, transient=False) as bars:
-        def task(key: str) -> TaskID:
-            if key not in tasks:
-                records = key in known
-                size = None if records else (byte_totals or {}).get(key)
-                by_records[key] = records or size is None
-                tasks[key] = bars.add_task(key, total=known[key] if records else size, bytes=0,
-                                           unit="rec" if by_records[key] else "bytes")
-            return tasks[key]
-
-        def update(key: str, records: int, nbytes: int) -> None:
-            tid = task(key)
-            sent[key] = sent.get(key, 0) + nbytes
-            bars.update(tid, advance=records if by_records[key] else nbytes, bytes=sent[key])
-
-        def total(key: str, records: int) -> None:
-            known[key] = records
-            if key in tasks and by_records[key]:
-                bars.update(tasks[key], total=records)
-
-        update.total = total  # type: ignore[attr-defined]
-        yield update
-
-
-def _import_totals(file: Path) -> tuple[dict[str, int], dict[str, int]] | None:
-    """Records per section and stored bytes per `verify <section>`, from the manifest (None if unreadable:
-    the import reports that itself)."""
-    try:
-        reader = ArchiveReader(file)
-    except RagstoreError:
-        return None
-    return ({s.key: s.records for s in reader.manifest.sections},
-            {f"verify {k}": v for k, v in _stored_totals(reader).items()})
 
 
 def verify(
@@ -99,10 +27,10 @@ def verify(
     """
     cli = state(ctx)
     reader = ArchiveReader(file)
-    totals = _stored_totals(reader)
-    with progress_bars(cli, byte_totals=totals) as bar:
-        reader._progress = bar
-        stats = reader.verify()
+    with progress_observer(cli) as observer:
+        for key, size in _stored_totals(reader).items():
+            observer.section(key, None, size)
+        stats = reader.verify(observer.progress)
     document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
 
     def render(console) -> None:
@@ -143,6 +71,10 @@ def inspect(
     emit(cli, document, render)
 
 
+IF_EXISTS = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the target workspace holds data.")
+DRY_RUN = typer.Option(False, "--dry-run", help="Run every check that can refuse, write nothing.")
+EMBEDDING_MODEL = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds).")
+BATCH_SIZE = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per batch.")
 LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
                             help="Seconds to wait for another ragstore holding the workspace (default "
                                  "RAGSTORE_LOCK_TIMEOUT); then exit 3 naming it.")
@@ -165,17 +97,16 @@ def export_cmd(
 
     Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
-    from ragstore_cli.transfer import export_workspace
+    from ragstore_cli.engine import ExportPlan, export_workspace
 
     cli = state(ctx)
     dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
     if dtype is None:
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
-    chosen = one_profile(profile, source, "--from")
-    with progress_bars(cli) as bar:
-        report = run(export_workspace(settings(ctx), output, workspace=workspace, profile=chosen,
-                                      vector_dtype=dtype, progress=bar, batch_size=batch_size,
-                                      lock_timeout=lock_timeout, allow_empty=allow_empty, overwrite=force))
+    plan = ExportPlan(output, workspace=workspace, profile=one_profile(profile, source, "--from"), vector_dtype=dtype,
+                      batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty, overwrite=force)
+    with progress_observer(cli) as observer:
+        report = run(export_workspace(settings(ctx), plan, observer))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -197,26 +128,25 @@ def import_cmd(
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Target workspace (default: the archive's)."),
     profile: Optional[str] = PROFILE,
     target: Optional[str] = typer.Option(None, "--to", hidden=True, help="Old spelling of --profile."),
-    if_exists: str = typer.Option("fail", "--if-exists", help="fail | replace | merge, when the workspace holds data."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Verify and check everything, write nothing."),
+    if_exists: str = IF_EXISTS,
+    dry_run: bool = DRY_RUN,
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted import of this archive."),
-    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Relabel the vectors' model (never re-embeds)."),
-    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100000, help="Records per write batch."),
+    embedding_model: Optional[str] = EMBEDDING_MODEL,
+    batch_size: int = BATCH_SIZE,
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
 
     Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
     cli = state(ctx)
-    chosen = one_profile(profile, target, "--to")
-    records, stored = (_import_totals(file) if bars_wanted(cli) else None) or ({}, {})
-    with progress_bars(cli, records, stored) as bar:
-        report = run(import_archive(settings(ctx), file, workspace=workspace, profile=chosen, if_exists=if_exists,
-                                    dry_run=dry_run, resume=resume, embedding_model=embedding_model, progress=bar,
-                                    batch_size=batch_size, lock_timeout=lock_timeout))
+    plan = ImportPlan(file, workspace=workspace, profile=one_profile(profile, target, "--to"), if_exists=if_exists,
+                      dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
+                      lock_timeout=lock_timeout)
+    with progress_observer(cli) as observer:
+        report = run(import_archive(settings(ctx), plan, observer))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -236,6 +166,55 @@ def import_cmd(
     emit(cli, document, render)
 
 
+def transfer_cmd(
+    ctx: typer.Context,
+    source: str = typer.Option(..., "--from", metavar="PROFILE", help="Backends the workspace is read from."),
+    target: str = typer.Option(..., "--to", metavar="PROFILE", help="Backends it is written to."),
+    workspace: str = typer.Option(..., "--workspace", "-w", help='The workspace ("" for the default).'),
+    target_workspace: Optional[str] = typer.Option(None, "--target-workspace",
+                                                   help="Name it has in the target (default: the same)."),
+    if_exists: str = IF_EXISTS,
+    dry_run: bool = DRY_RUN,
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted transfer."),
+    embedding_model: Optional[str] = EMBEDDING_MODEL,
+    batch_size: int = BATCH_SIZE,
+    lock_timeout: Optional[float] = LOCK_TIMEOUT,
+) -> None:
+    """Move a workspace directly between backends, streaming, with no archive on disk (import's checks,
+    atomic per backend or resumable; the target is read back and compared before it commits).
+
+    Example: ragstore transfer --from files --to neo4j,postgres --workspace ws1
+    """
+    from ragstore_cli.engine import TransferPlan, transfer_workspace
+
+    cli = state(ctx)
+    plan = TransferPlan(source, target, workspace, target_workspace=target_workspace, if_exists=if_exists,
+                        dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
+                        lock_timeout=lock_timeout)
+    with progress_observer(cli) as observer:
+        report = run(transfer_workspace(settings(ctx), plan, observer))
+    for warning in report.warnings:
+        info(cli, f"[yellow]warning:[/] {warning}")
+
+    def render(console) -> None:
+        total = sum(report.counts.values())
+        verb = "would transfer" if report.dry_run else "transferred"
+        console.print(f"[green]{verb}[/] {total} records of workspace {workspace_label(report.workspace)} "
+                      f"({report.source}) to {workspace_label(report.target_workspace)} ({report.profile}, "
+                      f"--if-exists {report.mode}) in {report.seconds:.1f} s")
+        if report.verified:
+            console.print(f"read back from the target: {sum(report.verified.values())} records in "
+                          f"{len(report.verified)} sections, every count and record id as in the source")
+        if report.dry_run and report.existing_records:
+            console.print(f"the target already holds {report.existing_records} records")
+        if report.skipped:
+            console.print(f"resumed: {len(report.skipped)} sections were already committed")
+        for section, fields in report.dropped_fields.items():
+            console.print(f"[yellow]field loss:[/] {section}: the target cannot store {', '.join(fields)}")
+
+    emit(cli, report.to_dict(), render)
+
+
 def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
     totals: dict[str, int] = {}
     for m in reader.manifest.members:
@@ -247,6 +226,7 @@ def register(root: typer.Typer) -> None:
     """Add `export`, `import` and the `archive` group to the root application."""
     root.command("export")(export_cmd)
     root.command("import")(import_cmd)
+    root.command("transfer")(transfer_cmd)
     archive_app.command("verify")(verify)
     archive_app.command("inspect")(inspect)
     root.add_typer(archive_app, name="archive")

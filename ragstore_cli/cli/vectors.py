@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ragstore_cli.cli.common import settings, state
+from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, info, table
 from ragstore_cli.errors import EXIT_FAILED, UsageError
 from ragstore_cli.workspace import files_dir
@@ -118,9 +118,9 @@ def compress_cmd(
     """
     cli = state(ctx)
     if _is_archive(path):
-        from ragstore_cli.vectors.archive_recode import recode_archive
+        from ragstore_cli.engine.recode import recode_archive
 
-        report = recode_archive(path, output, codec or "f16")
+        report = run(recode_archive(path, output, codec or "f16"))
         for note in report["notes"]:  # vectors float16 cannot hold, kept as float32
             info(cli, f"[yellow]note:[/] {note}")
         emit(cli, report, lambda console: console.print(
@@ -158,9 +158,9 @@ def decompress_cmd(
     """
     cli = state(ctx)
     if _is_archive(path):
-        from ragstore_cli.vectors.archive_recode import recode_archive
+        from ragstore_cli.engine.recode import recode_archive
 
-        report = recode_archive(path, output, "f32")
+        report = run(recode_archive(path, output, "f32"))
         emit(cli, report, lambda console: console.print(
             f"[green]re-encoded[/] vectors as float32 -> {report['target']}"))
         return

@@ -1,4 +1,4 @@
-"""`ragstore workspace list|show|create|drop|copy|rename`: parse, call backends/workspace_ops, render."""
+"""`ragstore workspace list|show|create|drop|copy|rename`: parse, call engine/workspace_ops, render."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ragstore_cli.backends import workspace_ops as ops
+from ragstore_cli.engine import workspace_ops as ops
 from ragstore_cli.cli.common import PROFILE, run, settings, state
 from ragstore_cli.cli.output import CliState, emit, table
 

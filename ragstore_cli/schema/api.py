@@ -146,7 +146,7 @@ async def upgrade(
 
 async def _cover_new_tables(settings: Settings) -> list[str]:
     """Row-level security for tables this run created, when workspace grants exist (docs/access.md)."""
-    from ragstore_cli.access.coverage import cover_new_tables
+    from ragstore_cli.schema.coverage import cover_new_tables
 
     conn = await connect(settings, retries=1)
     try:

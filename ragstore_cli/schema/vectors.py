@@ -106,7 +106,7 @@ async def ensure(conn, settings: Settings, model: str | None, dim: int) -> dict[
             await conn.execute(f"CREATE INDEX {how}{step['index']} ON {table} {spec['using']}")
             changed = True
         done.append({**step, "created": created, "index_built": changed})
-    from ragstore_cli.access.coverage import cover_new_tables  # workspace grants reach new tables at once
+    from ragstore_cli.schema.coverage import cover_new_tables  # workspace grants reach new tables at once
 
     return {"skipped": False, "tables": done, "access_covered": await cover_new_tables(conn)}
 

@@ -13,7 +13,7 @@ import numpy as np
 import zstandard
 
 from ragstore_cli.archive import ArchiveWriter
-from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.records import GraphEdge, GraphNode, VectorBatch
 
 DIM = 16
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 from ragstore_cli.archive import ArchiveReader, ArchiveWriter
 from ragstore_cli.archive import lines as lines_module
 from ragstore_cli.archive.codec import decode_line, parse_object
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.errors import DataError
 
 LINES = [

@@ -13,7 +13,7 @@ import pytest
 from ragstore_cli.archive import ArchiveReader, ArchiveWriter
 from ragstore_cli.archive import keys as keys_module
 from ragstore_cli.archive import writer as writer_module
-from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.records import GraphEdge, GraphNode, VectorBatch
 from ragstore_cli.errors import DataError
 from tests.archive.helpers import DIM, rewrite, write_sample
 

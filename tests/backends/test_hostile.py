@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode, VectorBatch
+from ragstore_cli.records import GraphEdge, GraphNode, VectorBatch
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import DataError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragstore_cli.backends.base import Role
+from ragstore_cli.records import Role
 from ragstore_cli.backends.registry import backend_module, describe, parse_profile
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError

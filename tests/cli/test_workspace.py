@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ragstore_cli.backends.registry import open_backends
-from ragstore_cli.backends.stream_copy import copy_stores
 from ragstore_cli.config import load_settings
+from tests.transfer.helpers import copy_between
 from tests.interop.lightrag_builder import EMBEDDING_DIM, EMBEDDING_MODEL, build_workspace
 
 
@@ -113,8 +112,7 @@ def test_postgres_create_copy_rename_drop(cli, rag, pg_database, pg_server):
 
     async def load() -> None:
         settings = load_settings(environ=env)
-        async with await open_backends(settings, "files", "team-a") as src, await open_backends(settings, "postgres", "team-a") as dst:
-            await copy_stores(src, dst)
+        await copy_between(settings, "files", "team-a", "postgres", "team-a")
     asyncio.run(load())
 
     def table_counts(ws: str) -> dict[str, int]:
@@ -169,9 +167,7 @@ def test_mixed_profile_list_show_drop(cli, rag, pg_database, redis_env, bolt_env
 
     async def load() -> dict[str, int]:
         settings = load_settings(environ=env)
-        async with await open_backends(settings, "files", "team-a") as src, \
-                await open_backends(settings, profile, "mixed-ws") as dst:
-            return (await copy_stores(src, dst)).copied
+        return (await copy_between(settings, "files", "team-a", profile, "mixed-ws")).copied
     copied = asyncio.run(load())
     listed = cli("workspace", "list", "--profile", profile, "--json", env=env)
     assert listed.exit_code == 0, listed.output

@@ -52,10 +52,10 @@ def source_env(source) -> dict[str, str]:
 async def archive(source, source_env, tmp_path_factory) -> Path:
     """The source exported once (in-process), read by every import scenario."""
     from ragstore_cli.config import load_settings
-    from ragstore_cli.transfer import export_workspace
+    from ragstore_cli.engine import ExportPlan, export_workspace
 
     out = tmp_path_factory.mktemp("archive") / "src.ragstore"
-    await export_workspace(load_settings(environ=source_env), out, workspace=SRC, profile="files", batch_size=5)
+    await export_workspace(load_settings(environ=source_env), ExportPlan(out, workspace=SRC, profile="files", batch_size=5))
     return out
 
 
@@ -87,12 +87,11 @@ async def old_archive(source, tmp_path_factory) -> Path:
     import shutil
 
     from ragstore_cli.config import load_settings
-    from ragstore_cli.transfer import export_workspace
+    from ragstore_cli.engine import ExportPlan, export_workspace
 
     root = tmp_path_factory.mktemp("old")
     shutil.copytree(source.working_dir / SRC, root / "wd" / SRC)
     _mutate_source(root / "wd" / SRC)
     out = root / "old.ragstore"
-    await export_workspace(load_settings(environ={"WORKING_DIR": str(root / "wd"), "EMBEDDING_MODEL": "fake-embed"}),
-                           out, workspace=SRC, profile="files", batch_size=50)
+    await export_workspace(load_settings(environ={"WORKING_DIR": str(root / "wd"), "EMBEDDING_MODEL": "fake-embed"}), ExportPlan(out, workspace=SRC, profile="files", batch_size=50))
     return out

@@ -13,7 +13,11 @@ Configured by environment variables, installed before the CLI runs:
 - FAULTWRAP_SET      comma list of `module:NAME=integer`: module constants set before the run
                      (e.g. a smaller batch size, so a small data set still spans many batches);
 - FAULTWRAP_TRACE    a file: in count mode `{"calls": n, "names": [...]}` written at exit; in act
-                     mode `{"at": n, "name": ..., "mode": ...}` written just before acting.
+                     mode `{"at": n, "name": ..., "mode": ...}` written just before acting;
+- FAULTWRAP_POINT    SIGKILL at a named point of the engine's run (its Observer.point): `commit:<section>`,
+                     `batch:<section>:<n>`, `swap:before`, `swap:during`; `inside:<section>:<n>` kills at
+                     the next event-loop turn after `batch:<section>:<n>`, i.e. while that batch's write
+                     waits on the server (inside a COPY for PostgreSQL).
 
 Exec entry point (a fresh interpreter):  python -c "import faultwrap; faultwrap.main()" ARGS...
 """
@@ -143,7 +147,30 @@ def install() -> None:
             setattr(owner, attr, classmethod(_wrap(raw.__func__, name)))
         else:
             setattr(owner, attr, _wrap(raw, name))
+    point = os.environ.get("FAULTWRAP_POINT")
+    if point:
+        _kill_at_point(point)
     atexit.register(flush)
+
+
+def _kill_at_point(point: str) -> None:
+    """Wrap the engine's Observer.point (every observer inherits it) to SIGKILL at `point`."""
+    from ragstore_cli.engine.observer import Observer
+
+    original = Observer.point
+    soon = point.startswith("inside:")
+    want = "batch:" + point[len("inside:"):] if soon else point
+
+    @functools.wraps(original)
+    def point_hook(self: Any, name: str) -> None:
+        if name == want:
+            if soon:
+                asyncio.get_running_loop().call_soon(_kill_now)
+            else:
+                _kill_now()
+        original(self, name)
+
+    Observer.point = point_hook  # type: ignore[method-assign]
 
 
 def flush() -> None:

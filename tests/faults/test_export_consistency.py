@@ -23,10 +23,10 @@ import pytest
 import redis
 
 from ragstore_cli.archive import ArchiveReader
-from ragstore_cli.backends.workspace_ops import drop_workspace
+from ragstore_cli.engine.workspace_ops import drop_workspace
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import DataError, LockConflict
-from ragstore_cli.transfer import export_workspace, import_archive
+from ragstore_cli.engine import Callbacks, ExportPlan, ImportPlan, export_workspace, import_archive
 from tests.faults.conftest import SRC
 
 MODEL = "fake-embed"
@@ -70,8 +70,7 @@ def counts(path: Path) -> dict[str, int]:
 
 
 async def _pg_workspace(pg_database: dict[str, str], archive: Path, workspace: str) -> None:
-    await import_archive(load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL}), archive,
-                         workspace=workspace, profile="postgres", if_exists="replace", batch_size=50)
+    await import_archive(load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL}), ImportPlan(archive, workspace=workspace, profile="postgres", if_exists="replace", batch_size=50))
 
 
 # --------------------------------------------------------------------------- PostgreSQL: one snapshot
@@ -80,11 +79,11 @@ async def test_postgres_export_racing_a_workspace_drop_is_the_whole_workspace(pg
     plain = load_settings(environ={**pg_database, "WORKING_DIR": str(tmp_path / "locks")})  # EMBEDDING_* unset
     drop = once_at("kv/full_docs", lambda: asyncio.run(drop_workspace(plain, "postgres", "w", yes=True)))
     out = tmp_path / "during-drop.ragstore"
-    await export_workspace(plain, out, workspace="w", profile="postgres", progress=drop, batch_size=5)
+    await export_workspace(plain, ExportPlan(out, workspace="w", profile="postgres", batch_size=5), Callbacks(progress=drop))
     assert drop.fired and drop.fired[0]["removed"]["postgres"]  # the drop committed mid-export
     assert counts(out) == counts(archive)  # vectors included: their tables were found in the snapshot
     with pytest.raises(Exception, match="holds no records"):
-        await export_workspace(plain, tmp_path / "after.ragstore", workspace="w", profile="postgres")
+        await export_workspace(plain, ExportPlan(tmp_path / "after.ragstore", workspace="w", profile="postgres"))
 
 
 async def test_a_truncate_during_a_postgres_export_waits_for_it(pg_database, archive, tmp_path):
@@ -116,7 +115,7 @@ async def test_a_truncate_during_a_postgres_export_waits_for_it(pg_database, arc
             time.sleep(0.5)  # let it reach the server and queue for its lock
 
     out = tmp_path / "t.ragstore"
-    await export_workspace(settings, out, workspace="w", profile="postgres", progress=start_truncate, batch_size=5)
+    await export_workspace(settings, ExportPlan(out, workspace="w", profile="postgres", batch_size=5), Callbacks(progress=start_truncate))
     started[0].join(60)
     assert done and done[0] > last_read[0]  # the TRUNCATE ran only once the export had read everything
     assert counts(out) == counts(archive)
@@ -158,7 +157,7 @@ async def test_postgres_export_racing_lightrag_style_writes_is_one_moment(pg_dat
     try:
         for i in range(3):
             out = tmp_path / f"race{i}.ragstore"
-            await export_workspace(settings, out, workspace="w", profile="postgres", batch_size=3)
+            await export_workspace(settings, ExportPlan(out, workspace="w", profile="postgres", batch_size=3))
             found = {key: n for key, n in counts(out).items()}
             extra = {k: found[k] - counts(archive)[k]
                      for k in ("kv/full_docs", "doc_status", "kv/text_chunks", "vectors/chunks")}
@@ -192,11 +191,10 @@ async def test_files_export_fails_loudly_when_lightrag_writes_during_it(source, 
     write = once_at("vectors/chunks", lambda: _rewrite_like_lightrag(folder / "kv_store_full_docs.json"))
     out = tmp_path / "x.ragstore"
     with pytest.raises(DataError, match="source changed during the export.*kv_store_full_docs.json"):
-        await export_workspace(load_settings(environ=env), out, workspace=SRC, profile="files", progress=write,
-                               batch_size=5)
+        await export_workspace(load_settings(environ=env), ExportPlan(out, workspace=SRC, profile="files", batch_size=5), Callbacks(progress=write))
     assert write.fired
     assert not out.exists() and not list(tmp_path.glob("x.ragstore*")) and not list(tmp_path.glob(".ragstore-spool*"))
-    again = await export_workspace(load_settings(environ=env), out, workspace=SRC, profile="files")
+    again = await export_workspace(load_settings(environ=env), ExportPlan(out, workspace=SRC, profile="files"))
     assert again.counts["kv/full_docs"] == counts(archive)["kv/full_docs"] + 1  # the late write, now exported
     assert again.consistency == {"files": "fingerprint"}
 
@@ -207,7 +205,8 @@ async def test_files_workspace_drop_waits_for_the_export(source, tmp_path):
     drop = once_at("kv/text_chunks", lambda: asyncio.run(
         drop_workspace(settings, "files", SRC, yes=True, lock_timeout=0.5)))
     with pytest.raises(LockConflict, match="export"):  # the drop, run mid-export, names the export holding it
-        await export_workspace(settings, tmp_path / "x.ragstore", workspace=SRC, profile="files", progress=drop)
+        await export_workspace(settings, ExportPlan(tmp_path / "x.ragstore", workspace=SRC, profile="files"),
+                                                    Callbacks(progress=drop))
     assert (Path(env["WORKING_DIR"]) / SRC / "kv_store_full_docs.json").exists()
 
 
@@ -219,7 +218,7 @@ async def imported(archive: Path, server_env: dict[str, str], tmp_path: Path, pr
     """A fresh workspace holding the archive in `profile` (files roles under tmp_path): settings, name."""
     ws = "ec" + uuid.uuid4().hex[:8]
     settings = load_settings(environ={**server_env, "WORKING_DIR": str(tmp_path / "wd"), "EMBEDDING_MODEL": MODEL})
-    await import_archive(settings, archive, workspace=ws, profile=profile, if_exists="replace")
+    await import_archive(settings, ImportPlan(archive, workspace=ws, profile=profile, if_exists="replace"))
     return settings, ws
 
 
@@ -237,9 +236,9 @@ async def test_redis_export_fails_loudly_when_a_read_section_changes(archive, re
         edit = once_at("doc_status", rewrite)
         out = tmp_path / "r.ragstore"
         with pytest.raises(DataError, match="redis: kv/full_docs was written to while it was read"):
-            await export_workspace(settings, out, workspace=ws, profile=REDIS_PROFILE, progress=edit)
+            await export_workspace(settings, ExportPlan(out, workspace=ws, profile=REDIS_PROFILE), Callbacks(progress=edit))
         assert edit.fired and not out.exists()
-        quiet = await export_workspace(settings, out, workspace=ws, profile=REDIS_PROFILE)
+        quiet = await export_workspace(settings, ExportPlan(out, workspace=ws, profile=REDIS_PROFILE))
         assert quiet.consistency == {"redis": "reread", "files": "fingerprint"}
     finally:
         await drop_workspace(settings, REDIS_PROFILE, ws, yes=True)
@@ -266,9 +265,9 @@ async def test_bolt_export_fails_loudly_when_the_graph_changes(archive, bolt_env
         edit = once_at("vectors/chunks", lambda: asyncio.run(add_node()))
         out = tmp_path / "b.ragstore"
         with pytest.raises(DataError, match="neo4j: graph/nodes was written to while it was read"):
-            await export_workspace(settings, out, workspace=ws, profile=BOLT_PROFILE, progress=edit)
+            await export_workspace(settings, ExportPlan(out, workspace=ws, profile=BOLT_PROFILE), Callbacks(progress=edit))
         assert edit.fired and not out.exists()
-        quiet = await export_workspace(settings, out, workspace=ws, profile=BOLT_PROFILE)
+        quiet = await export_workspace(settings, ExportPlan(out, workspace=ws, profile=BOLT_PROFILE))
         assert quiet.counts["graph/nodes"] == counts(archive)["graph/nodes"] + 1
         assert quiet.consistency == {"files": "fingerprint", "neo4j": "reread"}
     finally:

@@ -118,13 +118,13 @@ def test_export_from_files_killed(files_export, runner, source, source_env, i):
 # --------------------------------------------------------------------------- postgres → archive
 @pytest.fixture(scope="module")
 def pg_export(runner, archive, pg_server, tmp_path_factory):
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
     name = "fe_" + uuid.uuid4().hex[:10]
     pg_server.psql(f"CREATE DATABASE {name} TEMPLATE template0")
     pg_server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=name)
     env = {**pg_server.env(database=name), "EMBEDDING_MODEL": "fake-embed"}
-    asyncio.run(import_archive(load_settings(environ=env), archive, workspace="w", profile="postgres", batch_size=50))
+    asyncio.run(import_archive(load_settings(environ=env), ImportPlan(archive, workspace="w", profile="postgres", batch_size=50)))
     root = tmp_path_factory.mktemp("pg-export")
     out = root / "clean" / "a.ragstore"
     out.parent.mkdir()

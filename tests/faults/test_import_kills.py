@@ -29,16 +29,16 @@ FILES_HOOKS = (
     "ragstore_cli.backends.files:JsonWriter.write", "ragstore_cli.backends.files:JsonWriter.commit",
     "ragstore_cli.backends.files:GraphWriter.write", "ragstore_cli.backends.files:GraphWriter.commit",
     "ragstore_cli.backends.files.nano:NanoWriter.write", "ragstore_cli.backends.files.nano:NanoWriter.commit",
-    "ragstore_cli.transfer.ledger:FileLedger.save", "os:replace", "os:fsync",
+    "ragstore_cli.backends.files.load:FileLedgerStore.save", "os:replace", "os:fsync",
 )
 PG_HOOKS = (
     "ragstore_cli.backends.postgres.copy:CopyWriter._start", "ragstore_cli.backends.postgres.copy:CopyWriter._feed",
     "ragstore_cli.backends.postgres.copy:CopyWriter.commit", "ragstore_cli.backends.postgres.graph:PgGraphWriter.write",
-    "ragstore_cli.backends.postgres.graph:PgGraphWriter.commit", "ragstore_cli.transfer.ledger:PgLedger.save",
+    "ragstore_cli.backends.postgres.graph:PgGraphWriter.commit", "ragstore_cli.backends.postgres.load:PgLedgerStore.save",
 )
 BOLT_HOOKS = (
     "ragstore_cli.backends.neo4j.session:Bolt.run", "ragstore_cli.backends.neo4j.writer:GraphWriter.write",
-    "ragstore_cli.backends.neo4j.writer:GraphWriter.commit", "ragstore_cli.transfer.ledger:FileLedger.save",
+    "ragstore_cli.backends.neo4j.writer:GraphWriter.commit", "ragstore_cli.backends.files.load:FileLedgerStore.save",
     "ragstore_cli.backends.files:JsonWriter.commit", "ragstore_cli.backends.files.nano:NanoWriter.commit",
 )
 BOLT_PROFILE = "kv=files,vector=files,doc_status=files,graph=neo4j"
@@ -54,10 +54,9 @@ def import_args(archive: Path, profile: str, workspace: str) -> list[str]:
 
 
 def library_import(env: dict[str, str], archive: Path, profile: str, workspace: str) -> None:
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
-    asyncio.run(import_archive(load_settings(environ=env), archive, workspace=workspace, profile=profile,
-                               if_exists="replace", batch_size=50))
+    asyncio.run(import_archive(load_settings(environ=env), ImportPlan(archive, workspace=workspace, profile=profile, if_exists="replace", batch_size=50)))
 
 
 def settle(runner: harness.Runner, args: list[str], env: dict[str, str], killed: harness.Result,
@@ -218,7 +217,7 @@ def remove_staged(bolt_env: dict[str, str], labels: set[str]) -> None:
 
 def drop_graph(env: dict[str, str], workspace: str) -> None:
     """Clean-up: drop the workspace's graph if it is (still) there."""
-    from ragstore_cli.backends.workspace_ops import drop_workspace
+    from ragstore_cli.engine.workspace_ops import drop_workspace
     from ragstore_cli.errors import UsageError
 
     try:

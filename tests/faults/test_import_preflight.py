@@ -21,11 +21,11 @@ import pytest
 import redis
 
 from ragstore_cli.archive import ArchiveWriter
-from ragstore_cli.backends.base import VectorBatch
-from ragstore_cli.backends.workspace_ops import drop_workspace
+from ragstore_cli.records import VectorBatch
+from ragstore_cli.engine.workspace_ops import drop_workspace
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError
-from ragstore_cli.transfer import import_archive
+from ragstore_cli.engine import ImportPlan, import_archive
 from tests.faults.archive_edit import edit_archive
 
 MODEL = "fake-embed"
@@ -78,8 +78,8 @@ def archive_chunks(path: Path) -> dict[str, tuple[int, int]]:
 async def test_files_archive_into_redis_kv_and_postgres_vectors(mixed, archive):
     env, ws = mixed
     settings = load_settings(environ=env)
-    dry = await import_archive(settings, archive, workspace=ws, profile=MIXED, dry_run=True)
-    report = await import_archive(settings, archive, workspace=ws, profile=MIXED, batch_size=5)
+    dry = await import_archive(settings, ImportPlan(archive, workspace=ws, profile=MIXED, dry_run=True))
+    report = await import_archive(settings, ImportPlan(archive, workspace=ws, profile=MIXED, batch_size=5))
     assert report.counts == dry.counts and report.counts["vectors/chunks"] > 0
     rows = await pg_fetch(env, "SELECT id, tokens, chunk_order_index FROM lightrag_vdb_chunks_fake_embed_16d "
                                "WHERE workspace = $1", ws)
@@ -91,7 +91,7 @@ async def test_files_archive_into_redis_kv_and_postgres_vectors(mixed, archive):
 def test_mixed_import_killed_after_text_chunks_is_finished_by_resume(runner, mixed, archive):
     env, ws = mixed
     args = ["import", str(archive), "--to", MIXED, "--workspace", ws, "--batch-size", "5"]
-    killed = runner.run(args, env, extra_env={"RAGSTORE_FAULT_KILL": "commit:kv/text_chunks"})
+    killed = runner.run(args, env, extra_env={"FAULTWRAP_POINT": "commit:kv/text_chunks"})
     assert killed.killed, killed.describe()
     assert redis_keys(env, f"{ws}_text_chunks:*")  # committed in Redis before the kill: --resume skips it
     resumed = runner.run([*args, "--resume"], env)
@@ -109,15 +109,15 @@ async def test_chunk_vectors_nothing_can_complete_are_refused_before_any_write(m
                        lambda key, batch: [r for r in batch if r[0] != orphan] if key == "kv/text_chunks" else batch)
     settings = load_settings(environ=env)
     with pytest.raises(UsageError) as dry:
-        await import_archive(settings, cut, workspace=ws, profile=profile, dry_run=True)
+        await import_archive(settings, ImportPlan(cut, workspace=ws, profile=profile, dry_run=True))
     with pytest.raises(UsageError) as real:
-        await import_archive(settings, cut, workspace=ws, profile=profile)
+        await import_archive(settings, ImportPlan(cut, workspace=ws, profile=profile))
     assert str(dry.value) == str(real.value) and orphan[:60] in str(real.value) and "nothing was written" in str(real.value)
     assert not redis_keys(env, f"{ws}_*") and not redis_keys(env, f"ragstore:import_ledger:{ws}")
     tables = await user_tables(env)
     for table in tables & {"lightrag_doc_full", "lightrag_graph_nodes", "ragstore_import_ledger"}:
         assert not await pg_fetch(env, f"SELECT 1 FROM {table} WHERE workspace = $1", ws), table
-    report = await import_archive(settings, archive, workspace=ws, profile=profile)  # the sound archive: no flags
+    report = await import_archive(settings, ImportPlan(archive, workspace=ws, profile=profile))  # the sound archive: no flags
     assert report.counts["vectors/chunks"] > 0
 
 
@@ -138,13 +138,13 @@ async def test_vectors_pgvector_cannot_index_are_refused_before_any_write(pg_dat
     archive = wide_archive(tmp_path / "wide.ragstore", 2100)  # HNSW on `vector` stops at 2,000
     settings = load_settings(environ=pg_database)
     with pytest.raises(UsageError, match="2000-dimension limit") as dry:
-        await import_archive(settings, archive, profile="postgres", dry_run=True)
+        await import_archive(settings, ImportPlan(archive, profile="postgres", dry_run=True))
     with pytest.raises(UsageError) as real:
-        await import_archive(settings, archive, profile="postgres")
+        await import_archive(settings, ImportPlan(archive, profile="postgres"))
     assert str(dry.value) == str(real.value)
     assert await user_tables(pg_database) == set()  # no schema, no ledger table: nothing at all
     halfvec = load_settings(environ={**pg_database, "POSTGRES_VECTOR_INDEX_TYPE": "HNSW_HALFVEC"})
-    assert (await import_archive(halfvec, archive, profile="postgres")).counts["vectors/entities"] == 2  # and nothing blocks the next
+    assert (await import_archive(halfvec, ImportPlan(archive, profile="postgres"))).counts["vectors/entities"] == 2  # and nothing blocks the next
 
 
 # --------------------------------------------------------------------------- refused half-way
@@ -190,12 +190,12 @@ async def test_postgres_import_refused_half_way_leaves_no_ledger(pg_database, ar
     bad = edit_archive(archive, tmp_path / "nul.ragstore", nul_in_first("kv/text_chunks"))
     settings = load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL})
     with pytest.raises(Exception) as refused:
-        await import_archive(settings, bad, workspace="w", profile="postgres")
+        await import_archive(settings, ImportPlan(bad, workspace="w", profile="postgres"))
     assert "NUL" in str(refused.value)
     assert "resume" not in (getattr(refused.value, "hint", "") or "") + str(refused.value)
     assert not await pg_fetch(pg_database, "SELECT 1 FROM ragstore_import_ledger WHERE workspace = 'w'")
     assert not await pg_fetch(pg_database, "SELECT 1 FROM lightrag_doc_full WHERE workspace = 'w'")
-    assert (await import_archive(settings, archive, workspace="w", profile="postgres")).counts["kv/full_docs"]
+    assert (await import_archive(settings, ImportPlan(archive, workspace="w", profile="postgres"))).counts["kv/full_docs"]
 
 
 async def test_a_refused_mixed_import_keeps_the_ledger_of_what_it_committed(archive, bolt_env, pg_database, tmp_path):
@@ -209,7 +209,7 @@ async def test_a_refused_mixed_import_keeps_the_ledger_of_what_it_committed(arch
     profile = "kv=files,vector=postgres,doc_status=files,graph=neo4j"
     try:
         with pytest.raises((DataError, UsageError)) as refused:
-            await import_archive(settings, bad, workspace=ws, profile=profile)
+            await import_archive(settings, ImportPlan(bad, workspace=ws, profile=profile))
         assert "NUL" in str(refused.value)
         assert "graph/nodes" in (refused.value.hint or "") and "resume" not in (refused.value.hint or "")
     finally:
@@ -222,9 +222,9 @@ async def test_a_merge_takes_chunk_fields_from_text_chunks_already_in_postgres(p
                        lambda key, batch: [r for r in batch if r[0] != orphan] if key == "kv/text_chunks" else batch)
     settings = load_settings(environ={**pg_database, "EMBEDDING_MODEL": MODEL})
     with pytest.raises(UsageError, match="no tokens/chunk_order_index"):  # nothing there to take them from
-        await import_archive(settings, cut, workspace="m", profile="postgres", if_exists="merge")
-    await import_archive(settings, archive, workspace="m", profile="postgres")
-    merged = await import_archive(settings, cut, workspace="m", profile="postgres", if_exists="merge")
+        await import_archive(settings, ImportPlan(cut, workspace="m", profile="postgres", if_exists="merge"))
+    await import_archive(settings, ImportPlan(archive, workspace="m", profile="postgres"))
+    merged = await import_archive(settings, ImportPlan(cut, workspace="m", profile="postgres", if_exists="merge"))
     assert merged.counts["vectors/chunks"] == len(archive_chunks(archive))
     rows = await pg_fetch(pg_database, "SELECT tokens, chunk_order_index FROM lightrag_vdb_chunks_fake_embed_16d "
                                        "WHERE workspace = 'm' AND id = $1", orphan)

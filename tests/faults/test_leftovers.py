@@ -34,7 +34,7 @@ def one_line_error(result, code: int, text: str) -> None:
 
 def killed_import(runner, archive: Path, env: dict[str, str], profile: str, ws: str, point: str) -> None:
     args = ["import", str(archive), "--to", profile, "--workspace", ws, "--batch-size", "5"]
-    killed = runner.run(args, env, extra_env={"RAGSTORE_FAULT_KILL": point})
+    killed = runner.run(args, env, extra_env={"FAULTWRAP_POINT": point})
     assert killed.killed, killed.describe()
     blocked = runner.run(args, env)
     one_line_error(blocked, 2, "was interrupted")  # the trace a drop must remove
@@ -90,7 +90,7 @@ def test_drop_removes_a_redis_import_ledger_and_staged_keys(runner, archive, red
 
 
 def test_drop_removes_the_journal_of_an_unfinished_copy(runner, source, tmp_path):
-    from ragstore_cli.backends.transfer_journal import PREFIX
+    from ragstore_cli.engine.ledger import JOURNAL_PREFIX as PREFIX
     from ragstore_cli.coordination import open_coordinator
 
     wd = tmp_path / "wd"

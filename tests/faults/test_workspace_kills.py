@@ -137,14 +137,14 @@ def test_workspace_drop_files_killed(files_ws, runner, i):
 # --------------------------------------------------------------------------- PostgreSQL
 @pytest.fixture(scope="module")
 def pg_ws(runner, archive, pg_server):
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
     template = "fw_" + uuid.uuid4().hex[:10]
     pg_server.psql(f"CREATE DATABASE {template} TEMPLATE template0")
     pg_server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=template)
     tenv = {**pg_server.env(database=template), "EMBEDDING_MODEL": "fake-embed"}
     for ws in ("src", "keep"):
-        asyncio.run(import_archive(load_settings(environ=tenv), archive, workspace=ws, profile="postgres", batch_size=50))
+        asyncio.run(import_archive(load_settings(environ=tenv), ImportPlan(archive, workspace=ws, profile="postgres", batch_size=50)))
     made = [template]
 
     def database() -> dict[str, str]:

@@ -24,10 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def prewarm() -> None:
     import importlib
 
-    for name in ("ragstore_cli.cli.app", "ragstore_cli.transfer", "ragstore_cli.archive",
+    for name in ("ragstore_cli.cli.app", "ragstore_cli.engine", "ragstore_cli.archive",
                  "ragstore_cli.backends.files", "ragstore_cli.backends.files.nano",
                  "ragstore_cli.backends.postgres", "ragstore_cli.backends.neo4j",
-                 "ragstore_cli.backends.workspace_ops", "ragstore_cli.schema.api", "ragstore_cli.coordination",
+                 "ragstore_cli.engine.copy", "ragstore_cli.schema.api", "ragstore_cli.coordination",
                  "asyncpg", "neo4j"):
         try:
             importlib.import_module(name)

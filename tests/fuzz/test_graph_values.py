@@ -10,7 +10,7 @@ import uuid
 
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import create
 from ragstore_cli.backends.neo4j.cypher import INT64, TAG
 from ragstore_cli.backends.neo4j.dialect import ASCII_SPACE

@@ -16,8 +16,8 @@ import pytest
 
 from ragstore_cli.backends.neo4j import create as create_neo4j
 from ragstore_cli.backends.registry import open_backends
-from ragstore_cli.backends.stream_copy import copy_stores
 from ragstore_cli.config import load_settings
+from tests.transfer.helpers import copy_between
 from tests.interop.lightrag_builder import FILE_STORAGES, build_workspace, read_with_lightrag
 
 NEO4J_PROFILE = "kv=files,vector=files,graph=neo4j,doc_status=files"
@@ -93,9 +93,8 @@ async def test_ragstore_writes_lightrag_neo4jstorage_reads_equal(tmp_path, bolt_
     target = "t" + uuid.uuid4().hex[:10]
     label_cleanup.append(target)
     settings = load_settings(environ={**bolt_env, "WORKING_DIR": str(built.working_dir)}, cwd=tmp_path)
-    async with await open_backends(settings, "files", "src") as src, \
-            await open_backends(settings, NEO4J_PROFILE, target) as dst:
-        report = await copy_stores(src, dst, batch_size=3)
+    report = await copy_between(settings, "files", "src", NEO4J_PROFILE, target, batch_size=3)
+    async with await open_backends(settings, NEO4J_PROFILE, target) as dst:
         assert await dst.graph.count() == (report.copied["graph_nodes"], report.copied["graph_edges"])
     original = await read_with_lightrag(built.working_dir, "src", {})
     unstick_bolt(bolt_env["NEO4J_URI"])
@@ -113,11 +112,10 @@ async def test_lightrag_neo4jstorage_writes_ragstore_reads_equal(tmp_path, bolt_
     by_lightrag = graph_view(await read_with_lightrag(built.working_dir, workspace, {}, storages=NEO4J_STORAGES))
 
     settings = load_settings(environ={**bolt_env, "WORKING_DIR": str(built.working_dir)}, cwd=tmp_path)
-    async with await open_backends(settings, NEO4J_PROFILE, workspace) as src, \
-            await open_backends(settings, "files", "copy") as dst:
+    async with await open_backends(settings, NEO4J_PROFILE, workspace) as src:
         nodes = {n.id: n.properties async for batch in src.graph.read_nodes(4) for n in batch}
         edges = {tuple(sorted((e.source, e.target))): e.properties async for batch in src.graph.read_edges(4) for e in batch}
-        await copy_stores(src, dst, batch_size=4)
+    await copy_between(settings, NEO4J_PROFILE, workspace, "files", "copy", batch_size=4)
     assert {k: {p: v for p, v in props.items() if p != "id"} for k, props in by_lightrag[0].items()} == nodes
     assert by_lightrag[1] == edges
     # and LightRAG's file storage reads the same graph from ragstore's GraphML copy

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from ragstore_cli.backends import workspace_ops
+from ragstore_cli.engine import workspace_ops
 from ragstore_cli.backends.neo4j import create as create_neo4j
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.config import load_settings

@@ -14,9 +14,8 @@ import redis.asyncio as aioredis
 
 from ragstore_cli.backends.redis import create as create_redis
 from ragstore_cli.backends.redis import keys as K
-from ragstore_cli.backends.registry import open_backends
-from ragstore_cli.backends.stream_copy import copy_stores
 from ragstore_cli.config import load_settings
+from tests.transfer.helpers import copy_between
 from tests.interop.lightrag_builder import (
     FILE_STORAGES, KV_NS, build_workspace, fresh_shared_state, global_config, make_embedding_func,
     read_with_lightrag, storage_class,
@@ -92,9 +91,7 @@ async def test_ragstore_writes_lightrag_redis_storages_read_equal(tmp_path, redi
     target = "t" + uuid.uuid4().hex[:10]
     workspaces.append(target)
     settings = load_settings(environ={**redis_env, "WORKING_DIR": str(built.working_dir)}, cwd=tmp_path)
-    async with await open_backends(settings, "files", "src") as src, \
-            await open_backends(settings, REDIS_PROFILE, target) as dst:
-        report = await copy_stores(src, dst, batch_size=2)
+    report = await copy_between(settings, "files", "src", REDIS_PROFILE, target, batch_size=2)
     ids = folder_ids(built.folder)
     assert all(report.copied[ns] == len(ids[ns]) > 0 for ns in RECORD_NS)
     original = await read_with_lightrag(built.working_dir, "src", ids)
@@ -111,11 +108,8 @@ async def test_lightrag_redis_storages_write_ragstore_reads_equal(tmp_path, redi
     workspaces.extend([workspace, again])
     built = await build_workspace(tmp_path / "rag", workspace, storages=REDIS_STORAGES)
     settings = load_settings(environ={**redis_env, "WORKING_DIR": str(built.working_dir)}, cwd=tmp_path)
-    async with await open_backends(settings, REDIS_PROFILE, workspace) as src:
-        async with await open_backends(settings, "files", "copy") as dst:
-            await copy_stores(src, dst, batch_size=3)
-        async with await open_backends(settings, REDIS_PROFILE, again) as dst:
-            await copy_stores(src, dst, batch_size=3)
+    await copy_between(settings, REDIS_PROFILE, workspace, "files", "copy", batch_size=3)
+    await copy_between(settings, REDIS_PROFILE, workspace, REDIS_PROFILE, again, batch_size=3)
     ids = folder_ids(built.working_dir / "copy")
     assert all(ids[ns] for ns in RECORD_NS) and len(ids["doc_status"]) == 3
     by_lightrag = await read_with_lightrag(built.working_dir, workspace, ids, storages=REDIS_STORAGES)

@@ -73,7 +73,7 @@ def owner_db(pg_server, pg_database) -> Iterator[dict[str, str]]:
 
 # ------------------------------------------------------------------------------------------ rows
 async def tables_of(conn: asyncpg.Connection) -> list[str]:
-    from ragstore_cli.access.coverage import workspace_tables
+    from ragstore_cli.schema.coverage import workspace_tables
 
     return await workspace_tables(conn)
 

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from ragstore_cli.access.coverage import POLICY, workspace_tables
+from ragstore_cli.schema.coverage import POLICY, workspace_tables
 from ragstore_cli.schema import names
 from tests.security.conftest import connect, insert_row, populate, read_env, unique
 

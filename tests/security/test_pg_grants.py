@@ -12,7 +12,7 @@ import stat
 import asyncpg
 import pytest
 
-from ragstore_cli.access.coverage import GRANTS_TABLE
+from ragstore_cli.schema.coverage import GRANTS_TABLE
 from tests.security.conftest import connect, populate, read_env, tables_of, unique
 
 

@@ -13,7 +13,7 @@ import json
 import asyncpg
 import pytest
 
-from ragstore_cli.access.coverage import GRANTS_TABLE
+from ragstore_cli.schema.coverage import GRANTS_TABLE
 from tests.security.conftest import connect, populate, read_env, tables_of, unique
 
 HOSTILE_WORKSPACES = ["B", "b", "B ", " B", "A' OR '1'='1", "A\\", "default", ""]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES
+from ragstore_cli.records import KV_NAMESPACES, VECTOR_NAMESPACES
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import Settings
 
@@ -46,3 +47,28 @@ def assert_same(a: dict[str, Any], b: dict[str, Any], *, ignore: dict[str, set[s
                 x = {k: v for k, v in x.items() if k not in drop}
                 y = {k: v for k, v in y.items() if k not in drop}
             assert x == y, (key, rid, x, y)
+
+
+@dataclass
+class Copied:
+    """What a copy through the engine did, per namespace: records written, fields the target lost."""
+
+    copied: dict[str, int]
+    dropped_fields: dict[str, list[str]]
+
+
+def namespace_of(key: str) -> str:
+    """`kv/full_docs` → `full_docs`, `vectors/chunks` → `chunks`, `graph/nodes` → `graph_nodes`."""
+    return key.replace("/", "_") if key.startswith("graph/") else key.split("/")[-1]
+
+
+async def copy_between(settings: Settings, source: str, workspace: str, target: str, into: str,
+                       batch_size: int = 1000) -> Copied:
+    """Every record of `workspace` (profile `source`) into workspace `into` (profile `target`), through
+    the engine's direct transfer (checked, read back and compared before it commits)."""
+    from ragstore_cli.engine import TransferPlan, transfer_workspace
+
+    report = await transfer_workspace(settings, TransferPlan(source, target, workspace, target_workspace=into,
+                                                             batch_size=batch_size))
+    return Copied({namespace_of(k): n for k, n in report.counts.items()},
+                  {namespace_of(k): v for k, v in report.dropped_fields.items()})

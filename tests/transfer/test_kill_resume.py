@@ -1,5 +1,6 @@
 """An import SIGKILLed at several points: the target is untouched, or `--resume` completes it with
-nothing lost and nothing doubled. The kill points are named fault-injection hooks (RAGSTORE_FAULT_KILL)."""
+nothing lost and nothing doubled. The kill points are the engine's named points (Observer.point), where the
+child is stopped by tests/faults/faultwrap.py (FAULTWRAP_POINT)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,31 @@ from pathlib import Path
 import pytest
 
 from ragstore_cli.config import load_settings
-from ragstore_cli.transfer import export_workspace
+from ragstore_cli.engine import Callbacks, ExportPlan, ImportPlan, export_workspace
 from tests.transfer.conftest import SRC
 from tests.transfer.helpers import assert_same, snapshot_records
 
 
+FAULTS = Path(__file__).resolve().parents[1] / "faults"
+REPO = FAULTS.parents[1]
+
+
 def ragstore(args: list[str], env: dict[str, str], fault: str | None = None) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "WORKING_DIR", "RAGSTORE_FAULT"))}
+    """The CLI in a child process; with `fault`, SIGKILLed at that named point of the engine's run."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "WORKING_DIR", "FAULTWRAP_"))}
     full.update(env)
+    full["PYTHONPATH"] = os.pathsep.join([str(FAULTS), str(REPO)])
     if fault:
-        full["RAGSTORE_FAULT_KILL"] = fault
-    return subprocess.run([sys.executable, "-m", "ragstore_cli", *args], env=full, capture_output=True, text=True,
-                          timeout=180)
+        full["FAULTWRAP_POINT"] = fault
+    return subprocess.run([sys.executable, "-c", "import faultwrap; faultwrap.main()", *args], env=full,
+                          capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(scope="module")
 async def archive(built, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("kill") / "src.ragstore"
     files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
-    await export_workspace(files, out, workspace=SRC, profile="files", batch_size=2)
+    await export_workspace(files, ExportPlan(out, workspace=SRC, profile="files", batch_size=2))
     return out
 
 
@@ -80,7 +87,7 @@ async def test_postgres_target_goes_away_mid_import(built, archive: Path, pg_ser
     """The server drops the importer's connections inside the chunk vectors: one-line error, nothing
     written (all sections share one transaction), resumable from the start."""
     from ragstore_cli.errors import RagstoreError
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ExportPlan, ImportPlan, import_archive
 
     env = {**pg_database, "EMBEDDING_MODEL": "fake-embed"}
     pg = load_settings(environ=env)
@@ -94,14 +101,14 @@ async def test_postgres_target_goes_away_mid_import(built, archive: Path, pg_ser
                            "AND pid <> pg_backend_pid()")
 
     with pytest.raises(RagstoreError) as info:
-        await import_archive(pg, archive, workspace="w", profile="postgres", if_exists="replace", batch_size=2,
-                             progress=cut)
+        await import_archive(pg, ImportPlan(archive, workspace="w", profile="postgres", if_exists="replace",
+                                            batch_size=2), Callbacks(progress=cut))
     assert fired and "\n" not in str(info.value)
     partial = await snapshot_records(pg, "postgres", "w")
     assert not any(partial.values())  # the import's one transaction died with the connection
-    report = await import_archive(pg, archive, workspace="w", profile="postgres", resume=True, batch_size=2)
+    report = await import_archive(pg, ImportPlan(archive, workspace="w", profile="postgres", resume=True, batch_size=2))
     assert report.skipped == [] and report.counts["kv/full_docs"] > 0 and report.counts["vectors/chunks"] > 0
-    await import_archive(pg, archive, workspace="ref", profile="postgres", batch_size=2)
+    await import_archive(pg, ImportPlan(archive, workspace="ref", profile="postgres", batch_size=2))
     assert await snapshot_records(pg, "postgres", "w") == await snapshot_records(pg, "postgres", "ref")
 
 

@@ -10,7 +10,7 @@ import pytest
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError
-from ragstore_cli.transfer import export_workspace, import_archive
+from ragstore_cli.engine import ExportPlan, ImportPlan, export_workspace, import_archive
 from tests.interop.lightrag_builder import KV_NS, PG_STORAGES, VECTOR_NS, read_with_lightrag
 from tests.transfer.conftest import SRC
 from tests.transfer.helpers import assert_same, snapshot_records
@@ -35,22 +35,22 @@ def ids_of(folder: Path) -> dict[str, list[str]]:
 async def test_files_postgres_files(built, pg_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
     first = tmp_path / "first.ragstore"
-    await export_workspace(files, first, workspace=SRC, profile="files")
+    await export_workspace(files, ExportPlan(first, workspace=SRC, profile="files"))
 
     pg = load_settings(environ={**pg_database, "EMBEDDING_MODEL": "fake-embed"})
-    report = await import_archive(pg, first, workspace=SRC, profile="postgres", batch_size=5)
+    report = await import_archive(pg, ImportPlan(first, workspace=SRC, profile="postgres", batch_size=5))
     assert report.counts["vectors/chunks"] == len(ids_of(built.folder)["chunks"])
     with pytest.raises(UsageError, match="already holds"):
-        await import_archive(pg, first, workspace=SRC, profile="postgres")
+        await import_archive(pg, ImportPlan(first, workspace=SRC, profile="postgres"))
 
     second = tmp_path / "second.ragstore"
-    await export_workspace(pg, second, workspace=SRC, profile="postgres")
+    await export_workspace(pg, ExportPlan(second, workspace=SRC, profile="postgres"))
     m1, m2 = ArchiveReader(first).manifest, ArchiveReader(second).manifest
     assert m1.counts() == m2.counts()
     assert m2.embedding == {"model": "fake-embed", "dim": 16}
 
     back = load_settings(environ={"WORKING_DIR": str(tmp_path / "back")})
-    await import_archive(back, second, workspace=SRC, profile="files")
+    await import_archive(back, ImportPlan(second, workspace=SRC, profile="files"))
     original = await snapshot_records(files, "files", SRC)
     restored = await snapshot_records(back, "files", SRC)
     assert_same(original, restored, ignore=PG_REWRITES)
@@ -76,12 +76,12 @@ async def test_files_postgres_files(built, pg_database, tmp_path: Path, monkeypa
 async def test_merge_reimport_is_idempotent_and_dimension_checked(built, pg_database, tmp_path: Path) -> None:
     files = load_settings(environ={"WORKING_DIR": str(built.working_dir), "EMBEDDING_MODEL": "fake-embed"})
     out = tmp_path / "a.ragstore"
-    await export_workspace(files, out, workspace=SRC, profile="files")
+    await export_workspace(files, ExportPlan(out, workspace=SRC, profile="files"))
     pg = load_settings(environ={**pg_database, "EMBEDDING_MODEL": "fake-embed"})
-    await import_archive(pg, out, workspace="m", profile="postgres", if_exists="merge")
+    await import_archive(pg, ImportPlan(out, workspace="m", profile="postgres", if_exists="merge"))
     once = await snapshot_records(pg, "postgres", "m")
-    await import_archive(pg, out, workspace="m", profile="postgres", if_exists="merge")
+    await import_archive(pg, ImportPlan(out, workspace="m", profile="postgres", if_exists="merge"))
     assert await snapshot_records(pg, "postgres", "m") == once
     wrong = load_settings(environ={**pg_database, "EMBEDDING_MODEL": "fake-embed", "EMBEDDING_DIM": "8"})
     with pytest.raises(UsageError, match="dimension 16"):
-        await import_archive(wrong, out, workspace="m", profile="postgres", if_exists="replace")
+        await import_archive(wrong, ImportPlan(out, workspace="m", profile="postgres", if_exists="replace"))

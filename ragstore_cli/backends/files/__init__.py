@@ -16,9 +16,9 @@ from typing import Any, AsyncIterator, Iterator
 
 from ragstore_cli.atomic import fsync_dir, fsync_file, tmp_sibling
 from ragstore_cli.procs import pid_alive
-from ragstore_cli.backends.base import (
-    DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES,
-    GraphEdge, GraphNode, KVRecord, NamespaceStats, Role,
+from ragstore_cli.backends.contract import LoadPlan, NamespaceStats
+from ragstore_cli.records import (
+    DEFAULT_BATCH, DOC_STATUS_NAMESPACE, GRAPH_NAMESPACE, KV_NAMESPACES, VECTOR_NAMESPACES, GraphEdge, GraphNode, KVRecord, Role,
 )
 from ragstore_cli.backends.files import graphml, jsonfile
 from ragstore_cli.config import Settings
@@ -232,14 +232,22 @@ class FilesGraph:
 
 
 class FilesBackend:
-    """A working-directory folder bound to one workspace."""
+    """A working-directory folder bound to one workspace: a BackendSource (by fingerprint) and a
+    BackendTarget (load.py) for every role."""
 
     name = "files"
     roles = ROLES
+    #: what LightRAG's NanoVectorDB keeps out of a vector record (only its `meta_fields` survive):
+    #: sections read from here lack these fields (KV and graph still hold them)
+    not_carried = {
+        "vectors/entities": ["description", "entity_type"],
+        "vectors/relationships": ["description", "keywords", "weight"],
+        "vectors/chunks": ["chunk_order_index", "tokens"],
+    }
 
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
-        self.workspace = validate_workspace(workspace)
+        self.workspace = workspace  # checked where it came in (registry.create_backend)
         self.root = settings.working_dir
         self.folder = files_dir(self.root, self.workspace)
 
@@ -311,6 +319,16 @@ class FilesBackend:
             else:
                 out[FILES[namespace]] = (info.st_ino, info.st_size, info.st_mtime_ns)
         return out
+
+    def loader(self, plan: LoadPlan) -> Any:
+        from ragstore_cli.backends.files.load import FilesLoader
+
+        return FilesLoader(self, plan)
+
+    async def traces(self, workspace: str, *, remove: bool) -> list[str]:
+        from ragstore_cli.backends.files.load import traces
+
+        return traces(self.settings, workspace, remove=remove)
 
     async def drop_workspace(self) -> dict[str, int]:
         removed = {s.namespace: s.count for s in await self.stats()}

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter

@@ -7,12 +7,13 @@ are keyset pages on `entity_id`, so memory does not grow with the graph.
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
-from ragstore_cli.backends.base import (
-    DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, NamespaceStats, Role,
+from ragstore_cli.backends.contract import LoadPlan, NamespaceStats
+from ragstore_cli.records import (
+    DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode, Role,
 )
-from ragstore_cli.backends.neo4j import cypher, limits
+from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.backends.neo4j.dialect import Dialect
 from ragstore_cli.backends.neo4j.session import Bolt
 from ragstore_cli.backends.neo4j.writer import DELETE_BATCH, GraphWriter
@@ -26,8 +27,7 @@ ROLES = frozenset({Role.GRAPH})
 def effective_workspace(settings: Settings, workspace: str) -> str:
     """NEO4J_WORKSPACE overrides the workspace, as in LightRAG's Neo4JStorage."""
     override = settings["NEO4J_WORKSPACE"]
-    chosen = override.strip() if override and override.strip() else workspace
-    return validate_workspace(chosen)
+    return validate_workspace(override.strip()) if override and override.strip() else workspace
 
 
 class Neo4jGraph:
@@ -128,7 +128,7 @@ class Neo4jGraph:
 
 
 class Neo4jBackend:
-    """Backend serving only the graph role."""
+    """Backend serving only the graph role: a BackendSource (by re-reading) and a BackendTarget (load.py)."""
 
     name = "neo4j"
     roles = ROLES
@@ -152,9 +152,14 @@ class Neo4jBackend:
     def graph(self) -> Neo4jGraph:
         return Neo4jGraph(self.bolt, self.label, self.ensure_indexes)
 
-    def check_graph_batch(self, batch: list) -> None:
-        """DataError for a record this server cannot store (the import preflight, before any write)."""
-        limits.check_batch(self.bolt.dialect, batch)
+    def loader(self, plan: LoadPlan) -> Any:
+        """The Bolt server as a load's target (load.py)."""
+        from ragstore_cli.backends.neo4j.load import Neo4jLoader
+
+        return Neo4jLoader(self, plan)
+
+    async def traces(self, workspace: str, *, remove: bool) -> list[str]:
+        return []  # staged nodes of killed loads go with the workspace's own nodes (drop_workspace)
 
     def kv(self):
         raise UsageError("the neo4j backend serves only the graph role")
@@ -227,7 +232,7 @@ class Neo4jBackend:
     async def rename_workspace(self, target: str, *, resume: bool = False) -> dict[str, int]:
         """Relabel every node server-side, in bounded batches (relationships follow their nodes).
 
-        Not atomic; `resume` (set by workspace_transfer from its journal) accepts a target that an
+        Not atomic; `resume` (set by engine/copy.py from its ledger note) accepts a target that an
         interrupted rename of this workspace already filled in part, and moves the rest."""
         label = await self._empty_target(target, resume=resume)
         nodes, edges = await self.graph().count()
@@ -239,7 +244,7 @@ class Neo4jBackend:
     async def copy_workspace(self, target: str) -> dict[str, int]:
         """Copy nodes, then relationships, server-side in keyset batches (no round trip of the data).
 
-        Not atomic: a killed copy is restarted from an empty target by workspace_transfer."""
+        Not atomic: a killed copy is restarted from an empty target by engine/copy.py."""
         label = await self._empty_target(target)
         await self.ensure_indexes(label)  # the edge copy looks nodes up by entity_id
         dialect, nodes, edges = self.bolt.dialect, 0, 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.backends.neo4j.dialect import Dialect
 from ragstore_cli.errors import DataError

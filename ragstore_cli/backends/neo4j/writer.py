@@ -22,7 +22,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher, cypher, inline, limits
 from ragstore_cli.backends.neo4j.dialect import BATCH as DELETE_BATCH
 from ragstore_cli.backends.neo4j.session import Bolt

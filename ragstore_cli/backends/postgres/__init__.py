@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Iterable
+from copy import copy as shallow_copy
+from typing import Any, AsyncIterator
 
 import asyncpg
 
-from ragstore_cli.backends.base import GRAPH_NAMESPACE, KV_NAMESPACES, NamespaceStats, Role
+from ragstore_cli.records import GRAPH_NAMESPACE, KV_NAMESPACES, Role
+from ragstore_cli.backends.contract import LoadPlan, NamespaceStats
 from ragstore_cli.backends.postgres import mapping
-from ragstore_cli.backends.postgres.copy import ImportUnit, register_raw_vector_codecs, stream_rows
+from ragstore_cli.backends.postgres.copy import ImportUnit, Serialized, register_raw_vector_codecs, stream_rows
 from ragstore_cli.backends.postgres.graph import ANALYZE_GRAPH, EDGES, NODES, PgGraph
 from ragstore_cli.backends.postgres.stores import PgDocStatus, PgKV, PgVectors
 from ragstore_cli.config import Settings
@@ -24,7 +26,7 @@ from ragstore_cli.connect.postgres import create_pool
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.schema import names
 from ragstore_cli.schema.graph_tables import DDL as GRAPH_DDL
-from ragstore_cli.workspace import PG_DEFAULT, pg_workspace, validate_workspace
+from ragstore_cli.workspace import PG_DEFAULT, pg_workspace
 
 ROLES = frozenset(Role)
 _VECTOR_BASE = {"chunks": names.VDB_CHUNKS, "entities": names.VDB_ENTITY, "relationships": names.VDB_RELATION}
@@ -35,49 +37,33 @@ def to_ragstore(pg_ws: str) -> str:
 
 
 class PostgresBackend:
-    """One database, bound to one workspace value."""
+    """One database, bound to one workspace value: a BackendSource (by snapshot) and a BackendTarget
+    (load.py) for every role."""
 
     name = "postgres"
     roles = ROLES
+    not_carried: dict[str, list[str]] = {}  # LightRAG's PostgreSQL tables keep every field ragstore reads
 
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
-        self.workspace = validate_workspace(workspace)
+        self.workspace = workspace  # checked where it came in (registry.create_backend)
         self.pg_ws = pg_workspace(self.workspace)
         self.pool: asyncpg.Pool = None  # type: ignore[assignment]
         self._schema_dims: set[int | None] = set()
-        self.unit: ImportUnit | None = None  # set inside import_unit(): every writer shares it
-        self._snapshot_conn: _Serialized | None = None
-        self.archive_chunk_fields: Any = None  # ChunkFieldMap an import's preflight built (chunk_fields.py)
+        self.reader: Serialized | None = None  # every read goes through it (a snapshot, a load unit)
+        self.unit: ImportUnit | None = None  # every writer joins it (a load's one transaction)
+
+    def within(self, *, reader: Serialized | None = None, unit: ImportUnit | None = None) -> "PostgresBackend":
+        """This backend with its statements in one place: reads through `reader`, writers joining
+        `unit`. Shares the pool and the schema cache; never closed itself (its owner closes the pool)."""
+        view = shallow_copy(self)
+        view.reader, view.unit = reader, unit
+        return view
 
     @contextlib.asynccontextmanager
-    async def import_unit(self, dims: Iterable[int | None] = ()) -> AsyncIterator[ImportUnit]:
-        """Every writer handed out inside shares ONE connection and transaction, committed on a clean exit.
-
-        Why: an import must show the workspace old or new, never a mix of sections. The schema for
-        `dims` (and the KV/graph tables) is made first, on other connections, so that no DDL has to
-        wait behind the locks the unit holds.
-        """
-        if self.unit is not None:
-            raise OperationFailed("an import unit is already open on this backend")
-        for dim in dict.fromkeys([None, *dims]):
-            await self.ensure_schema(dim)
-        unit = self.unit = ImportUnit(self.pool)
-        unit.chunk_fields = self.archive_chunk_fields
-        try:
-            yield unit
-        except BaseException:
-            await unit.rollback()
-            raise
-        else:
-            await unit.commit()
-        finally:
-            self.unit = None
-
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
-        """One REPEATABLE READ transaction for every read made inside, table discovery included
-        (export's consistent view): all roles, namespaces and tables are seen as of one moment.
+    async def snapshot(self) -> AsyncIterator["PostgresBackend"]:
+        """The backend as seen from one REPEATABLE READ transaction: every read made through the view
+        it yields, table discovery included, sees all roles, namespaces and tables as of one moment.
 
         The read-only transaction first takes ACCESS SHARE locks on every LightRAG table of the
         schema, before its snapshot exists: a TRUNCATE, table rewrite or DROP — not MVCC-safe, a
@@ -95,19 +81,18 @@ class PostgresBackend:
             if tables:
                 await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE")
             await conn.fetchval("SELECT 1")  # the first query takes the transaction's snapshot: now
-            self._snapshot_conn = _Serialized(conn)
-            yield
+            yield self.within(reader=Serialized(conn))
         finally:
-            self._snapshot_conn = None
             try:
                 await tx.rollback()
             finally:
                 await self.pool.release(conn)
 
     async def rows(self, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
-        """Batches of a query's rows: inside snapshot() from a cursor of its transaction (the next
-        batch fetched while the caller works on this one), else from stream_rows on a pooled connection."""
-        snap = self._snapshot_conn
+        """Batches of a query's rows: from a cursor of the reader's transaction (a snapshot's, a load
+        unit's; the next batch fetched while the caller works on this one), else from stream_rows on a
+        pooled connection."""
+        snap = self.reader
         if snap is None:
             async for batch in stream_rows(self.pool, sql, args, batch_size):
                 yield batch
@@ -132,8 +117,8 @@ class PostgresBackend:
 
     @property
     def lookup(self) -> Any:
-        """Where small look-ups run: the export's snapshot transaction when one is open, else the pool."""
-        return self._snapshot_conn or self.pool
+        """Where small look-ups run: the reader's transaction when this view has one, else the pool."""
+        return self.reader or self.pool
 
     async def open(self) -> None:
         if self.pool is None:
@@ -222,30 +207,16 @@ class PostgresBackend:
                                  hint="set EMBEDDING_DIM (and EMBEDDING_MODEL) to match the data, or unset them to "
                                       "export the table that holds the vectors")
 
-    async def check_import(self, check: Any) -> None:
-        """What could refuse an import here, checked read-only before anything is written: the vector
-        tables' names (63 characters), the index pgvector can build for the dimension, pgvector itself."""
-        if Role.VECTOR not in check.roles:
-            return
-        model = self.settings["EMBEDDING_MODEL"]
-        for dim in check.dims:
-            tables = names.vector_table_names(model, dim)
-            if all([await self.table_exists(t) for t in tables.values()]):
-                continue
-            from ragstore_cli.schema import vectors
+    def loader(self, plan: LoadPlan) -> Any:
+        """This database as a load's target (load.py: one transaction for every section)."""
+        from ragstore_cli.backends.postgres.load import PgLoader
 
-            vectors.index_spec(self.settings, dim)
-            async with self.pool.acquire() as conn:
-                state = await vectors.pgvector(conn)
-            if state["installed"] is None and state["available"] is None:
-                raise UsageError(f"pgvector is not available on this server: the vector tables "
-                                 f"{', '.join(t.lower() for t in tables.values())} cannot be created")
+        return PgLoader(self, plan)
 
-    def chunk_field_check(self, *, text_chunks_here: bool, merge: bool) -> Any:
-        """The preflight that guarantees chunk vectors their tokens/chunk_order_index (chunk_fields.py)."""
-        from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldCheck
+    async def traces(self, workspace: str, *, remove: bool) -> list[str]:
+        from ragstore_cli.backends.postgres.load import traces
 
-        return ChunkFieldCheck(self, text_chunks_in_postgres=text_chunks_here, existing_rows=text_chunks_here and merge)
+        return await traces(self.settings, workspace, remove=remove)
 
     async def ensure_schema(self, dim: int | None = None) -> list[str]:
         """Bring LightRAG's tables (and this model's vector tables) to head, once per backend."""
@@ -385,29 +356,6 @@ class PostgresBackend:
 
 _TABLE_EXISTS = ("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND relkind IN ('r', 'p') "
                  "AND relnamespace = current_schema()::regnamespace)")
-
-
-class _Serialized:
-    """One connection used by one caller at a time (asyncpg refuses overlapping queries on a connection)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn, self.lock = conn, asyncio.Lock()
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self.lock:
-            return await self.conn.fetchval(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        async with self.lock:
-            return await self.conn.fetchrow(sql, *args)
-
-    async def fetch(self, sql: str, *args: Any) -> Any:
-        async with self.lock:
-            return await self.conn.fetch(sql, *args)
-
-    async def locked(self, call: Any, *args: Any) -> Any:
-        async with self.lock:
-            return await call(*args)
 
 
 def create(settings: Settings, workspace: str) -> PostgresBackend:

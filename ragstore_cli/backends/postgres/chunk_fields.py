@@ -142,26 +142,46 @@ class ChunkFieldMap:
 
 
 class ChunkFieldCheck:
-    """An import's preflight: will every chunk vector get its tokens/chunk_order_index?
+    """A load's preflight (a contract.Check): will every chunk vector get its tokens/chunk_order_index?
 
-    Fed the archive's text_chunks, then its chunk vectors, before anything is written. A vector
-    whose own metadata lacks the fields must find them in the archive's text_chunks (the map this
-    builds, which the import unit then uses to fill the rows) or, when the import merges into
+    Fed the source's text_chunks, then its chunk vectors, before anything is written. A vector
+    whose own metadata lacks the fields must find them in the source's text_chunks (the map this
+    builds, which the load unit then uses to fill the rows) or, when the load merges into
     PostgreSQL's text_chunks, in the rows already there. Whatever the KV backend (text_chunks may go
-    to Redis or files), the fields come from the archive itself, so an import never fails on them
+    to Redis or files), the fields come from the source itself, so a load never fails on them
     half-way and `--resume` (which skips committed text_chunks) still has them.
     """
+
+    keys = frozenset({"kv/text_chunks", "vectors/chunks"})
 
     def __init__(self, backend: Any, *, text_chunks_in_postgres: bool, existing_rows: bool,
                  limit: int = 4_000_000) -> None:
         self.backend = backend
         self.in_postgres, self.existing = text_chunks_in_postgres, existing_rows
         self.map = ChunkFieldMap(limit)
+        self.missing = 0
+        self.sample: list[str] = []
+
+    async def observe(self, key: str, batch: Any) -> None:
+        if key == "kv/text_chunks":
+            self.learn(batch)
+        else:
+            ids = await self.uncovered(batch.ids, batch.meta)
+            self.missing += len(ids)
+            self.sample += ids[:3 - len(self.sample)]
+
+    async def finish(self) -> None:
+        if self.missing:
+            shown = ", ".join(repr(i[:60]) for i in self.sample)
+            more = ", …" if self.missing > len(self.sample) else ""
+            raise UsageError(f"{self.missing} chunk vectors ({shown}{more}) have no tokens/chunk_order_index and "
+                             "the source's text_chunks do not hold them either: PostgreSQL's chunk vectors need "
+                             "both; nothing was written")
 
     def learn(self, records: Iterable[tuple[str, Any]]) -> None:
         self.map.add(records)
         if self.map.full and not self.in_postgres:
-            raise UsageError(f"the archive has more than {self.map.limit:,} text chunks: too many to carry their "
+            raise UsageError(f"the source has more than {self.map.limit:,} text chunks: too many to carry their "
                              "tokens/chunk_order_index into PostgreSQL's chunk vectors from memory while text_chunks "
                              "go to another backend", hint="import text_chunks into PostgreSQL too (kv=postgres)")
 
@@ -178,7 +198,3 @@ class ChunkFieldCheck:
             have = {r["id"] for r in rows}
             missing = [i for i in missing if i not in have]
         return missing
-
-    def install(self) -> None:
-        """Hand the map to the import unit the import opens next (its chunk-vector writer fills from it)."""
-        self.backend.archive_chunk_fields = None if self.map.full else self.map

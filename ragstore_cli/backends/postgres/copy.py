@@ -14,7 +14,7 @@ batches), so preparing batch n+1 overlaps the server's work on batch n and memor
 from __future__ import annotations
 
 import asyncio
-import re
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -75,14 +75,16 @@ def explain(exc: BaseException, where: str) -> DataError | ConnectionFailed:
 
 
 class ImportUnit:
-    """One connection and one transaction shared by every writer of an import (sections are written
-    one after another), so a killed import leaves the workspace exactly as it was."""
+    """One connection and one transaction shared by every writer of a load (sections are written
+    one after another), so a killed load leaves the workspace exactly as it was. `chunk_fields`: the
+    ChunkFieldMap the chunk-vector writer fills rows from (the preflight's, then that of the
+    text_chunks written in this unit: chunk_fields.py)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, chunk_fields: Any = None) -> None:
         self.pool = pool
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
-        self.chunk_fields: Any = None  # ChunkFieldMap of the text_chunks written in this unit (chunk_fields.py)
+        self.chunk_fields = chunk_fields
 
     async def connection(self) -> asyncpg.Connection:
         """The unit's connection, its transaction started on first use."""
@@ -136,20 +138,36 @@ async def acquire(pool: asyncpg.Pool, unit: ImportUnit | None) -> tuple[asyncpg.
     return conn, tx
 
 
+@dataclass(frozen=True)
+class CopyTarget:
+    """What one CopyWriter writes: a table's rows of one workspace, and how.
+
+    replace: `DELETE … WHERE scope` first, then COPY straight into the table; merge: COPY into a temp
+    table, then INSERT … ON CONFLICT (`conflict`) DO UPDATE every column but `keep_on_update`.
+    `on_start` / `before_commit` run on the writer's connection (an index dropped and rebuilt, a
+    trigger installed and removed)."""
+
+    table: str
+    columns: tuple[str, ...]
+    workspace: str
+    replace: bool
+    conflict: tuple[str, ...] = ("workspace", "id")
+    keep_on_update: tuple[str, ...] = ("create_time",)
+    scope: str = "workspace = $1"
+    scope_args: tuple[Any, ...] = ()
+    on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+    before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+
+
 class CopyWriter:
     """Rows for one table and workspace; nothing is visible before `commit()` (or the unit's commit)."""
 
-    def __init__(self, pool: asyncpg.Pool, table: str, columns: tuple[str, ...], workspace: str, *,
-                 replace: bool, conflict: tuple[str, ...] = ("workspace", "id"),
-                 keep_on_update: tuple[str, ...] = ("create_time",), scope: str = "workspace = $1",
-                 scope_args: tuple[Any, ...] = (),
-                 before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 on_start: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 unit: ImportUnit | None = None) -> None:
-        self.pool, self.unit, self.table, self.columns, self.workspace = pool, unit, table.lower(), columns, workspace
-        self.replace, self.conflict, self.keep = replace, conflict, keep_on_update
-        self.scope, self.scope_args = scope, scope_args or (workspace,)
-        self.before_commit, self.on_start = before_commit, on_start
+    def __init__(self, pool: asyncpg.Pool, target: CopyTarget, unit: ImportUnit | None = None) -> None:
+        self.pool, self.unit, self.table, self.columns = pool, unit, target.table.lower(), target.columns
+        self.workspace, self.replace, self.conflict, self.keep = (target.workspace, target.replace, target.conflict,
+                                                                  target.keep_on_update)
+        self.scope, self.scope_args = target.scope, target.scope_args or (target.workspace,)
+        self.before_commit, self.on_start = target.before_commit, target.on_start
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
         self.target = self.table
@@ -269,23 +287,36 @@ class CopyWriter:
                 await self.pool.release(conn)
 
 
-_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")
+class Serialized:
+    """One connection used by one caller at a time (asyncpg refuses overlapping queries on a connection):
+    a snapshot's or a load unit's, which every read of that view goes through."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn, self.lock = conn, asyncio.Lock()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchval(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        async with self.lock:
+            return await self.conn.fetch(sql, *args)
+
+    async def locked(self, call: Any, *args: Any) -> Any:
+        async with self.lock:
+            return await call(*args)
 
 
-async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int,
-                      snapshot: str | None = None) -> AsyncIterator[list[Any]]:
-    """Batches of rows from a server-side cursor (one transaction, memory = two batches).
-
-    The next batch is fetched while the caller works on the current one. With `snapshot` (an id from
-    `pg_export_snapshot()`), the transaction reads that snapshot: every reader of an export sees the
-    same database state, whatever connection it runs on.
-    """
+async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], batch_size: int) -> AsyncIterator[list[Any]]:
+    """Batches of rows from a server-side cursor (one read-only transaction, memory = two batches);
+    the next batch is fetched while the caller works on the current one. (A consistent view of many
+    tables reads through one snapshot transaction instead: PostgresBackend.snapshot.)"""
     async with pool.acquire() as conn:
         async with conn.transaction(readonly=True, isolation="repeatable_read"):
-            if snapshot is not None:
-                if not _SNAPSHOT_ID.match(snapshot):
-                    raise ValueError(f"not a snapshot id: {snapshot!r}")
-                await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             cursor = await conn.cursor(sql, *args)
             pending = asyncio.ensure_future(cursor.fetch(batch_size))
             try:

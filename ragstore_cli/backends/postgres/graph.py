@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import asyncpg
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
+from ragstore_cli.records import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
 from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain
 from ragstore_cli.errors import DataError
 # the same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates

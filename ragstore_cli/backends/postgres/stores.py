@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 import numpy as np
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, VECTOR_NAMESPACES, KVRecord, VectorBatch
 from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.ann_index import IndexRebuild
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap, ChunkFields
-from ragstore_cli.backends.postgres.copy import CopyWriter, decode_vectors, encode_vectors
+from ragstore_cli.backends.postgres.copy import CopyTarget, CopyWriter, decode_vectors, encode_vectors
 from ragstore_cli.errors import DataError, UsageError
 from ragstore_cli.schema import names
 
@@ -75,8 +75,8 @@ class PgKV:
     async def writer(self, namespace: str, *, replace: bool = True) -> MappedWriter:
         m = self._mapping(namespace)
         await self.b.ensure_schema()
-        copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace,
-                          unit=self.b.unit)
+        copy = CopyWriter(self.b.pool, CopyTarget(m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace),
+                          self.b.unit)
         remember = None
         if self.b.unit is not None and namespace == "text_chunks":
             remember = self.b.unit.chunk_fields = ChunkFieldMap()  # for the chunk vectors that follow
@@ -101,8 +101,8 @@ class PgDocStatus:
     async def writer(self, *, replace: bool = True) -> MappedWriter:
         m = mapping.DOC_STATUS
         await self.b.ensure_schema()
-        copy = CopyWriter(self.b.pool, m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace=replace,
-                          keep_on_update=(), unit=self.b.unit)
+        copy = CopyWriter(self.b.pool, CopyTarget(m.table, ("workspace", "id", *m.columns), self.b.pg_ws, replace,
+                                                  keep_on_update=()), self.b.unit)
         return MappedWriter(copy, m, self.b.pg_ws)
 
 
@@ -112,7 +112,6 @@ class VectorWriter:
     def __init__(self, copy: CopyWriter, namespace: str, dim: int, kind: str, workspace: str, *,
                  rebuild: IndexRebuild | None = None, known_fields: ChunkFieldMap | None = None) -> None:
         self.copy, self.ns, self.dim, self.kind, self.workspace = copy, namespace, dim, kind, workspace
-        self.needs_chunk_fields = namespace == "chunks"  # tokens/chunk_order_index (stream_copy fills them)
         self.rebuild = rebuild  # a replace's plan: when and how the ANN index is rebuilt
         self.known_fields = known_fields  # text_chunks written earlier in the same import unit
 
@@ -188,10 +187,10 @@ class PgVectors:
         ws = self.b.pg_ws
         fields = ChunkFields(table, ws) if ns == "chunks" else None
         rebuild = IndexRebuild(table, ws, dim, expected_rows) if replace else None
-        copy = CopyWriter(self.b.pool, table, ("workspace", "id", *mapping.VECTOR_COLUMNS[ns]), ws, replace=replace,
-                          on_start=_chain(rebuild and rebuild.drop, fields and fields.install),
-                          before_commit=_chain(fields and fields.finish, rebuild and rebuild.restore),
-                          unit=self.b.unit)
+        copy = CopyWriter(self.b.pool, CopyTarget(
+            table, ("workspace", "id", *mapping.VECTOR_COLUMNS[ns]), ws, replace,
+            on_start=_chain(rebuild and rebuild.drop, fields and fields.install),
+            before_commit=_chain(fields and fields.finish, rebuild and rebuild.restore)), self.b.unit)
         known = self.b.unit.chunk_fields if ns == "chunks" and self.b.unit is not None else None
         return VectorWriter(copy, ns, dim, kind, ws, rebuild=rebuild, known_fields=known)
 

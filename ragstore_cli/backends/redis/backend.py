@@ -6,7 +6,8 @@ from typing import Any, AsyncIterator
 
 from redis.exceptions import RedisError
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord, NamespaceStats, Role
+from ragstore_cli.records import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord, Role
+from ragstore_cli.backends.contract import LoadPlan, NamespaceStats
 from ragstore_cli.backends.redis import keys as K
 from ragstore_cli.backends.redis.store import Namespace, RedisWriter, check_kv_namespace
 from ragstore_cli.config import Settings
@@ -21,8 +22,7 @@ ROLES = frozenset({Role.KV, Role.DOC_STATUS})
 def effective_workspace(settings: Settings, workspace: str) -> str:
     """REDIS_WORKSPACE overrides the workspace for every Redis storage, as in LightRAG."""
     override = settings["REDIS_WORKSPACE"]
-    chosen = override.strip() if override and override.strip() else workspace
-    return validate_workspace(chosen)
+    return validate_workspace(override.strip()) if override and override.strip() else workspace
 
 
 class RedisKV:
@@ -60,7 +60,8 @@ class RedisDocStatus:
 
 
 class RedisBackend:
-    """Backend serving the KV and doc-status roles of one workspace."""
+    """Backend serving the KV and doc-status roles of one workspace: a BackendSource (by re-reading)
+    and a BackendTarget (load.py)."""
 
     name = "redis"
     roles = ROLES
@@ -103,6 +104,17 @@ class RedisBackend:
         raise UsageError("the redis backend serves only the kv and doc_status roles")
 
     graph = vectors
+
+    def loader(self, plan: LoadPlan) -> Any:
+        """Redis as a load's target (load.py)."""
+        from ragstore_cli.backends.redis.load import RedisLoader
+
+        return RedisLoader(self, plan)
+
+    async def traces(self, workspace: str, *, remove: bool) -> list[str]:
+        from ragstore_cli.backends.redis.load import traces
+
+        return await traces(self.settings, workspace, remove=remove)
 
     async def list_workspaces(self) -> list[str]:
         """Workspaces with at least one LightRAG record key ("" = the default workspace)."""
@@ -148,7 +160,7 @@ class RedisBackend:
     async def rename_workspace(self, target: str, *, resume: bool = False) -> dict[str, int]:
         """RENAMENX every record key (and the sidecar) to the target prefix, server-side.
 
-        `resume` (set by workspace_transfer from its journal) accepts a target that an interrupted
+        `resume` (set by engine/copy.py from its ledger note) accepts a target that an interrupted
         rename of this workspace filled in part; the keys still under the source move."""
         return await self._transfer(target, move=True, resume=resume)
 

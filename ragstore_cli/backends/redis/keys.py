@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from redis.exceptions import RedisError
 
-from ragstore_cli.backends.base import DOC_STATUS_NAMESPACE, KV_NAMESPACES
+from ragstore_cli.records import DOC_STATUS_NAMESPACE, KV_NAMESPACES
 from ragstore_cli.errors import ConnectionFailed, DataError
 from ragstore_cli.redact import redact
 from ragstore_cli.workspace import redis_glob_escape, redis_prefix

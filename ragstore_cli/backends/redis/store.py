@@ -14,7 +14,7 @@ import uuid
 from enum import Enum
 from typing import Any, AsyncIterator
 
-from ragstore_cli.backends.base import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord
+from ragstore_cli.records import DEFAULT_BATCH, DOC_STATUS_NAMESPACE, KV_NAMESPACES, KVRecord
 from ragstore_cli.backends.redis import keys as K
 from ragstore_cli.backends.redis import sidecar
 from ragstore_cli.errors import DataError, OperationFailed, UsageError

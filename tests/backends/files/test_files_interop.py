@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ragstore_cli.backends.registry import open_backends
-from ragstore_cli.backends.stream_copy import copy_stores
 from ragstore_cli.config import load_settings
+from tests.transfer.helpers import copy_between
 from tests.interop.lightrag_builder import KV_NS, VECTOR_NS, build_workspace, read_with_lightrag
 
 
@@ -30,8 +29,7 @@ async def built(tmp_path_factory):
 
 async def test_copy_files_to_files_reads_back_equal_with_lightrag(built):
     settings = load_settings(environ={"WORKING_DIR": str(built.working_dir)})
-    async with await open_backends(settings, "files", "src") as src, await open_backends(settings, "files", "dst") as dst:
-        report = await copy_stores(src, dst, batch_size=2)
+    report = await copy_between(settings, "files", "src", "files", "dst", batch_size=2)
     ids = file_ids(built.folder)
     assert all(len(v) > 0 for v in ids.values())
     for ns, values in ids.items():

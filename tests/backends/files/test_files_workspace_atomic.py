@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragstore_cli.archive.writer import ArchiveWriter, spool_prefix
-from ragstore_cli.backends import workspace_ops
+from ragstore_cli.engine import workspace_ops
 from ragstore_cli.backends.files import staging_name
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import DataError

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.backends.files.nano import FilesVectors
 
 

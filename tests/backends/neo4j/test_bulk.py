@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import bulk_cypher, inline
 from ragstore_cli.backends.neo4j.inline import SPLIT_AT
 from ragstore_cli.backends.neo4j.falkordb_text import (

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.errors import DataError, OperationFailed, UsageError
 from tests.backends.neo4j.graphdata import as_dicts, edge, node, read_all, sample, write

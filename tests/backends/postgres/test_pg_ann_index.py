@@ -12,7 +12,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.backends.postgres.ann_index import MB, IndexRebuild, build_memory, worth_rebuilding
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.backends.contract import LoadPlan
+from ragstore_cli.records import Role, VectorBatch
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldMap
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
@@ -25,9 +26,22 @@ def _vectors(ids: list[str], **extra) -> VectorBatch:
     return VectorBatch(ids, np.random.default_rng(0).standard_normal((len(ids), DIM), dtype=np.float32), meta)
 
 
+class _Note:
+    """What a load session is handed at its commit: no ledger here."""
+
+    state: dict = {}
+    store = None
+
+    async def save(self) -> None:
+        return None
+
+    def point(self, name: str) -> None:
+        return None
+
+
 async def _load(env: dict[str, str], chunks: list[str], vectors: VectorBatch, *, replace: bool = True,
                 apart: bool = False) -> None:
-    """text_chunks then chunk vectors in ONE import unit, as an import does; `apart`: text_chunks
+    """text_chunks then chunk vectors in ONE load session, as an import does; `apart`: text_chunks
     committed first, on their own (the vector writer then has no map of them: the trigger fills)."""
     settings = load_settings(environ={**env, "EMBEDDING_MODEL": "m", "EMBEDDING_DIM": str(DIM)})
     async with await open_backends(settings, "postgres", "ws") as stores:
@@ -36,15 +50,20 @@ async def _load(env: dict[str, str], chunks: list[str], vectors: VectorBatch, *,
             kv = await stores.kv.writer("text_chunks", replace=replace)
             await kv.write(_chunks(chunks))
             await kv.commit()
-        async with backend.import_unit([DIM]):
+        plan = LoadPlan(workspace="ws", roles=frozenset(Role), replace=replace, dims=(DIM,))
+        session = await backend.loader(plan).session()
+        try:
             if not apart:
-                kv = await stores.kv.writer("text_chunks", replace=replace)
+                kv = await session.writer("kv/text_chunks", dim=None, rows=None)
                 await kv.write(_chunks(chunks))
                 await kv.commit()
-            writer = await stores.vectors.writer("chunks", dim=DIM, replace=replace, expected_rows=len(vectors.ids))
+            writer = await session.writer("vectors/chunks", dim=DIM, rows=len(vectors.ids))
             assert (writer.known_fields is None) is apart
             await writer.write(vectors)
             await writer.commit()
+            await session.commit(_Note())
+        finally:
+            await session.close()
 
 
 @pytest.mark.parametrize("replace", [True, False])

@@ -10,7 +10,7 @@ import asyncio
 
 import asyncpg
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 

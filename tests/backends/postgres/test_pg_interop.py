@@ -6,8 +6,8 @@ import json
 
 
 from ragstore_cli.backends.registry import open_backends
-from ragstore_cli.backends.stream_copy import copy_stores
 from ragstore_cli.config import load_settings
+from tests.transfer.helpers import copy_between
 from tests.backends.files.test_files_interop import file_ids
 from tests.interop.lightrag_builder import (EMBEDDING_DIM, EMBEDDING_MODEL, KV_NS, PG_STORAGES, build_workspace,
                                             read_with_lightrag)
@@ -44,8 +44,8 @@ def assert_kv_equal(ns, json_rec, pg_rec):
 async def test_files_to_postgres_reads_back_equal_with_lightrag(tmp_path, pg_database, monkeypatch):
     built = await build_workspace(tmp_path / "rag", "ws1")
     settings = settings_for(pg_database, built.working_dir)
-    async with await open_backends(settings, "files", "ws1") as src, await open_backends(settings, "postgres", "ws1") as dst:
-        report = await copy_stores(src, dst, batch_size=3)
+    report = await copy_between(settings, "files", "ws1", "postgres", "ws1", batch_size=3)
+    async with await open_backends(settings, "postgres", "ws1") as dst:
         assert await dst.kv.count("text_chunks") == report.copied["text_chunks"] > 0
     assert report.dropped_fields == {}
     ids = file_ids(built.folder)
@@ -78,8 +78,7 @@ async def test_files_to_postgres_reads_back_equal_with_lightrag(tmp_path, pg_dat
     assert {k: strip(v) for k, v in from_pg["edges"].items()} == {k: strip(v) for k, v in from_files["edges"].items()}
 
     # and back: postgres → files (ragstore), read by LightRAG's file classes
-    async with await open_backends(settings, "postgres", "ws1") as src, await open_backends(settings, "files", "back") as dst:
-        back_report = await copy_stores(src, dst, batch_size=4)
+    back_report = await copy_between(settings, "postgres", "ws1", "files", "back", batch_size=4)
     assert back_report.dropped_fields == {"chunks": ["chunk_order_index", "tokens"]}
     monkeypatch.undo()
     back = await read_with_lightrag(built.working_dir, "back", ids)

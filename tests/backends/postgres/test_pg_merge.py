@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragstore_cli.backends.base import GraphEdge, GraphNode
+from ragstore_cli.records import GraphEdge, GraphNode
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragstore_cli.backends.base import VectorBatch
+from ragstore_cli.records import VectorBatch
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 from tests.interop.lightrag_builder import PG_STORAGES, build_workspace

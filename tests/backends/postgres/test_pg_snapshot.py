@@ -1,10 +1,10 @@
-"""Export's consistent view: every PostgreSQL role read inside snapshot() sees one database state."""
+"""A source's consistent view: every PostgreSQL role read through snapshot()'s view sees one database state."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from ragstore_cli.backends.base import GraphNode
+from ragstore_cli.records import GraphNode
 from ragstore_cli.backends.registry import open_backends
 from ragstore_cli.config import load_settings
 
@@ -25,7 +25,7 @@ async def test_reads_inside_snapshot_ignore_later_commits(pg_database):
         await graph.commit()
 
         [backend] = stores.backends.values()
-        async with backend.snapshot():
+        async with backend.snapshot() as snap:
             # Another client commits to three roles while the export is under way.
             other = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
                                           user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
@@ -39,10 +39,12 @@ async def test_reads_inside_snapshot_ignore_later_commits(pg_database):
                                         "VALUES ('snap', 'chunk_entity_relation', 'B', '{\"entity_id\": \"B\"}')")
             finally:
                 await other.close()
-            ids = [i async for batch in stores.kv.read("full_entities") for i, _ in batch]
-            statuses = [r["status"] async for batch in stores.doc_status.read() for _, r in batch]
-            nodes = [n.id async for batch in stores.graph.read_nodes() for n in batch]
+            ids = [i async for batch in snap.kv().read("full_entities") for i, _ in batch]
+            statuses = [r["status"] async for batch in snap.doc_status().read() for _, r in batch]
+            nodes = [n.id async for batch in snap.graph().read_nodes() for n in batch]
             assert (ids, statuses, nodes) == (["d1"], ["processed"], ["A"])
+            # the backend itself (not the view) reads the latest state: the snapshot is no hidden state of it
+            assert [i async for batch in stores.kv.read("full_entities") for i, _ in batch] == ["d1", "d2"]
         # Outside the snapshot the new state is visible.
         ids = [i async for batch in stores.kv.read("full_entities") for i, _ in batch]
         assert ids == ["d1", "d2"]

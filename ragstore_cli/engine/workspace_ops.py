@@ -1,20 +1,21 @@
-"""What `ragstore workspace …` does, as library calls over the backends of a profile.
+"""What `ragstore workspace …` does, as library calls over the backends of a profile (copy and rename
+are copy.py's `copy_workspace`).
 
-Each function opens the profile's backends, does its work per backend (natively where the backend
-offers it: folder/file copies, INSERT … SELECT, UPDATE … SET workspace; otherwise through the
-streaming protocol) and returns a JSON-ready report. Names are validated once (workspace.py).
+Each function opens the profile's backends, does its work per backend and returns a JSON-ready
+report. The names given are checked once, here (workspace.py).
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
-from ragstore_cli.backends.base import KV_NAMESPACES, VECTOR_NAMESPACES, Role
-from ragstore_cli.backends.registry import ROLE_ORDER, Profile, create_backend, describe, parse_profile
-from ragstore_cli.backends.transfer_journal import PREFIX, Journal
+from ragstore_cli.backends.registry import Profile, create_backend, describe, parse_profile
 from ragstore_cli.config import Settings
+from ragstore_cli.engine.copy import copy_workspace
+from ragstore_cli.engine.ledger import JournalStore
+from ragstore_cli.engine.workspaces import drop_each, open_backend, shown, workspace_locks
 from ragstore_cli.errors import UsageError
+from ragstore_cli.records import KV_NAMESPACES, ROLE_ORDER, VECTOR_NAMESPACES, Role
 from ragstore_cli.workspace import collisions, files_dir, validate_workspace
 
 _ROLE_NAMESPACES = {
@@ -25,18 +26,8 @@ _ROLE_NAMESPACES = {
 }
 
 
-def shown(name: str) -> str:
-    return name if name else "(default)"
-
-
 def _roles_of(profile: Profile, backend: str) -> list[Role]:
     return [role for role in ROLE_ORDER if profile[role] == backend]
-
-
-async def _open(settings: Settings, name: str, workspace: str) -> Any:
-    backend = create_backend(name, settings, workspace)
-    await backend.open()
-    return backend
 
 
 async def _stats(backend: Any, roles: list[Role]) -> list[dict[str, Any]]:
@@ -68,7 +59,7 @@ async def list_workspaces(settings: Settings, profile_text: str | None) -> dict[
     found: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(profile.values()):
         roles = _roles_of(profile, name)
-        backend = await _open(settings, name, "")
+        backend = await open_backend(settings, name, "")
         try:
             names = await backend.list_workspaces()
         finally:
@@ -76,7 +67,7 @@ async def list_workspaces(settings: Settings, profile_text: str | None) -> dict[
         for ws in names:
             entry = found.setdefault(ws, {"workspace": ws, "backends": [], "counts": {r.value: 0 for r in ROLE_ORDER}})
             entry["backends"].append(name)
-            bound = await _open(settings, name, ws)
+            bound = await open_backend(settings, name, ws)
             try:
                 for item in await _stats(bound, roles):
                     entry["counts"][item["role"]] += item["count"]
@@ -95,7 +86,7 @@ async def show_workspace(settings: Settings, profile_text: str | None, workspace
     namespaces: list[dict[str, Any]] = []
     existing: set[str] = set()
     for name in dict.fromkeys(profile.values()):
-        backend = await _open(settings, name, workspace)
+        backend = await open_backend(settings, name, workspace)
         try:
             existing.update(await backend.list_workspaces())
             for item in await _stats(backend, _roles_of(profile, name)):
@@ -116,7 +107,7 @@ async def create_workspace(settings: Settings, profile_text: str | None, workspa
     profile = parse_profile(profile_text, settings)
     report: dict[str, Any] = {"workspace": workspace, "profile": describe(profile), "created": {}, "collides_with": []}
     for name in dict.fromkeys(profile.values()):
-        backend = await _open(settings, name, workspace)
+        backend = await open_backend(settings, name, workspace)
         try:
             report["collides_with"] += [c for c in collisions(workspace, await backend.list_workspaces())
                                         if c not in report["collides_with"]]
@@ -130,24 +121,11 @@ async def create_workspace(settings: Settings, profile_text: str | None, workspa
     return report
 
 
-@asynccontextmanager
-async def _locked(settings: Settings, workspaces: list[str], command: str, timeout: float | None) -> AsyncIterator[None]:
-    """Hold the workspace locks (sorted, so two commands never wait on each other in a cycle)."""
-    from ragstore_cli.coordination import workspace_lock
-
-    async with AsyncExitStack() as stack:
-        for workspace in sorted(set(workspaces)):
-            await stack.enter_async_context(workspace_lock(settings, workspace, command=command, timeout=timeout))
-        yield
-
-
 async def drop_workspace(settings: Settings, profile_text: str | None, workspace: str, *, yes: bool,
                          lock_timeout: float | None = None) -> dict[str, Any]:
     """Delete the workspace from every backend of the profile, with every trace ragstore keeps of it
-    (import ledgers and staging, transfer journal, staged keys and nodes); refuses without `yes`, and
-    refuses a workspace that is in none of the backends and left no trace (a misspelt name)."""
-    from ragstore_cli.transfer import ledger
-
+    (ledgers and staging of killed loads, the copy journal, staged keys and nodes); refuses without
+    `yes`, and refuses a workspace that is in none of the backends and left no trace (a misspelt name)."""
     workspace = validate_workspace(workspace)
     profile = parse_profile(profile_text, settings)
     if not yes:
@@ -156,52 +134,45 @@ async def drop_workspace(settings: Settings, profile_text: str | None, workspace
     if not await _present(settings, names, workspace):
         raise UsageError(f"no workspace {shown(workspace)!r} in any backend of profile {describe(profile)}, "
                          "and no trace of one: nothing to drop", hint="`ragstore workspace list` shows what exists")
-    async with _locked(settings, [workspace], "workspace drop", lock_timeout):
-        traces = await ledger.forget(settings, names, workspace, remove=True)
-        removed = await _drop_each(settings, profile, workspace)
-        async with Journal(settings) as journal:
-            if await journal.clear(workspace):  # a dropped workspace is no unfinished copy any more
+    async with workspace_locks(settings, [workspace], "workspace drop", lock_timeout):
+        traces = await _traces(settings, names, workspace, remove=True)
+        removed = await drop_each(settings, profile, workspace)
+        journal = JournalStore(settings, workspace)
+        try:
+            if await journal.clear():  # a dropped workspace is no unfinished copy any more
                 traces.append(f"workspace-transfer journal of {shown(workspace)!r}")
+        finally:
+            await journal.close()
     return {"workspace": workspace, "profile": describe(profile), "removed": removed, "traces": traces}
+
+
+async def _traces(settings: Settings, names: list[str], workspace: str, *, remove: bool) -> list[str]:
+    """What killed or refused loads into `workspace` left in each backend (ledgers, staging), removed
+    when `remove`: nothing of a dropped workspace may block or confuse a later load."""
+    found: list[str] = []
+    for name in names:
+        found += await create_backend(name, settings, workspace).traces(workspace, remove=remove)
+    return found
 
 
 async def _present(settings: Settings, names: list[str], workspace: str) -> bool:
     """The workspace holds data in one of the backends, or ragstore keeps a trace of it."""
-    from ragstore_cli.transfer import ledger
-
     if "files" in names and workspace and files_dir(settings.working_dir, workspace).is_dir():
         return True  # a folder a killed drop emptied but could not remove yet
     for name in names:
-        backend = await _open(settings, name, workspace)
+        backend = await open_backend(settings, name, workspace)
         try:
             if workspace in await backend.list_workspaces():
                 return True
         finally:
             await backend.close()
-    if await ledger.forget(settings, names, workspace, remove=False):
+    if await _traces(settings, names, workspace, remove=False):
         return True
-    async with Journal(settings) as journal:
-        return (await journal.coordinator.backend.get_data(PREFIX + workspace))[0] > 0
+    journal = JournalStore(settings, workspace)
+    try:
+        return await journal.exists()
+    finally:
+        await journal.close()
 
 
-async def _drop_each(settings: Settings, profile: Profile, workspace: str) -> dict[str, Any]:
-    removed: dict[str, Any] = {}
-    for name in dict.fromkeys(profile.values()):
-        backend = await _open(settings, name, workspace)
-        try:
-            removed[name] = await backend.drop_workspace()
-        finally:
-            await backend.close()
-    return removed
-
-
-async def copy_workspace(settings: Settings, profile_text: str | None, source: str, target: str, *,
-                         move: bool = False, lock_timeout: float | None = None) -> dict[str, Any]:
-    """Copy (or, with move, rename) a workspace inside each backend: natively where possible; a
-    re-run after a kill finishes the job (see workspace_transfer.py)."""
-    from ragstore_cli.backends.workspace_transfer import transfer
-
-    source, target = validate_workspace(source), validate_workspace(target)
-    profile = parse_profile(profile_text, settings)
-    async with _locked(settings, [source, target], "workspace rename" if move else "workspace copy", lock_timeout):
-        return await transfer(settings, profile, source, target, move=move)
+__all__ = ["copy_workspace", "create_workspace", "drop_workspace", "list_workspaces", "show_workspace"]

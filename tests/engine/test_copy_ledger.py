@@ -1,4 +1,4 @@
-"""workspace copy/rename keep a journal: an interrupted one is finished by a re-run, never refused."""
+"""workspace copy/rename keep a ledger note: an interrupted one is finished by a re-run, never refused."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 
-from ragstore_cli.backends import workspace_ops
+from ragstore_cli.engine import copy as copying
+from ragstore_cli.engine import workspace_ops
 from ragstore_cli.backends.neo4j import cypher
 from ragstore_cli.backends.neo4j import create as create_neo4j
 from ragstore_cli.backends.redis import create as create_redis
 from ragstore_cli.backends.registry import describe, parse_profile
-from ragstore_cli.backends.transfer_journal import Journal, Pending
+from ragstore_cli.engine.ledger import Note, journal
 from ragstore_cli.config import load_settings
 from ragstore_cli.errors import UsageError
 from tests.backends.neo4j.graphdata import as_dicts, read_all, sample
@@ -31,14 +32,14 @@ def files_workspace(root, workspace: str) -> None:
     (folder / "kv_store_full_docs.json").write_text(json.dumps({"d": {"content": "D"}}), encoding="utf-8")
 
 
-async def pending(settings, target: str) -> Pending | None:
-    async with Journal(settings) as journal:
-        return await journal.pending(target)
+async def pending(settings, target: str) -> Note | None:
+    async with journal(settings, target) as ledger:
+        return await ledger.pending()
 
 
 async def begin(settings, op: str, source: str, target: str, profile: str) -> None:
-    async with Journal(settings) as journal:
-        await journal.save(Pending(op, source, target, describe(parse_profile(profile, settings))))
+    async with journal(settings, target) as ledger:
+        await ledger.save(Note(op, source, target, describe(parse_profile(profile, settings))))
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ async def test_an_interrupted_copy_is_restarted_from_an_empty_target(graph_setti
     await begin(graph_settings, "copy", source, target, GRAPH_PROFILE)
     await backend.bolt.scalar(cypher.copy_nodes_range(backend.label, target, backend.dialect), {"after": "", "upto": "\uffff"})
     assert (await graph_of(graph_settings, target))[1] == {}
-    report = await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
+    report = await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
     assert report["resumed"] is True
     assert await graph_of(graph_settings, target) == want
     assert await graph_of(graph_settings, source) == want
@@ -102,7 +103,7 @@ async def test_an_interrupted_bolt_rename_moves_the_nodes_it_had_not_reached(gra
     (tmp_path / source).rename(tmp_path / target)  # the files part had finished
     moved = await backend.bolt.scalar(cypher.relabel_batch(backend.label, target), {"limit": 4})
     assert moved == 4  # the graph is split between the two labels
-    report = await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target, move=True)
+    report = await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target, move=True)
     assert report["resumed"] is True
     assert await graph_of(graph_settings, target) == want
     assert await graph_of(graph_settings, source) == ({}, {})
@@ -118,13 +119,13 @@ async def test_an_unfinished_copy_is_finished_only_by_the_same_command_or_droppe
     files_workspace(tmp_path, target)  # half-written by the copy the journal names
     await begin(graph_settings, "copy", source, target, GRAPH_PROFILE)
     with pytest.raises(UsageError, match="unfinished `workspace copy`") as refused:
-        await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, other, target)
+        await copying.copy_workspace(graph_settings, GRAPH_PROFILE, other, target)
     assert "\n" not in str(refused.value)
     with pytest.raises(UsageError, match="unfinished"):
-        await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target, move=True)
+        await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target, move=True)
     await workspace_ops.drop_workspace(graph_settings, GRAPH_PROFILE, target, yes=True)
     assert await pending(graph_settings, target) is None
-    report = await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
+    report = await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
     assert report["resumed"] is False
     assert await graph_of(graph_settings, target) == want
 
@@ -133,10 +134,10 @@ async def test_a_finished_copy_clears_its_journal_and_a_second_one_is_refused(gr
     source, _backend, want, labels = graph_source
     target = name()
     labels.append(target)
-    report = await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
+    report = await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
     assert report["resumed"] is False and await pending(graph_settings, target) is None
     with pytest.raises(UsageError, match="already exists"):
-        await workspace_ops.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
+        await copying.copy_workspace(graph_settings, GRAPH_PROFILE, source, target)
     assert await graph_of(graph_settings, target) == want
 
 
@@ -154,7 +155,7 @@ async def test_an_interrupted_redis_rename_moves_the_keys_it_had_not_reached(red
         keys = [k async for k in backend.client.scan_iter(match=f"{source}_full_docs:*")]
         for key in keys[:10]:  # the first pipeline of RENAMENX got through
             await backend.client.rename(key, key.replace(source.encode(), target.encode(), 1))
-        report = await workspace_ops.copy_workspace(settings, REDIS_PROFILE, source, target, move=True)
+        report = await copying.copy_workspace(settings, REDIS_PROFILE, source, target, move=True)
         assert report["resumed"] is True
         moved = create_redis(settings, target)
         await moved.open()
