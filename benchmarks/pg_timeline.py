@@ -1,6 +1,6 @@
 """What a PostgreSQL server spends a benchmark phase on, sampled from outside the measured process.
 
-A thread polls `pg_stat_activity` + `pg_stat_progress_create_index` every `interval` s and reads the
+A thread polls `pg_stat_activity` + `pg_stat_progress_create_index` every `interval` s (0.2) and reads the
 CPU time of the server's processes from /proc (live children, plus the postmaster's `cutime`, which
 collects exited parallel workers). From the samples: every index build (table, access method,
 seconds, server CPU seconds, pgvector's phases), every COMMIT, and the server CPU of the whole phase.
@@ -26,23 +26,35 @@ _CLK = os.sysconf("SC_CLK_TCK")
 _USING = re.compile(r"\bUSING\s+(\w+)", re.IGNORECASE)
 
 
+def _stat(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
 def server_cpu_seconds(postmaster: int) -> float:
     """utime+stime of the postmaster's live children + its own and its reaped children's."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    fields = _stat(postmaster)
+    total = sum(int(f) for f in fields[11:15])
+    try:
+        with open(f"/proc/{postmaster}/task/{postmaster}/children") as fh:
+            children = fh.read().split()
+    except OSError:  # no CONFIG_PROC_CHILDREN: scan every process
+        children = [e for e in os.listdir("/proc") if e.isdigit()]
+        children = [c for c in children if _child_of(c, postmaster)]
+    for child in children:
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+            fields = _stat(child)
         except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        if ppid == postmaster:
-            total += int(fields[11]) + int(fields[12])
-        elif pid == postmaster:
-            total += sum(int(f) for f in fields[11:15])
+            continue  # exited: its time is in the postmaster's cutime from now on
+        total += int(fields[11]) + int(fields[12])
     return total / _CLK
+
+
+def _child_of(pid: str, parent: int) -> bool:
+    try:
+        return int(_stat(pid)[1]) == parent
+    except OSError:
+        return False
 
 
 @dataclass
@@ -55,7 +67,8 @@ class Span:
     cpu_start: float
     cpu_end: float
     phases: dict[str, float] = field(default_factory=dict)  # phase name → first time seen
-    tuples_done_at: float | None = None  # when tuples_done first reached tuples_total
+    last_tuple_at: float | None = None  # when tuples_done last moved (pgvector reports no tuples_total)
+    tuples_done: int = 0
     workers: set[int] = field(default_factory=set)  # parallel workers seen helping it
 
     def as_dict(self, origin: float) -> dict[str, Any]:
@@ -64,8 +77,9 @@ class Span:
                "server_cpu_s": round(self.cpu_end - self.cpu_start, 1)}
         if self.kind == "index":
             out["parallel_workers"] = len(self.workers)
-        if self.tuples_done_at is not None:
-            out["after_last_tuple_s"] = round(self.end - self.tuples_done_at, 2)
+        if self.last_tuple_at is not None:
+            out["tuples"] = self.tuples_done
+            out["after_last_tuple_s"] = round(self.end - self.last_tuple_at, 2)
         if self.phases:
             out["phases"] = {k: round(v - self.start, 2) for k, v in self.phases.items()}
         return out
@@ -75,7 +89,7 @@ class ServerTimeline:
     """Samples a server while a phase runs elsewhere: `with ServerTimeline(...) as tl: run()`."""
 
     def __init__(self, connect_kwargs: dict[str, Any], postmaster: int, application_name: str = "ragstore",
-                 interval: float = 0.1) -> None:
+                 interval: float = 0.2) -> None:
         self.kwargs, self.postmaster, self.app, self.interval = connect_kwargs, postmaster, application_name, interval
         self.spans: list[Span] = []
         self.open: dict[tuple[int, str], Span] = {}
@@ -146,8 +160,8 @@ class ServerTimeline:
             span.workers |= helpers.get(r["pid"], set())
             if r["phase"] and r["phase"] not in span.phases:
                 span.phases[r["phase"]] = now
-            if r["tuples_total"] and r["tuples_done"] >= r["tuples_total"] and span.tuples_done_at is None:
-                span.tuples_done_at = now
+            if r["tuples_done"] and r["tuples_done"] != span.tuples_done:
+                span.tuples_done, span.last_tuple_at = r["tuples_done"], now
         for key in [k for k in self.open if k not in seen]:
             span = self.open.pop(key)
             span.end, span.cpu_end = now, cpu  # it ended between the last sample and this one
