@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import struct
@@ -38,6 +39,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from pg_timeline import ServerTimeline  # noqa: E402
 MODEL = "bench-model"
 
 
@@ -104,12 +107,16 @@ async def phase_gen(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _timer() -> tuple[Any, dict[str, list[float]]]:
+    """A progress callback and its marks: per section key [first batch done, last batch done, rows after
+    the first] in epoch seconds (the span opens when the first batch is done, so its rows are not
+    counted), and under "verify" the first and last progress call of the verify pass."""
     marks: dict[str, list[float]] = {}
 
     def progress(key: str, records: int, nbytes: int) -> None:
-        # The span opens when the first batch is done, so its rows are not counted: [first, last, rows after first].
-        if records and not key.startswith("verify"):
-            now = time.perf_counter()
+        now = time.time()
+        if key.startswith("verify"):
+            marks.setdefault("verify", [now, now, 0])[1] = now
+        elif records:
             if key not in marks:
                 marks[key] = [now, now, 0]
                 return
@@ -124,9 +131,9 @@ async def phase_export(ctx: dict[str, Any], profile: str, out: str) -> dict[str,
 
     settings = load_settings(environ={**ctx["pg"], "WORKING_DIR": ctx["files_dir"], "EMBEDDING_MODEL": MODEL})
     progress, marks = _timer()
-    start = time.perf_counter()
+    start = time.time()
     report = await export_workspace(settings, ExportPlan(Path(out), workspace="bench", profile=profile), Callbacks(progress=progress))
-    seconds = time.perf_counter() - start
+    seconds = time.time() - start
     first, last, rows = marks["vectors/chunks"]
     return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
             "archive_mb": report.bytes / 1e6, "chunk_section_rows_per_s": rows / max(last - first, 1e-9),
@@ -139,13 +146,18 @@ async def phase_import_pg(ctx: dict[str, Any], archive: str) -> dict[str, Any]:
 
     settings = load_settings(environ={**ctx["pg"], "EMBEDDING_MODEL": MODEL})
     progress, marks = _timer()
-    start = time.perf_counter()
-    report = await import_archive(settings, ImportPlan(Path(archive), workspace="bench", profile="postgres", if_exists="replace"), Callbacks(progress=progress))
-    seconds = time.perf_counter() - start
+    start = time.time()
+    cpu = os.times()
+    report = await import_archive(settings, ImportPlan(Path(archive), workspace="bench", profile="postgres", if_exists="replace"),
+                                  Callbacks(progress=progress))
+    end = time.time()
+    client_cpu = sum(os.times()[:2]) - sum(cpu[:2])
     first, last, rows = marks["vectors/chunks"]
     spans = {k: [round(v[0] - start, 2), round(v[1] - start, 2)] for k, v in marks.items()}
-    return {"seconds": seconds, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
-            "chunk_load_rows_per_s": rows / max(last - first, 1e-9), "section_spans_s": spans}
+    return {"seconds": end - start, "records": sum(report.counts.values()), "chunks": report.counts["vectors/chunks"],
+            "chunk_load_rows_per_s": rows / max(last - first, 1e-9), "section_spans_s": spans,
+            "start_epoch": start, "end_epoch": end, "marks": marks, "client_cpu_s": client_cpu,
+            "section_records": report.counts}
 
 
 async def _vector_table(conn: Any) -> str:
@@ -229,8 +241,6 @@ async def phase_baseline_copy_out(ctx: dict[str, Any]) -> dict[str, Any]:
 
 async def phase_baseline_lightrag(ctx: dict[str, Any]) -> dict[str, Any]:
     """LightRAG's own path: PGVectorStorage.upsert + index_done_callback into its indexed table."""
-    import os
-
     os.environ.update(ctx["pg"])
     from lightrag.kg.postgres_impl import PGVectorStorage
     from lightrag.kg.shared_storage import initialize_share_data
@@ -257,12 +267,14 @@ async def phase_baseline_lightrag(ctx: dict[str, Any]) -> dict[str, Any]:
     text = "lorem ipsum dolor sit amet " * 11
     data = {f"lr-{j:08d}": {"content": f"{j} {text}", "full_doc_id": "d", "file_path": "f.txt", "tokens": 300,
                             "chunk_order_index": 0} for j in range(m)}
-    start = time.perf_counter()
+    start, cpu = time.time(), os.times()
     await store.upsert(data)
     await store.index_done_callback()
-    seconds = time.perf_counter() - start
+    end = time.time()
+    client_cpu = sum(os.times()[:2]) - sum(cpu[:2])
     await store.finalize()
-    return {"seconds": seconds, "rows": m, "rows_per_s": m / seconds, "table_rows_before": table_rows}
+    return {"seconds": end - start, "rows": m, "rows_per_s": m / (end - start), "table_rows_before": table_rows,
+            "start_epoch": start, "end_epoch": end, "client_cpu_s": client_cpu}
 
 
 async def phase_warmup(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +336,68 @@ def run_phase(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Path) -> dict[str, Any]:
+def import_phases(res: dict[str, Any], spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The import's timeline in order: verify pass, each section's load (its first batch done → last
+    batch done), each index build and COMMIT the server ran, and the gaps between them (client work:
+    checks, preflight, writer set-up, a section's first batch, the commits of its savepoints)."""
+    origin, marks = res["start_epoch"], res["marks"]
+    rows = []
+    if "verify" in marks:
+        rows.append({"phase": "verify archive (whole pass)", "start_s": 0.0, "seconds": marks["verify"][1] - origin})
+    for key, (first, last, count) in marks.items():
+        if key != "verify":
+            rows.append({"phase": f"load {key}", "start_s": first - origin, "seconds": last - first,
+                         "records": res["section_records"].get(key, count)})
+    for sp in spans:
+        what = f"index build {sp['method']} on {sp['table']}" if sp["kind"] == "index" else sp["kind"].upper()
+        rows.append({"phase": what, "start_s": sp["start_s"], "seconds": sp["seconds"],
+                     "server_cpu_s": sp["server_cpu_s"],
+                     **{k: sp[k] for k in ("after_last_tuple_s", "parallel_workers") if k in sp}})
+    rows.sort(key=lambda r: r["start_s"])
+    out, cursor = [], 0.0
+    for r in rows:
+        if r["start_s"] - cursor > 0.05:
+            out.append({"phase": "(between: client work, set-up, first batch)", "start_s": cursor,
+                        "seconds": r["start_s"] - cursor})
+        out.append(r)
+        cursor = max(cursor, r["start_s"] + r["seconds"])
+    total = res["end_epoch"] - origin
+    if total - cursor > 0.05:
+        out.append({"phase": "(after: last commits, ledger, close)", "start_s": cursor, "seconds": total - cursor})
+    return [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in out]
+
+
+def cpu_floor(res: dict[str, Any], vector_rows: int) -> dict[str, Any]:
+    """CPU seconds on each side, and what they allow on this machine's cores: the index builds can at
+    best spread their server CPU over every core; the rest of the import is taken at its wall time. The
+    ratio that floor would give against LightRAG's measured rate is the most these builds allow here."""
+    imp, lr = res["import_pg"], res["baseline_lightrag"]
+    builds = [sp for sp in imp["server"]["spans"] if sp["kind"] == "index"]
+    build_cpu = sum(sp["server_cpu_s"] for sp in builds)
+    build_wall = sum(sp["seconds"] for sp in builds)
+    cores = os.cpu_count() or 1
+    floor = build_cpu / cores + (imp["seconds"] - build_wall)
+    lightrag_s = vector_rows / lr["rows_per_s"]
+    lr_cpu_per_row = (lr["server"]["server_cpu_s"] + lr["client_cpu_s"]) / lr["rows"]
+    return {"cores": cores, "import_server_cpu_s": round(imp["server"]["server_cpu_s"], 1),
+            "import_client_cpu_s": round(imp["client_cpu_s"], 1), "index_build_server_cpu_s": round(build_cpu, 1),
+            "index_build_wall_s": round(build_wall, 1), "import_wall_outside_builds_s": round(imp["seconds"] - build_wall, 1),
+            "import_floor_s": round(floor, 1), "end_to_end_ratio_at_floor": round(lightrag_s / floor, 1),
+            "lightrag_cpu_ms_per_row": round(1000 * lr_cpu_per_row, 2),
+            "lightrag_server_cpu_s": round(lr["server"]["server_cpu_s"], 1), "lightrag_client_cpu_s": round(lr["client_cpu_s"], 1),
+            "import_cpu_ms_per_vector_row": round(1000 * (imp["server"]["server_cpu_s"] + imp["client_cpu_s"]) / vector_rows, 2)}
+
+
+def print_phases(n: int, phases: list[dict[str, Any]], total: float, extra: str) -> None:
+    print(f"\nimport of N={n:,} into PostgreSQL: {total:.1f} s ({extra})", flush=True)
+    for r in phases:
+        cpu = f"  server CPU {r['server_cpu_s']:.0f} s" if "server_cpu_s" in r else ""
+        tail = f", {r['parallel_workers']} parallel workers" if "parallel_workers" in r else ""
+        tail += f", {r['after_last_tuple_s']:.1f} s after its last tuple" if "after_last_tuple_s" in r else ""
+        print(f"  {r['start_s']:7.1f} s  {r['seconds']:7.2f} s  {r['phase']}{cpu}{tail}", flush=True)
+
+
+def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Path, postmaster: int) -> dict[str, Any]:
     folder = work / f"n{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -335,7 +408,16 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
 
     def measured(name: str) -> dict[str, Any]:
         asyncio.run(_checkpoint(pg_env))  # no phase pays for a checkpoint of the one before
-        return run_phase(name, ctx)
+        load_before = os.getloadavg()[0]
+        if name not in ("import_pg", "baseline_lightrag"):
+            result = run_phase(name, ctx)
+        else:  # where the server's time goes, and its CPU seconds
+            with ServerTimeline(_pg_kwargs(pg_env), postmaster) as timeline:
+                result = run_phase(name, ctx)
+            result["server"] = {"spans": timeline.report(result["start_epoch"]),
+                                "server_cpu_s": timeline.cpu_between(result["start_epoch"], result["end_epoch"])}
+        result["load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        return result
 
     res = {name: measured(name) for name in
            ("export_files", "import_pg", "export_pg", "baseline_copy", "baseline_copy_out", "baseline_lightrag")}
@@ -350,7 +432,10 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
                       "chunks_end_to_end_rows_per_s": n / res["import_pg"]["seconds"],
                       "chunk_load_rows_per_s": res["import_pg"]["chunk_load_rows_per_s"],
                       "vector_MB_per_s": vec_mb / res["import_pg"]["seconds"], "peak_rss_MB": res["import_pg"]["rss_mb"],
-                      "section_spans_s": res["import_pg"]["section_spans_s"]},
+                      "section_spans_s": res["import_pg"]["section_spans_s"],
+                      "phases": import_phases(res["import_pg"], res["import_pg"]["server"]["spans"]),
+                      "client_cpu_s": round(res["import_pg"]["client_cpu_s"], 1),
+                      "server_cpu_s": round(res["import_pg"]["server"]["server_cpu_s"], 1)},
         "export_pg": {"s": res["export_pg"]["seconds"], "records_per_s": res["export_pg"]["records"] / res["export_pg"]["seconds"],
                       "chunk_rows_per_s_whole_export": n / res["export_pg"]["seconds"],
                       "chunk_section_rows_per_s": res["export_pg"]["chunk_section_rows_per_s"],
@@ -376,6 +461,18 @@ def bench(n: int, dim: int, lightrag_rows: int, pg_env: dict[str, str], work: Pa
         "export_pg_chunk_section_vs_copy_out_parse": summary["export_pg"]["chunk_section_rows_per_s"]
         / summary["baseline_copy_out_parse_rows_per_s"],
     }
+    summary["load_avg_per_phase"] = {k: v["load_avg"] for k, v in res.items()}
+    summary["cpu"] = cpu_floor(res, vector_rows)
+    imp = summary["import_pg"]
+    print_phases(n, imp["phases"], imp["s"], f"client CPU {imp['client_cpu_s']:.0f} s, server CPU "
+                 f"{imp['server_cpu_s']:.0f} s, load average {res['import_pg']['load_avg'][0]}–{res['import_pg']['load_avg'][1]}")
+    c, r = summary["cpu"], summary["ratios"]
+    print(f"  end to end {r['import_end_to_end_vs_lightrag_upsert']:.1f}x LightRAG's upsert "
+          f"({summary['baseline_lightrag_upsert_rows_per_s']:.0f} rows/s, {c['lightrag_cpu_ms_per_row']:.1f} ms CPU a row; "
+          f"load average {res['baseline_lightrag']['load_avg'][0]}–{res['baseline_lightrag']['load_avg'][1]}); index builds "
+          f"{c['index_build_server_cpu_s']:.0f} CPU s in {c['index_build_wall_s']:.0f} s; with them spread over all "
+          f"{c['cores']} cores and the rest as measured: {c['import_floor_s']:.0f} s = {c['end_to_end_ratio_at_floor']:.1f}x",
+          flush=True)
     shutil.rmtree(folder, ignore_errors=True)
     return summary
 
@@ -402,7 +499,8 @@ def main() -> None:
         server.psql("CREATE DATABASE bench")
         server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
         for n in args.n or [10000, 100000]:
-            print(json.dumps(bench(n, args.dim, args.lightrag_rows, server.env(database="bench"), work), indent=1), flush=True)
+            summary = bench(n, args.dim, args.lightrag_rows, server.env(database="bench"), work, server.pid())
+            print(json.dumps(summary, indent=1), flush=True)
             server.psql("DROP DATABASE bench WITH (FORCE)")
             server.psql("CREATE DATABASE bench")
             server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
