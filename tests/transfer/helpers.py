@@ -31,6 +31,12 @@ async def snapshot_records(settings: Settings, profile: str, workspace: str) -> 
     return out
 
 
+# JSON KV drops `create_time` on update (docs/lightrag-formats.md); PG keeps a create_time column and fills it.
+# Nano's `__write_seq__` is a per-process write token PG has no column for (a new one is issued on write).
+PG_REWRITES: dict[str, set[str]] = {**{f"kv/{ns}": {"create_time"} for ns in KV_NAMESPACES},
+                                    **{f"vectors/{ns}": {"__write_seq__"} for ns in VECTOR_NAMESPACES}}
+
+
 def assert_same(a: dict[str, Any], b: dict[str, Any], *, ignore: dict[str, set[str]] | None = None) -> None:
     """Equal sections; `ignore` lists value fields per section that a backend legitimately rewrites."""
     assert set(a) == set(b)

@@ -13,12 +13,8 @@ from ragstore_cli.errors import UsageError
 from ragstore_cli.engine import ExportPlan, ImportPlan, export_workspace, import_archive
 from tests.interop.lightrag_builder import KV_NS, PG_STORAGES, VECTOR_NS, read_with_lightrag
 from tests.transfer.conftest import SRC
-from tests.transfer.helpers import assert_same, snapshot_records
+from tests.transfer.helpers import PG_REWRITES, assert_same, snapshot_records
 
-# JSON KV drops `create_time` on update (docs/lightrag-formats.md); PG keeps a create_time column and fills it.
-# Nano's `__write_seq__` is a per-process write token PG has no column for (a new one is issued on write).
-PG_REWRITES: dict[str, set[str]] = {**{f"kv/{ns}": {"create_time"} for ns in KV_NS},
-                                    **{f"vectors/{ns}": {"__write_seq__"} for ns in VECTOR_NS}}
 
 
 

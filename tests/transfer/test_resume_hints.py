@@ -74,16 +74,16 @@ async def test_the_library_says_the_same_without_the_cli(pg_server, target, samp
     """import_archive outside a CLI command (no guard watching the servers) gives the same hints."""
     from ragstore_cli.config import load_settings
     from ragstore_cli.errors import RagstoreError
-    from ragstore_cli.transfer import import_archive
+    from ragstore_cli.engine import ImportPlan, import_archive
 
     settings = load_settings(environ={**target, **MODEL})
     _trigger(pg_server, target["POSTGRES_DATABASE"], "PERFORM pg_terminate_backend(pg_backend_pid());")
     with pytest.raises(RagstoreError) as lost:
-        await import_archive(settings, sample_archive, workspace="w", profile="postgres")
+        await import_archive(settings, ImportPlan(sample_archive, workspace="w", profile="postgres"))
     assert "--resume" in (lost.value.hint or ""), lost.value
     pg_server.psql("CREATE OR REPLACE FUNCTION ragstore_test_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                    "IF NEW.workspace = 'w' THEN RAISE EXCEPTION 'no' USING ERRCODE = '42501'; END IF; RETURN NEW; END $$",
                    database=target["POSTGRES_DATABASE"])
     with pytest.raises(RagstoreError) as refused:
-        await import_archive(settings, sample_archive, workspace="w", profile="postgres", resume=True)
+        await import_archive(settings, ImportPlan(sample_archive, workspace="w", profile="postgres", resume=True))
     assert "resume" not in (refused.value.hint or "") + str(refused.value)

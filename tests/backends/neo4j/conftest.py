@@ -7,7 +7,8 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from ragstore_cli.backends.neo4j import Neo4jBackend, create
+from ragstore_cli.backends.neo4j import Neo4jBackend
+from ragstore_cli.backends.registry import create_backend  # the edge that validates workspace names
 from ragstore_cli.config import load_settings
 
 
@@ -25,7 +26,7 @@ async def open_backend(neo4j_settings) -> AsyncIterator[Callable[..., Any]]:
     opened: list[Neo4jBackend] = []
 
     async def make(workspace: str | None = None, **env: str) -> Neo4jBackend:
-        backend = create(neo4j_settings(**env), workspace if workspace is not None else "t" + uuid.uuid4().hex[:10])
+        backend = create_backend("neo4j", neo4j_settings(**env), workspace if workspace is not None else "t" + uuid.uuid4().hex[:10])
         await backend.open()
         opened.append(backend)
         return backend

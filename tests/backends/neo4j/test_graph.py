@@ -222,7 +222,10 @@ async def test_repeats_in_one_batch_behave_like_consecutive_merges(open_backend)
 
 @pytest.mark.parametrize("name", ["a`b", "a'b", "../x", "a\x00b", "a*", " lead"])
 def test_hostile_workspace_names_are_refused(neo4j_settings, name):
-    from ragstore_cli.backends.neo4j import create
+    from ragstore_cli.backends.registry import create_backend
+
+    def create(settings, workspace):
+        return create_backend("neo4j", settings, workspace)
 
     with pytest.raises(UsageError):
         create(neo4j_settings(), name)

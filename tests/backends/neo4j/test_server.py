@@ -41,7 +41,7 @@ def test_check_connections_shows_the_database_used_and_why(cli, bolt_env):
 def test_a_wrong_password_is_one_line(cli, bolt_env):
     wrong = {**bolt_env, "NEO4J_PASSWORD": "not-the-password"}
     listed = cli("workspace", "list", "--profile", "kv=files,vector=files,graph=neo4j,doc_status=files", env=wrong)
-    assert listed.exit_code == 1 and "authentication failed for bolt://" in listed.stderr
+    assert listed.exit_code == 1 and "authentication failed for user neo4j at bolt://" in listed.stderr
     assert len(listed.stderr.strip().splitlines()) <= 2 and "Traceback" not in listed.stderr
 
 

@@ -8,7 +8,8 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from ragstore_cli.backends.redis import RedisBackend, create
+from ragstore_cli.backends.redis import RedisBackend
+from ragstore_cli.backends.registry import create_backend  # the edge that validates workspace names
 from ragstore_cli.config import load_settings
 
 
@@ -18,7 +19,7 @@ async def open_redis(redis_env, tmp_path) -> AsyncIterator[Callable[..., Any]]:
 
     async def make(workspace: str | None = None, **env: str) -> RedisBackend:
         settings = load_settings(environ={**redis_env, **env}, cwd=tmp_path)
-        backend = create(settings, workspace if workspace is not None else "t" + uuid.uuid4().hex[:10])
+        backend = create_backend("redis", settings, workspace if workspace is not None else "t" + uuid.uuid4().hex[:10])
         await backend.open()
         opened.append(backend)
         return backend
