@@ -138,6 +138,32 @@ async def acquire(pool: asyncpg.Pool, unit: ImportUnit | None) -> tuple[asyncpg.
     return conn, tx
 
 
+class HeldTransaction:
+    """A writer's connection and transaction (from `acquire`): rolled back and handed back in one place.
+    Subclasses set `pool`, `unit`, `conn` and `tx`."""
+
+    pool: asyncpg.Pool
+    unit: ImportUnit | None
+    conn: asyncpg.Connection | None
+    tx: Any
+
+    async def abort(self) -> None:
+        """Undo what this writer wrote; the connection goes back (a unit's stays with the unit)."""
+        if self.tx is not None:
+            try:
+                await self.tx.rollback()
+            except Exception:  # noqa: BLE001 - already failed / connection gone; the rollback is implied
+                pass
+            self.tx = None
+        await self._release()
+
+    async def _release(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            if self.unit is None:  # the unit keeps its connection until it commits
+                await self.pool.release(conn)
+
+
 @dataclass(frozen=True)
 class CopyTarget:
     """What one CopyWriter writes: a table's rows of one workspace, and how.
@@ -159,7 +185,7 @@ class CopyTarget:
     before_commit: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
 
 
-class CopyWriter:
+class CopyWriter(HeldTransaction):
     """Rows for one table and workspace; nothing is visible before `commit()` (or the unit's commit)."""
 
     def __init__(self, pool: asyncpg.Pool, target: CopyTarget, unit: ImportUnit | None = None) -> None:
@@ -272,19 +298,7 @@ class CopyWriter:
             except BaseException:  # noqa: BLE001 - cancelled or failed: the rollback below undoes it
                 pass
         self.copying = None
-        if self.tx is not None:
-            try:
-                await self.tx.rollback()
-            except Exception:  # noqa: BLE001 - already failed / connection gone; the rollback is implied
-                pass
-            self.tx = None
-        await self._release()
-
-    async def _release(self) -> None:
-        if self.conn is not None:
-            conn, self.conn = self.conn, None
-            if self.unit is None:  # the unit keeps its connection until it commits
-                await self.pool.release(conn)
+        await super().abort()
 
 
 class Serialized:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import asyncpg
 
 from ragstore_cli.records import DEFAULT_BATCH, GRAPH_NAMESPACE, GraphEdge, GraphNode
-from ragstore_cli.backends.postgres.copy import ImportUnit, acquire, explain
+from ragstore_cli.backends.postgres.copy import HeldTransaction, ImportUnit, acquire, explain
 from ragstore_cli.errors import DataError
 # the same tables, keys, indexes and constraints LightRAG 1.5.7's PGTableGraphStorage creates
 from ragstore_cli.schema.graph_tables import EDGES, NODES
@@ -40,7 +40,7 @@ def _dumps(props: dict[str, Any], what: str) -> str:
         raise DataError(f"graph {what}: properties are not JSON ({exc})") from None
 
 
-class PgGraphWriter:
+class PgGraphWriter(HeldTransaction):
     """Batches of GraphNode/GraphEdge in one transaction (or a savepoint of the import unit's); visible on commit."""
 
     def __init__(self, pool: asyncpg.Pool, workspace: str, replace: bool, unit: ImportUnit | None = None) -> None:
@@ -122,21 +122,6 @@ class PgGraphWriter:
             await self.abort()
             raise
         await self._release()
-
-    async def abort(self) -> None:
-        if self.tx is not None:
-            try:
-                await self.tx.rollback()
-            except Exception:  # noqa: BLE001
-                pass
-            self.tx = None
-        await self._release()
-
-    async def _release(self) -> None:
-        if self.conn is not None:
-            conn, self.conn = self.conn, None
-            if self.unit is None:  # the unit keeps its connection until it commits
-                await self.pool.release(conn)
 
 
 class PgGraph:
