@@ -37,7 +37,7 @@ from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS
                                            MAX_LINE, MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, ROWS_PER_PART, Manifest,
                                            Member, Section, section_key)
 from ragstore_cli.records import VectorBatch
-from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
 F16_MAX = 65504.0          # the largest finite float16
 F16_ROW_ERROR = 2.0 ** -10  # a row's float16 rounding error, relative to its norm, within which it "fits"
@@ -350,7 +350,6 @@ class ArchiveWriter:
             if self.stream is not None:
                 counted = _Counted(self.stream)
                 self._write_tar(counted)
-                self.stream.flush()
                 self.written = counted.size
                 return self.manifest
             partial = self.output.with_name(self.output.name + ".partial")
@@ -396,14 +395,28 @@ class ArchiveWriter:
 
 
 class _Counted:
-    """A stream that counts the bytes written through it (an archive on a pipe has no size to stat)."""
+    """A stream that counts the bytes written through it (an archive on a pipe has no size to stat),
+    writes all of each block (a raw stream may take part of it), and says in one line that the
+    reader went away: a broken pipe here is the archive's reader, not a server (connect/failures.py
+    would take a bare BrokenPipeError for a lost connection)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream, self.size = stream, 0
 
     def write(self, data: bytes) -> int:
-        self.stream.write(data)
-        self.size += len(data)
+        view, closed = memoryview(data), False
+        while view:
+            try:
+                sent = self.stream.write(view)
+            except BrokenPipeError:
+                closed = True
+                break
+            sent = len(view) if sent is None else sent
+            view = view[sent:]
+            self.size += sent
+        if closed:
+            raise OperationFailed(f"the reader of the archive stream went away (broken pipe) after {self.size} "
+                                  "bytes: what it received is incomplete, and an import refuses it")
         return len(data)
 
 

@@ -110,8 +110,8 @@ def export_cmd(
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
 
-    With -o - the archive goes to stdout (a pipe or a file, never a terminal) and every message to
-    stderr. Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
+    -o - writes it to stdout (a pipe or a file, never a terminal); messages go to stderr then.
+    Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
     from ragstore_cli.engine import ExportPlan, export_workspace
 
@@ -155,8 +155,8 @@ def import_cmd(
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
 
-    An archive on stdin (-) is held in a spool file while it is verified, removed however the import
-    ends. Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
+    An archive on stdin (-) is held in a spool file while it is verified, removed however the import ends.
+    Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
     from ragstore_cli.engine import ImportPlan, import_archive
 
@@ -242,7 +242,9 @@ def _archive_out(cli: CliState, output: Path) -> Path | BinaryIO:
         raise UsageError("refusing to write an archive to a terminal: redirect stdout (-o - > FILE, -o - | ssh …) "
                          "or name a file with -o")
     cli.stdout_taken = True
-    return sys.stdout.buffer
+    sys.stdout.flush()
+    # unbuffered: nothing of the archive is left to flush at exit when its reader has gone
+    return open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
 
 
 def _stdin() -> BinaryIO:

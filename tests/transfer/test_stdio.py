@@ -138,6 +138,21 @@ def test_stdout_carries_the_archive_and_nothing_else(work: Path, tmp_path: Path)
     assert not list(work.glob("spool/.ragstore-spool-*"))
 
 
+def test_an_export_whose_reader_went_away_fails_in_one_line(work: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte (ssh failed, the upload was cancelled)
+    try:
+        done = subprocess.run([RAGSTORE, "export", "--profile", "files", "-w", "ws1", "-o", "-"],
+                              env=environment(work), stdout=write, stderr=subprocess.PIPE, timeout=TIMEOUT)
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [
+        "error: the reader of the archive stream went away (broken pipe) after 0 bytes: what it received is "
+        "incomplete, and an import refuses it"]
+    assert os.listdir(work / "spool") == []
+
+
 # ------------------------------------------------------------------------------------ damage
 def _damaged(env: dict[str, str], how: str) -> bytes:
     data = bytearray(exported(env, "--profile", "files", "-w", "ws1").stdout)
@@ -242,9 +257,9 @@ def test_an_archive_is_never_written_to_a_terminal_nor_read_from_one(work: Path)
     leader, follower = pty.openpty()
     try:
         to_tty = subprocess.run([RAGSTORE, "export", "--profile", "files", "-w", "ws1", "-o", "-"], env=env,
-                                stdout=follower, stderr=subprocess.PIPE, timeout=TIMEOUT)
+                                stdout=follower, stderr=subprocess.PIPE, timeout=30)
         from_tty = subprocess.run([RAGSTORE, "import", "-", "--profile", "files", "-w", "target"], env=env,
-                                  stdin=follower, capture_output=True, timeout=TIMEOUT)
+                                  stdin=follower, capture_output=True, timeout=30)
     finally:
         os.close(follower)
         os.close(leader)
