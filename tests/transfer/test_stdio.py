@@ -203,6 +203,32 @@ def test_dry_run_and_verify_read_stdin(work: Path) -> None:
     nothing_spooled(work)
 
 
+# ------------------------------------------------------------------------------------ resume
+def test_an_import_from_stdin_killed_mid_load_resumes_from_the_same_archive_sent_again(work: Path, redis_env) -> None:
+    """Redis commits each section as it goes: SIGKILL after the first ones leaves a ledger, and the
+    hint's command (the same archive piped again with --resume) finishes the job; another archive is
+    refused. The killed process's spool file is removed by the next import."""
+    env = environment(work, redis_env)
+    data = exported(env, "--profile", "files", "-w", "ws1").stdout
+    killed = subprocess.run([sys.executable, "-c", "import faultwrap; faultwrap.main()", "import", "-",
+                             "--profile", "redis,files", "-w", "target"], input=data, capture_output=True,
+                            timeout=TIMEOUT, env={**env, "PYTHONPATH": f"{REPO / 'tests' / 'faults'}{os.pathsep}{REPO}",
+                                                  "FAULTWRAP_POINT": "commit:kv/text_chunks"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(os.listdir(work / "spool")) == 1  # SIGKILL runs no clean-up
+    again = fed(env, data, "import", "-", "--profile", "redis,files", "-w", "target")
+    assert again.returncode == 2 and b"--resume" in again.stderr
+    other = exported(env, "--profile", "files", "-w", "ws1").stdout  # a new export: a new manifest
+    refused = fed(env, other, "import", "-", "--profile", "redis,files", "-w", "target", "--resume")
+    assert refused.returncode == 2, refused.stderr
+    resumed = fed(env, data, "--json", "import", "-", "--profile", "redis,files", "-w", "target", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["resumed"] is True and "kv/full_docs" in report["skipped"] and report["archive"] == "-"
+    same_records(snapshot(env, "files", "ws1"), snapshot(env, "redis,files", "target"))
+    nothing_spooled(work)
+
+
 # ------------------------------------------------------------------------------------ the spool
 def test_the_spool_is_private_and_gone_after_ctrl_c(work: Path) -> None:
     env = environment(work)
