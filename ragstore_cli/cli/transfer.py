@@ -37,7 +37,7 @@ def verify(
     Exit 0 when it is sound, 1 (one-line reason) when it is not. Example: ragstore archive verify ws.ragstore
     """
     cli = state(ctx)
-    with _archive_in(file, spool_dir) as (path, label):
+    with _archive_in(ctx, file, spool_dir) as (path, label):
         reader = ArchiveReader(path, label=label)
         with progress_observer(cli) as observer:
             for key, size in _stored_totals(reader).items():
@@ -63,7 +63,7 @@ def inspect(
     Example: ragstore archive inspect --json backup.ragstore
     """
     cli = state(ctx)
-    with _archive_in(file, spool_dir) as (path, label):
+    with _archive_in(ctx, file, spool_dir) as (path, label):
         manifest = ArchiveReader(path, label=label).manifest
     document = describe(manifest)
 
@@ -161,9 +161,10 @@ def import_cmd(
     from ragstore_cli.engine import ImportPlan, import_archive
 
     cli = state(ctx)
-    plan = ImportPlan(_stdin() if str(file) == STREAM else file, spool_dir=spool_dir, workspace=workspace, profile=one_profile(profile, target, "--to"), if_exists=if_exists,
-                      dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
-                      lock_timeout=lock_timeout)
+    plan = ImportPlan(_stdin(ctx) if str(file) == STREAM else file, workspace=workspace,
+                      profile=one_profile(profile, target, "--to"), if_exists=if_exists, dry_run=dry_run, resume=resume,
+                      embedding_model=embedding_model, batch_size=batch_size, lock_timeout=lock_timeout,
+                      spool_dir=spool_dir)
     with progress_observer(cli) as observer:
         report = run(import_archive(settings(ctx), plan, observer))
     for warning in report.warnings:
@@ -247,19 +248,20 @@ def _archive_out(cli: CliState, output: Path) -> Path | BinaryIO:
     return open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
 
 
-def _stdin() -> BinaryIO:
+def _stdin(ctx: typer.Context) -> BinaryIO:
+    """stdin for an archive named `-`: never a terminal (nobody types an archive)."""
     if sys.stdin.isatty():
-        raise UsageError("stdin is a terminal: pipe an archive in (… | ragstore import -) or name a file")
+        raise UsageError(f"stdin is a terminal: pipe an archive in (… | {ctx.command_path} -) or name a file")
     return sys.stdin.buffer
 
 
 @contextlib.contextmanager
-def _archive_in(file: Path, spool_dir: Path | None) -> Iterator[tuple[Path, str | None]]:
+def _archive_in(ctx: typer.Context, file: Path, spool_dir: Path | None) -> Iterator[tuple[Path, str | None]]:
     """(path, label) of the archive to read: the file, or stdin held in a spool file for the block."""
     if str(file) != STREAM:
         yield file, None
         return
-    with spooled(_stdin(), spool_dir) as path:
+    with spooled(_stdin(ctx), spool_dir) as path:
         yield path, "stdin"
 
 

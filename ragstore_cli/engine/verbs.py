@@ -101,10 +101,10 @@ async def export_workspace(settings: Settings, plan: ExportPlan, observer: Obser
         op="export", batch_size=plan.batch_size, allow_empty=plan.allow_empty,
         empty_hint="check the name and --profile; pass --allow-empty to write an empty archive on purpose"), observer)
     manifest = done.result
-    to_file = _is_file(plan.output)
+    to_file = isinstance(plan.output, (str, os.PathLike))
     return ExportReport(output=str(plan.output) if to_file else STREAM, workspace=workspace, profile=describe(profile),
                         counts=manifest.counts(), seconds=done.seconds,
-                        bytes=Path(plan.output).stat().st_size if to_file else target.written,  # type: ignore[arg-type]
+                        bytes=target.output.stat().st_size if isinstance(target.output, Path) else target.written,
                         embedding=manifest.embedding, warnings=done.warnings, consistency=done.consistency)
 
 
@@ -159,13 +159,12 @@ async def import_archive(settings: Settings, plan: ImportPlan, observer: Observe
     """Verify the archive whole, then load it (engine/move.py says in which order; atomic per backend,
     resumable). A stream is held whole in a spool file first, removed however the import ends; its
     `--resume` takes the same archive sent again (a ledger knows an archive by its manifest's SHA-256)."""
-    if _is_file(plan.archive):
-        return await _import(settings, plan, ArchiveSource(Path(plan.archive)), shlex.quote(str(plan.archive)),  # type: ignore[arg-type]
-                             observer)
+    if isinstance(plan.archive, (str, os.PathLike)):
+        path = Path(plan.archive)
+        return await _import(settings, plan, ArchiveSource(path), shlex.quote(str(path)), observer)
     received = f"receive {STREAM}"
     observer.section(received, None, None)
-    async with spooled_async(plan.archive, plan.spool_dir,  # type: ignore[arg-type]
-                             lambda n: observer.progress(received, 0, n)) as path:
+    async with spooled_async(plan.archive, plan.spool_dir, lambda n: observer.progress(received, 0, n)) as path:
         return await _import(settings, plan, ArchiveSource(path, label="stdin"), STREAM, observer)
 
 
