@@ -33,6 +33,7 @@ from ragstore_cli.errors import OperationFailed, UsageError
 SPOOL_PREFIX = "ragstore-stdin-"
 CHUNK = 1 << 20  # bytes read from the stream at a time
 RESERVE = 64 << 20  # free bytes the spool leaves on its file system
+WINDOW = 16 << 20  # bytes the copy may write between two looks at the free space
 POLL = 0.2  # seconds between looks at the stop flag while the stream sends nothing
 Progress = Callable[[int], None]  # bytes received since the last call
 
@@ -95,18 +96,20 @@ def _not_empty(path: Path) -> None:
 
 
 def _copy(stream: BinaryIO, out: BinaryIO, folder: Path, progress: Progress | None, stop: threading.Event) -> None:
-    """Copy until the stream ends, keeping RESERVE bytes free; return early (OperationFailed) when told."""
+    """Copy until the stream ends, keeping RESERVE bytes free; stop (OperationFailed) when told."""
     fileno = _fileno(stream)
     if fileno is not None:
         info = os.fstat(fileno)
         if stat.S_ISREG(info.st_mode):  # `import - < file`: its size is known before the copy
             _room(folder, max(0, info.st_size - _tell(fileno)), 0)
-    written = 0
+    written = checked = 0  # free space was last seen to allow writing up to `checked` bytes
     while True:
         data = _read(stream, fileno, stop)
         if not data:
             return
-        _room(folder, len(data), written)
+        if written + len(data) > checked:  # statvfs once per WINDOW, not per pipe-sized read
+            _room(folder, WINDOW, written)
+            checked = written + WINDOW
         try:
             out.write(data)
         except OSError as exc:

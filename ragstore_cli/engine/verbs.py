@@ -162,7 +162,7 @@ async def import_archive(settings: Settings, plan: ImportPlan, observer: Observe
     if isinstance(plan.archive, (str, os.PathLike)):
         path = Path(plan.archive)
         return await _import(settings, plan, ArchiveSource(path), shlex.quote(str(path)), observer)
-    received = f"receive {STREAM}"
+    received = "receive stdin"
     observer.section(received, None, None)
     async with spooled_async(plan.archive, plan.spool_dir, lambda n: observer.progress(received, 0, n)) as path:
         return await _import(settings, plan, ArchiveSource(path, label="stdin"), STREAM, observer)
