@@ -200,6 +200,10 @@ def test_dry_run_and_verify_read_stdin(work: Path) -> None:
     assert not (work / "rag" / "target").exists()
     checked = fed(env, data, "--json", "archive", "verify", "-")
     assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True
+    inspected = fed(env, data, "--json", "archive", "inspect", "-")
+    assert inspected.returncode == 0 and sum(json.loads(inspected.stdout)["counts"].values()) == 151
+    damaged = fed(env, data[: len(data) // 2], "archive", "verify", "-")
+    assert damaged.returncode == 1 and damaged.stderr.decode().startswith("error: archive is truncated")
     nothing_spooled(work)
 
 
