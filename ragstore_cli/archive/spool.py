@@ -122,7 +122,9 @@ def _copy(stream: BinaryIO, out: BinaryIO, folder: Path, progress: Progress | No
 
 
 def _read(stream: BinaryIO, fileno: int | None, stop: threading.Event) -> bytes:
-    """The next chunk of the stream (b"" at its end); waits in POLL steps so that `stop` is seen."""
+    """The next chunk of the stream (b"" at its end); waits in POLL steps so that `stop` is seen.
+    A stream with a file descriptor is read through it (what a Python reader already buffered is not
+    seen: hand over a stream nothing has read from, such as stdin)."""
     if fileno is None:
         return stream.read(CHUNK)
     while True:
