@@ -42,8 +42,9 @@ _TAR_BUFFER = 1 << 16  # tarfile reads a stream in blocks of this size; its 10 K
 class ArchiveReader:
     """Open an archive file; `manifest` is read and checked at once, data on demand."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, label: str | None = None) -> None:
         self.path = Path(path)
+        self.label = label or self.path.name  # names the archive in messages (a spooled stream: "stdin")
         if not self.path.is_file():
             raise UsageError(f"archive {self.path} does not exist or is not a file")
         self.manifest_sha256 = ""  # identifies the archive (ledger, import id)
@@ -57,14 +58,14 @@ class ArchiveReader:
             return fh, tarfile.open(fileobj=fh, mode="r|", bufsize=_TAR_BUFFER, tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, EOFError, OSError):
             fh.close()
-            raise DataError(f"{self.path.name} is not a ragstore archive (not a tar stream)") from None
+            raise DataError(f"{self.label} is not a ragstore archive (not a tar stream)") from None
 
     def _read_manifest(self) -> Manifest:
         fh, tar = self._open_tar()
         with fh:
             first = self._next(tar, MANIFEST_NAME)
             if first is None or first.name != MANIFEST_NAME:
-                raise DataError(f"{self.path.name} is not a ragstore archive (first member is not {MANIFEST_NAME})")
+                raise DataError(f"{self.label} is not a ragstore archive (first member is not {MANIFEST_NAME})")
             raw = self._small(tar, first)
             second = self._next(tar, MANIFEST_SHA_NAME)
             if second is None:

@@ -25,8 +25,9 @@ class ArchiveSource:
 
     consistency = {"archive": "sealed"}
 
-    def __init__(self, path: Path, *, verify: bool = True) -> None:
-        self.reader = ArchiveReader(Path(path))
+    def __init__(self, path: Path, *, verify: bool = True, label: str | None = None) -> None:
+        self.reader = ArchiveReader(Path(path), label=label)
+        self.label = label or str(path)
         self.verify = verify
         self.manifest = self.reader.manifest
         self.stats: dict[str, SectionStats] = {}
@@ -58,7 +59,7 @@ class ArchiveSource:
         manifest, dim = self.manifest, self.manifest.embedding.get("dim")
         vectors = [s for s in manifest.sections if s.kind == KIND_VECTORS]
         return Origin(workspace=manifest.source.get("workspace", ""), backends=dict(manifest.source.get("backends") or {}),
-                      identity=self.reader.manifest_sha256, label=str(self.reader.path), kind="archive",
+                      identity=self.reader.manifest_sha256, label=self.label, kind="archive",
                       model=manifest.embedding.get("model"), dim=dim,
                       dims={s.key: (s.dim or dim) if (s.records or dim is not None) else None for s in vectors},
                       counts=manifest.counts(),

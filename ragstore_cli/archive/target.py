@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, BinaryIO
 
 from ragstore_cli.archive.manifest import Manifest
 from ragstore_cli.archive.writer import ArchiveWriter, SectionWriter
@@ -21,15 +22,18 @@ from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch
 
 
 class ArchiveTarget:
-    """Write one archive to `output`; an existing file is refused unless `overwrite` (before any read)."""
+    """Write one archive to `output`, a file or a stream (writer.py); an existing file is refused
+    unless `overwrite` (before any read)."""
 
     consistency: dict[str, str] = {}
 
-    def __init__(self, output: Path, *, vector_dtype: str = "float32", overwrite: bool = False,
-                 workspace: str | None = None) -> None:
-        self.output, self.vector_dtype, self.overwrite = Path(output), vector_dtype, overwrite
-        if not overwrite and self.output.exists():
+    def __init__(self, output: Path | BinaryIO, *, vector_dtype: str = "float32", overwrite: bool = False,
+                 workspace: str | None = None, spool_dir: Path | None = None) -> None:
+        self.output = Path(output) if isinstance(output, (str, os.PathLike)) else output
+        self.vector_dtype, self.overwrite, self.spool_dir = vector_dtype, overwrite, spool_dir
+        if isinstance(self.output, Path) and not overwrite and self.output.exists():
             raise UsageError(f"{output} exists; choose another name or pass --force to replace it")
+        self.written = 0  # bytes written to a stream output, once committed
         self.workspace = workspace
         self.origin: Origin | None = None
         self.observer: Any = None
@@ -60,7 +64,7 @@ class ArchiveTarget:
         origin = self.origin
         writer = ArchiveWriter(self.output, workspace=origin.workspace if self.workspace is None else self.workspace,
                                backends=origin.backends, embedding_model=origin.model, embedding_dim=origin.dim,
-                               vector_dtype=self.vector_dtype, overwrite=self.overwrite,
+                               vector_dtype=self.vector_dtype, overwrite=self.overwrite, spool_dir=self.spool_dir,
                                progress=lambda key, records, nbytes: self.observer.progress(key, 0, nbytes))
         return ArchiveSession(self, writer)
 
@@ -94,6 +98,7 @@ class ArchiveSession:
         for section, fields in origin.not_carried.items():
             self.archive.not_carried(section, fields)
         self.manifest = self.archive.finish()
+        self.target.written = self.archive.written
         self.target.warnings.extend(self.archive.notes)  # parts stored as float32 because float16 could not hold them
         return self.manifest
 

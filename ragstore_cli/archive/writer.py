@@ -5,6 +5,11 @@ spool folder next to the output (`.ragstore-spool-<pid>-<output tag>-XXXX`, so t
 the same output can remove what a SIGKILLed one left); `finish()` then writes the tar — manifest first, members after —
 through `atomic.AtomicFile` (owner-only, temporary name `<output>.partial`) and publishes it. The manifest can come first because every size, checksum and
 count is known by then; the cost is spool disk space about the size of the archive.
+
+The output may also be a stream (`ragstore export -o -`: stdout, a pipe): the tar is written in
+stream mode (`w|`, no seek, so a pipe takes it), from the spool in `spool_dir` (default: the system's
+temporary folder), only once every member is complete; a failure before that leaves the stream
+untouched, one during it leaves a tar cut short that every reader refuses (damage.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 import zstandard
@@ -32,11 +37,12 @@ from ragstore_cli.archive.manifest import (DTYPE_SUFFIX, DTYPES, KIND_DOC_STATUS
                                            MAX_LINE, MEMBER_IDS, MEMBER_JSONL, MEMBER_MATRIX, ROWS_PER_PART, Manifest,
                                            Member, Section, section_key)
 from ragstore_cli.records import VectorBatch
-from ragstore_cli.errors import DataError, UsageError
+from ragstore_cli.errors import DataError, OperationFailed, UsageError
 
 F16_MAX = 65504.0          # the largest finite float16
 F16_ROW_ERROR = 2.0 ** -10  # a row's float16 rounding error, relative to its norm, within which it "fits"
 SPOOL_PREFIX = ".ragstore-spool-"
+STREAM_NAME = "stdout"  # what the spool folders of an archive written to a stream are tagged with
 Progress = Callable[[str, int, int], None]  # (section key, records added, stored bytes added)
 
 
@@ -50,7 +56,7 @@ def spool_prefix(output: Path, pid: int) -> str:
     return f"{SPOOL_PREFIX}{pid}-{_output_key(output)}-"
 
 
-def remove_leftovers(output: Path) -> list[str]:
+def remove_leftovers(output: Path, *, partial: bool = True) -> list[str]:
     """Remove what SIGKILLed exports to `output` left: spools of dead pids, then `<output>.partial`.
 
     Why here: a killed process runs no cleanup, so the next export to the same path does it. A live
@@ -71,10 +77,9 @@ def remove_leftovers(output: Path) -> list[str]:
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(entry.name)
-    partial = output.with_name(output.name + ".partial")
-    if not live and partial.is_file():
-        partial.unlink(missing_ok=True)
-        removed.append(partial.name)
+    if partial and not live and (leftover := output.with_name(output.name + ".partial")).is_file():
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover.name)
     return removed
 
 
@@ -242,16 +247,27 @@ class SectionWriter:
 class ArchiveWriter:
     """Build one archive. Open sections in the order they should appear; call finish() once."""
 
-    def __init__(self, output: Path, *, workspace: str, backends: dict[str, str] | None = None,
+    def __init__(self, output: Path | BinaryIO, *, workspace: str, backends: dict[str, str] | None = None,
                  embedding_model: str | None = None, embedding_dim: int | None = None,
-                 vector_dtype: str = "float32", progress: Progress | None = None, overwrite: bool = True) -> None:
+                 vector_dtype: str = "float32", progress: Progress | None = None, overwrite: bool = True,
+                 spool_dir: Path | None = None) -> None:
         if vector_dtype not in DTYPES:
             raise UsageError(f"unknown vector dtype {vector_dtype!r}; expected float32 or float16")
-        self.output = Path(output)
-        if self.output.exists() and self.output.is_dir():
-            raise UsageError(f"{self.output} is a directory")
-        if not self.output.parent.is_dir():
-            raise UsageError(f"folder {self.output.parent} does not exist")
+        self.stream: BinaryIO | None = None
+        self.written = 0  # bytes of the archive written to the stream
+        if isinstance(output, (str, os.PathLike)):
+            self.output = Path(output)
+            if self.output.exists() and self.output.is_dir():
+                raise UsageError(f"{self.output} is a directory")
+            if not self.output.parent.is_dir():
+                raise UsageError(f"folder {self.output.parent} does not exist")
+            tagged = self.output
+        else:
+            from ragstore_cli.archive.spool import spool_folder
+
+            self.stream = output
+            tagged = spool_folder(spool_dir) / STREAM_NAME
+            self.output = tagged
         self.vector_dtype = vector_dtype
         self.overwrite = overwrite
         self.manifest = Manifest(
@@ -262,8 +278,8 @@ class ArchiveWriter:
         )
         self._progress = progress
         self.notes: list[str] = []  # what the caller should tell the user (vectors stored losslessly)
-        remove_leftovers(self.output)
-        self._spool = Path(tempfile.mkdtemp(prefix=spool_prefix(self.output, os.getpid()), dir=self.output.parent))
+        remove_leftovers(tagged, partial=self.stream is None)
+        self._spool = Path(tempfile.mkdtemp(prefix=spool_prefix(tagged, os.getpid()), dir=tagged.parent))
         self._sections: list[SectionWriter] = []
         self._open: list[_MemberFile] = []
         self._files: dict[str, Path] = {}
@@ -331,6 +347,11 @@ class ArchiveWriter:
                 if s.kind == KIND_VECTORS and s.dim is None:
                     s.dim = self.manifest.embedding.get("dim")
             self.manifest.check()
+            if self.stream is not None:
+                counted = _Counted(self.stream)
+                self._write_tar(counted)
+                self.written = counted.size
+                return self.manifest
             partial = self.output.with_name(self.output.name + ".partial")
             # The archive holds a whole workspace: owner-only, like a database dump.
             try:
@@ -371,6 +392,32 @@ class ArchiveWriter:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
             self.abort()
+
+
+class _Counted:
+    """A stream that counts the bytes written through it (an archive on a pipe has no size to stat),
+    writes all of each block (a raw stream may take part of it), and says in one line that the
+    reader went away: a broken pipe here is the archive's reader, not a server (connect/failures.py
+    would take a bare BrokenPipeError for a lost connection)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.size = stream, 0
+
+    def write(self, data: bytes) -> int:
+        view, closed = memoryview(data), False
+        while view:
+            try:
+                sent = self.stream.write(view)
+            except BrokenPipeError:
+                closed = True
+                break
+            sent = len(view) if sent is None else sent
+            view = view[sent:]
+            self.size += sent
+        if closed:
+            raise OperationFailed(f"the reader of the archive stream went away (broken pipe) after {self.size} "
+                                  "bytes: what it received is incomplete, and an import refuses it")
+        return len(data)
 
 
 def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:

@@ -51,8 +51,9 @@ class RagstoreGroup(TyperGroup):
                 document = {"ok": False, "error": message, "exit_code": code}
                 if hint:
                     document["hint"] = redact(hint)
-                sys.stdout.write(to_json(document) + "\n")
-            sys.stderr.write(f"error: {message}\n")
+                (sys.stderr if cli_state.stdout_taken else sys.stdout).write(to_json(document) + "\n")
+            if not (cli_state.json and cli_state.stdout_taken):  # stderr holds just the JSON document then
+                sys.stderr.write(f"error: {message}\n")
             if hint and not cli_state.json:
                 sys.stderr.write(f"hint: {redact(hint)}\n")
             raise typer.Exit(code) from None

@@ -26,6 +26,7 @@ class CliState:
     env_file: Path | None = None
     json: bool = False
     debug: bool = False
+    stdout_taken: bool = False  # stdout carries data (`export -o -`): summaries and errors go to stderr
 
     @property
     def console(self) -> Console:
@@ -57,10 +58,11 @@ def to_json(document: Any) -> str:
 def emit(state: CliState, document: Any, render: Callable[[Console], None] | None = None) -> None:
     """Print `document` as JSON under --json, else call `render` with a console (or print it)."""
     if state.json:
-        sys.stdout.write(to_json(document) + "\n")
-        sys.stdout.flush()
+        out = sys.stderr if state.stdout_taken else sys.stdout
+        out.write(to_json(document) + "\n")
+        out.flush()
         return
-    console = state.console
+    console = state.err_console if state.stdout_taken else state.console
     if render is not None:
         render(console)
     else:

@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Iterator, Optional
 
 import typer
 
 from ragstore_cli.archive import ArchiveReader
+from ragstore_cli.archive.spool import spooled
 from ragstore_cli.archive.summary import describe, human_bytes
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
-from ragstore_cli.cli.output import emit, info, table, workspace_label
+from ragstore_cli.cli.output import CliState, emit, info, table, workspace_label
 from ragstore_cli.cli.progress import progress_observer
 from ragstore_cli.errors import UsageError
 
 archive_app = typer.Typer(help="Check and look inside .ragstore archives.", no_args_is_help=True)
 
 
+STREAM = "-"
+SPOOL_DIR = typer.Option(None, "--spool-dir", envvar="RAGSTORE_SPOOL_DIR", metavar="DIR",
+                         help="Where an archive on stdin/stdout (-) is held while it is checked or assembled "
+                              "(default: the system's temporary folder).")
+ARCHIVE_IN = typer.Argument(..., help="The .ragstore archive, or - for stdin.")
+
+
 def verify(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="The .ragstore archive."),
+    file: Path = ARCHIVE_IN,
+    spool_dir: Optional[Path] = SPOOL_DIR,
 ) -> None:
     """Read the whole archive: checksums, counts, the shape of every record, vector dimension and finiteness.
 
     Exit 0 when it is sound, 1 (one-line reason) when it is not. Example: ragstore archive verify ws.ragstore
     """
     cli = state(ctx)
-    reader = ArchiveReader(file)
-    with progress_observer(cli) as observer:
-        for key, size in _stored_totals(reader).items():
-            observer.section(key, None, size)
-        stats = reader.verify(observer.progress)
+    with _archive_in(ctx, file, spool_dir) as (path, label):
+        reader = ArchiveReader(path, label=label)
+        with progress_observer(cli) as observer:
+            for key, size in _stored_totals(reader).items():
+                observer.section(key, None, size)
+            stats = reader.verify(observer.progress)
     document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
 
     def render(console) -> None:
         total = sum(s.records for s in stats.values())
-        console.print(f"[green]ok[/] {file}: {total} records in {len(stats)} sections, "
+        console.print(f"[green]ok[/] {label or file}: {total} records in {len(stats)} sections, "
                       f"{human_bytes(document['total_stored_bytes'])}; every checksum and count matches")
 
     emit(cli, document, render)
@@ -43,20 +55,22 @@ def verify(
 
 def inspect(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="The .ragstore archive."),
+    file: Path = ARCHIVE_IN,
+    spool_dir: Optional[Path] = SPOOL_DIR,
 ) -> None:
     """Show the manifest and per-namespace statistics (reads only the manifest; use verify to check data).
 
     Example: ragstore archive inspect --json backup.ragstore
     """
     cli = state(ctx)
-    manifest = ArchiveReader(file).manifest
+    with _archive_in(ctx, file, spool_dir) as (path, label):
+        manifest = ArchiveReader(path, label=label).manifest
     document = describe(manifest)
 
     def render(console) -> None:
         src = manifest.source
         emb = manifest.embedding
-        console.print(f"[bold]{file}[/]  format v{manifest.format_version}, ragstore {manifest.ragstore_version}, "
+        console.print(f"[bold]{label or file}[/]  format v{manifest.format_version}, ragstore {manifest.ragstore_version}, "
                       f"created {manifest.created_at}")
         console.print(f"source: workspace {workspace_label(src.get('workspace'))}, backends "
                       + ", ".join(f"{k}={v}" for k, v in (src.get("backends") or {}).items()))
@@ -82,7 +96,7 @@ LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
 
 def export_cmd(
     ctx: typer.Context,
-    output: Path = typer.Option(..., "--output", "-o", help="The .ragstore file to write."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .ragstore file to write, or - for stdout."),
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Workspace to export (default: WORKSPACE)."),
     profile: Optional[str] = PROFILE,
     source: Optional[str] = typer.Option(None, "--from", hidden=True, help="Old spelling of --profile."),
@@ -92,9 +106,11 @@ def export_cmd(
     allow_empty: bool = typer.Option(False, "--allow-empty",
                                      help="Write an archive even when the workspace holds no record (else exit 2)."),
     force: bool = typer.Option(False, "--force", help="Replace the --output file if it exists (never without)."),
+    spool_dir: Optional[Path] = SPOOL_DIR,
 ) -> None:
     """Write one workspace into a verified, portable .ragstore archive (a consistent snapshot).
 
+    -o - writes it to stdout (a pipe or a file, never a terminal); messages go to stderr then.
     Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
     from ragstore_cli.engine import ExportPlan, export_workspace
@@ -103,8 +119,9 @@ def export_cmd(
     dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
     if dtype is None:
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
-    plan = ExportPlan(output, workspace=workspace, profile=one_profile(profile, source, "--from"), vector_dtype=dtype,
-                      batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty, overwrite=force)
+    plan = ExportPlan(_archive_out(cli, output), workspace=workspace, profile=one_profile(profile, source, "--from"),
+                      vector_dtype=dtype, batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty,
+                      overwrite=force, spool_dir=spool_dir)
     with progress_observer(cli) as observer:
         report = run(export_workspace(settings(ctx), plan, observer))
     for warning in report.warnings:
@@ -124,7 +141,7 @@ def export_cmd(
 
 def import_cmd(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="The .ragstore archive."),
+    file: Path = ARCHIVE_IN,
     workspace: Optional[str] = typer.Option(None, "--workspace", "-w", help="Target workspace (default: the archive's)."),
     profile: Optional[str] = PROFILE,
     target: Optional[str] = typer.Option(None, "--to", hidden=True, help="Old spelling of --profile."),
@@ -134,17 +151,20 @@ def import_cmd(
     embedding_model: Optional[str] = EMBEDDING_MODEL,
     batch_size: int = BATCH_SIZE,
     lock_timeout: Optional[float] = LOCK_TIMEOUT,
+    spool_dir: Optional[Path] = SPOOL_DIR,
 ) -> None:
     """Verify an archive, then load it into a workspace (atomic per backend, resumable).
 
+    An archive on stdin (-) is held in a spool file while it is verified, removed however the import ends.
     Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
     from ragstore_cli.engine import ImportPlan, import_archive
 
     cli = state(ctx)
-    plan = ImportPlan(file, workspace=workspace, profile=one_profile(profile, target, "--to"), if_exists=if_exists,
-                      dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
-                      lock_timeout=lock_timeout)
+    plan = ImportPlan(_stdin(ctx) if str(file) == STREAM else file, workspace=workspace,
+                      profile=one_profile(profile, target, "--to"), if_exists=if_exists, dry_run=dry_run, resume=resume,
+                      embedding_model=embedding_model, batch_size=batch_size, lock_timeout=lock_timeout,
+                      spool_dir=spool_dir)
     with progress_observer(cli) as observer:
         report = run(import_archive(settings(ctx), plan, observer))
     for warning in report.warnings:
@@ -213,6 +233,36 @@ def transfer_cmd(
             console.print(f"[yellow]field loss:[/] {section}: the target cannot store {', '.join(fields)}")
 
     emit(cli, report.to_dict(), render)
+
+
+def _archive_out(cli: CliState, output: Path) -> Path | BinaryIO:
+    """The file to export to, or stdout for `-o -`: never a terminal, and then nothing else goes there."""
+    if str(output) != STREAM:
+        return output
+    if sys.stdout.isatty():
+        raise UsageError("refusing to write an archive to a terminal: redirect stdout (-o - > FILE, -o - | ssh …) "
+                         "or name a file with -o")
+    cli.stdout_taken = True
+    sys.stdout.flush()
+    # unbuffered: nothing of the archive is left to flush at exit when its reader has gone
+    return open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
+
+
+def _stdin(ctx: typer.Context) -> BinaryIO:
+    """stdin for an archive named `-`: never a terminal (nobody types an archive)."""
+    if sys.stdin.isatty():
+        raise UsageError(f"stdin is a terminal: pipe an archive in (… | {ctx.command_path} -) or name a file")
+    return sys.stdin.buffer
+
+
+@contextlib.contextmanager
+def _archive_in(ctx: typer.Context, file: Path, spool_dir: Path | None) -> Iterator[tuple[Path, str | None]]:
+    """(path, label) of the archive to read: the file, or stdin held in a spool file for the block."""
+    if str(file) != STREAM:
+        yield file, None
+        return
+    with spooled(_stdin(ctx), spool_dir) as path:
+        yield path, "stdin"
 
 
 def _stored_totals(reader: ArchiveReader) -> dict[str, int]:

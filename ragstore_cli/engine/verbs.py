@@ -1,7 +1,9 @@
 """The verbs that move a whole workspace, each one `move()` over a plan: export, import, transfer.
 
-- `export_workspace`: a workspace of a profile → a `.ragstore` archive (archive/target.py);
-- `import_archive`: an archive (verified whole first) → a workspace of a profile;
+- `export_workspace`: a workspace of a profile → a `.ragstore` archive (archive/target.py), a file
+  or a stream (stdout: `export -o -`);
+- `import_archive`: an archive (verified whole first) → a workspace of a profile; an archive arriving
+  on a stream (stdin: `import -`) is first held in a spool file (archive/spool.py);
 - `transfer_workspace`: a workspace of one profile → a workspace of another, streaming, no archive
   on disk, with import's guarantees (preflight, dry run, atomic per backend or resumable) and the
   target read back and compared with the source (counts and record ids) before it commits.
@@ -12,12 +14,14 @@ and an optional Observer, and returns a typed report with `to_dict()` for `--jso
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ragstore_cli.archive.source import ArchiveSource
+from ragstore_cli.archive.spool import spooled_async
 from ragstore_cli.archive.target import ArchiveTarget
 from ragstore_cli.backends.registry import describe, needs_lock, parse_profile
 from ragstore_cli.config import Settings
@@ -43,9 +47,10 @@ def _name(workspace: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------------- export
 @dataclass
 class ExportPlan:
-    """`ragstore export`: the workspace (None: WORKSPACE) of `profile` (None: LIGHTRAG_*_STORAGE) into `output`."""
+    """`ragstore export`: the workspace (None: WORKSPACE) of `profile` (None: LIGHTRAG_*_STORAGE) into
+    `output`, a file or a binary stream (written only once the archive is complete)."""
 
-    output: Path
+    output: Path | BinaryIO
     workspace: str | None = None
     profile: str | None = None
     vector_dtype: str = "float32"  # or float16
@@ -53,9 +58,17 @@ class ExportPlan:
     lock_timeout: float | None = None
     allow_empty: bool = False  # write an archive of a workspace with no record (else refused)
     overwrite: bool = False  # replace an existing `output` (else refused before anything is read)
+    spool_dir: Path | None = None  # where a stream output is assembled (None: the system's temporary folder)
 
     def __post_init__(self) -> None:
         self.workspace = _name(self.workspace)
+
+
+STREAM = "-"  # how an archive on a stream (stdout, stdin) is named in reports and hints
+
+
+def _is_file(where: Any) -> bool:
+    return isinstance(where, (str, os.PathLike))
 
 
 @dataclass
@@ -79,7 +92,8 @@ class ExportReport:
 async def export_workspace(settings: Settings, plan: ExportPlan, observer: Observer = NOTHING) -> ExportReport:
     """Write the workspace to an archive from one consistent view (engine/workspaces.py says what each
     backend guarantees)."""
-    target = ArchiveTarget(plan.output, vector_dtype=plan.vector_dtype, overwrite=plan.overwrite)
+    target = ArchiveTarget(plan.output, vector_dtype=plan.vector_dtype, overwrite=plan.overwrite,
+                           spool_dir=plan.spool_dir)
     workspace = plan.workspace if plan.workspace is not None else validate_workspace(settings["WORKSPACE"])
     profile = parse_profile(plan.profile, settings)
     source = WorkspaceSource(settings, profile, workspace, lock_timeout=plan.lock_timeout)
@@ -87,17 +101,20 @@ async def export_workspace(settings: Settings, plan: ExportPlan, observer: Obser
         op="export", batch_size=plan.batch_size, allow_empty=plan.allow_empty,
         empty_hint="check the name and --profile; pass --allow-empty to write an empty archive on purpose"), observer)
     manifest = done.result
-    return ExportReport(output=str(plan.output), workspace=workspace, profile=describe(profile),
-                        counts=manifest.counts(), bytes=Path(plan.output).stat().st_size, seconds=done.seconds,
+    to_file = isinstance(plan.output, (str, os.PathLike))
+    return ExportReport(output=str(plan.output) if to_file else STREAM, workspace=workspace, profile=describe(profile),
+                        counts=manifest.counts(), seconds=done.seconds,
+                        bytes=target.output.stat().st_size if isinstance(target.output, Path) else target.written,
                         embedding=manifest.embedding, warnings=done.warnings, consistency=done.consistency)
 
 
 # ---------------------------------------------------------------------------------------------- import
 @dataclass
 class ImportPlan:
-    """`ragstore import`: `archive` into `workspace` (None: the archive's) of `profile`."""
+    """`ragstore import`: `archive` (a file, or a binary stream spooled first) into `workspace` (None:
+    the archive's) of `profile`."""
 
-    archive: Path
+    archive: Path | BinaryIO
     workspace: str | None = None
     profile: str | None = None
     if_exists: str = "fail"  # when the workspace holds records: fail | replace | merge
@@ -106,6 +123,7 @@ class ImportPlan:
     embedding_model: str | None = None  # relabel the vectors' model (never re-embeds)
     batch_size: int = DEFAULT_BATCH
     lock_timeout: float | None = None
+    spool_dir: Path | None = None  # where a stream is held while it is checked (None: the system's temporary folder)
 
     def __post_init__(self) -> None:
         self.workspace = _name(self.workspace)
@@ -139,8 +157,19 @@ class ImportReport(LoadReport):
 
 async def import_archive(settings: Settings, plan: ImportPlan, observer: Observer = NOTHING) -> ImportReport:
     """Verify the archive whole, then load it (engine/move.py says in which order; atomic per backend,
-    resumable)."""
-    source = ArchiveSource(plan.archive)
+    resumable). A stream is held whole in a spool file first, removed however the import ends; its
+    `--resume` takes the same archive sent again (a ledger knows an archive by its manifest's SHA-256)."""
+    if isinstance(plan.archive, (str, os.PathLike)):
+        path = Path(plan.archive)
+        return await _import(settings, plan, ArchiveSource(path), shlex.quote(str(path)), observer)
+    received = "receive stdin"
+    observer.section(received, None, None)
+    async with spooled_async(plan.archive, plan.spool_dir, lambda n: observer.progress(received, 0, n)) as path:
+        return await _import(settings, plan, ArchiveSource(path, label="stdin"), STREAM, observer)
+
+
+async def _import(settings: Settings, plan: ImportPlan, source: ArchiveSource, what: str,
+                  observer: Observer) -> ImportReport:
     workspace = plan.workspace if plan.workspace is not None else \
         validate_workspace(source.manifest.source.get("workspace", ""))
     profile = parse_profile(plan.profile, settings)
@@ -148,8 +177,9 @@ async def import_archive(settings: Settings, plan: ImportPlan, observer: Observe
                              lock=not plan.dry_run, lock_timeout=plan.lock_timeout)  # a dry run writes no lock file
     done = await move(source, target, MovePlan(
         op="import", mode=plan.if_exists, dry_run=plan.dry_run, resume=plan.resume, batch_size=plan.batch_size,
-        resume_hint=_finish("import", shlex.quote(str(plan.archive)), plan.profile, workspace)), observer)
-    return ImportReport(archive=str(plan.archive), workspace=workspace, profile=describe(profile), **_load(done, target))
+        resume_hint=_finish("import", what, plan.profile, workspace, resend=not _is_file(plan.archive))), observer)
+    return ImportReport(archive=str(plan.archive) if _is_file(plan.archive) else STREAM, workspace=workspace,
+                        profile=describe(profile), **_load(done, target))
 
 
 def _load(done: MoveReport, target: WorkspaceTarget) -> dict[str, Any]:
@@ -159,10 +189,13 @@ def _load(done: MoveReport, target: WorkspaceTarget) -> dict[str, Any]:
                 seconds=done.seconds, warnings=done.warnings)
 
 
-def _finish(verb: str, what: str, profile: str | None, workspace: str) -> str:
-    """The command that finishes an interrupted move."""
+def _finish(verb: str, what: str, profile: str | None, workspace: str, *, resend: bool = False) -> str:
+    """The command that finishes an interrupted move (`resend`: of an archive that came on a stream)."""
     to = f" --to {shlex.quote(profile)}" if profile else ""
-    return f"finish it with: ragstore {verb} {what}{to} --workspace {shlex.quote(workspace)} --resume"
+    command = f"ragstore {verb} {what}{to} --workspace {shlex.quote(workspace)} --resume"
+    if resend:
+        return f"finish it by sending the same archive again: … | {command}"
+    return f"finish it with: {command}"
 
 
 # ---------------------------------------------------------------------------------------------- transfer
