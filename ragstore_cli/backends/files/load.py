@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
-from ragstore_cli.atomic import fsync_dir, keep_mode, publish
+from ragstore_cli.atomic import fsync_dir, keep_mode, write_atomic
 from ragstore_cli.backends.contract import Check, LoadPlan, NoteKeeper, Writer
 from ragstore_cli.backends.sections import StoreSession
 from ragstore_cli.config import Settings
@@ -56,12 +56,7 @@ class FileLedgerStore:
 
     async def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp.{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, self.path)
+        write_atomic(self.path, json.dumps(state))
 
     async def clear(self) -> None:
         self.path.unlink(missing_ok=True)
