@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ragstore_cli.archive import ArchiveReader
+from ragstore_cli.archive.source import verify_observed
 from ragstore_cli.archive.summary import describe, human_bytes
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
 from ragstore_cli.cli.output import emit, info, table, workspace_label
@@ -28,9 +29,7 @@ def verify(
     cli = state(ctx)
     reader = ArchiveReader(file)
     with progress_observer(cli) as observer:
-        for key, size in _stored_totals(reader).items():
-            observer.section(key, None, size)
-        stats = reader.verify(observer.progress)
+        stats = verify_observed(reader, observer)
     document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
 
     def render(console) -> None:
@@ -213,13 +212,6 @@ def transfer_cmd(
             console.print(f"[yellow]field loss:[/] {section}: the target cannot store {', '.join(fields)}")
 
     emit(cli, report.to_dict(), render)
-
-
-def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for m in reader.manifest.members:
-        totals[m.section] = totals.get(m.section, 0) + m.size
-    return totals
 
 
 def register(root: typer.Typer) -> None:
