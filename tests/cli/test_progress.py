@@ -162,6 +162,21 @@ def test_progress_json_events_follow_the_phases_with_the_archives_totals(cli, ar
     assert [e["done"] for e in load] == sorted(e["done"] for e in load)  # counts only go up
 
 
+def test_export_counts_records_against_the_workspaces_count(tmp_path):
+    """An export's load row counts records against what the workspace holds (so it has an ETA), naming
+    the section it is at."""
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    term = Terminal()
+    code = term.run(["export", "--profile", "files", "--workspace", "", "-o", str(tmp_path / "a.ragstore")],
+                    _env(tmp_path, {"WORKING_DIR": str(sample)}))
+    final = term.every_line()
+    assert code == 0, "\n".join(final)
+    seen = [row.group(3) for screen in term.screens for row in _rows(screen) if row.group(2) == "load"]
+    assert any(re.search(r"kv/full_docs .* \d+/151 records", text) for text in seen), seen
+    assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "load"), ("✓", "commit")]
+
+
 def test_nothing_is_drawn_off_a_terminal(cli, archive, tmp_path):
     result = cli("import", str(archive), "--profile", "files", "--workspace", "w",
                  env={"WORKING_DIR": str(tmp_path / "wd")})
