@@ -12,6 +12,7 @@ nothing at all (this base class does nothing). A run goes through **phases**, ea
 | `load`   | the section loop: every record read, written, committed       | `records` | when counted |
 | `index`  | a backend rebuilding indexes it dropped for the load          | `indexes` | known        |
 | `commit` | the target's commit (a transaction, a swap, a manifest)       | —         | none         |
+| `copy`   | a backend copying or renaming a workspace natively            | —         | none         |
 
 A phase may start inside another (a PostgreSQL index is rebuilt while its section commits, in the
 load): `section` and `progress` belong to the innermost running phase. `section(key, records,
@@ -29,7 +30,7 @@ from __future__ import annotations
 from typing import Callable
 
 #: The phases of a run, in the order they can start (docs/progress.md).
-PHASES = ("verify", "read", "load", "index", "commit")
+PHASES = ("verify", "read", "load", "index", "commit", "copy")
 
 
 class Observer:

@@ -24,7 +24,7 @@ import pytest
 from ragstore_cli.cli.progress import PhaseTracker
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_workspace"
-PHASE_ROW = re.compile(r"^(\S) (verify|read|load|index|commit)\b(.*)$")
+PHASE_ROW = re.compile(r"^(\S) (verify|read|load|index|commit|copy)\b(.*)$")
 FRACTION = re.compile(r"([\d,.]+)( [KMGT]?B)?/([\d,.]+)( [KMGT]?B)? ?(records|indexes)?")
 SCALE = {None: 1, " B": 1, " KB": 1024, " MB": 1024 ** 2, " GB": 1024 ** 3, " TB": 1024 ** 4}
 
@@ -175,6 +175,22 @@ def test_export_counts_records_against_the_workspaces_count(tmp_path):
     seen = [row.group(3) for screen in term.screens for row in _rows(screen) if row.group(2) == "load"]
     assert any(re.search(r"kv/full_docs .* \d+/151 records", text) for text in seen), seen
     assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "load"), ("✓", "commit")]
+
+
+def test_vectors_compress_and_workspace_copy_draw_their_phases(archive, tmp_path):
+    """Every command that moves records draws: an archive re-encoded (a move without the check before
+    it), a workspace copied natively (the backend's own copy, timed)."""
+    term = Terminal()
+    code = term.run(["vectors", "compress", str(archive), "-o", str(tmp_path / "f16.ragstore")], _env(tmp_path, {}))
+    final = term.every_line()
+    assert code == 0, "\n".join(final)
+    assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "load"), ("✓", "commit")], "\n".join(final)
+    term = Terminal()  # the archive fixture copied the sample workspace to tmp_path/sample
+    code = term.run(["workspace", "copy", "", "copied", "--profile", "files"],
+                    _env(tmp_path, {"WORKING_DIR": str(tmp_path / "sample")}))
+    final = term.every_line()
+    assert code == 0, "\n".join(final)
+    assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "copy")], "\n".join(final)
 
 
 def test_nothing_is_drawn_off_a_terminal(cli, archive, tmp_path):
