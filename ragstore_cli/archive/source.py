@@ -30,8 +30,8 @@ def verify_observed(reader: ArchiveReader, observer: Any) -> dict[str, SectionSt
     def progress(key: str, records: int, nbytes: int) -> None:
         if current[-1:] != [key]:
             current.append(key)
-            observer.section(key, None, stored.get(key))
-        observer.progress(key, records, nbytes)
+            observer.section(f"verify {key}", None, stored.get(key))
+        observer.progress(f"verify {key}", records, nbytes)
 
     observer.phase("verify", sum(stored.values()), "bytes")
     stats = reader.verify(progress)

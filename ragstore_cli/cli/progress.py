@@ -100,7 +100,7 @@ class PhaseTracker(Observer):
     def section(self, key: str, records: int | None = None, nbytes: int | None = None) -> None:
         tally = self._current()
         if tally is not None:
-            tally.section = key
+            tally.section = key.removeprefix(f"{tally.name} ")  # `verify kv/full_docs`: the phase is the row's
             self.changed("section", tally, records if tally.unit != "bytes" else nbytes)
 
     def progress(self, key: str, records: int, nbytes: int) -> None:

@@ -103,7 +103,7 @@ async def _one(settings: Settings, ledger: Ledger, pending: Note, profile: Profi
     try:
         if hasattr(backend, native):
             observer.phase("copy", None, "")
-            observer.section(name)
+            observer.section(f"copy {name}")
             if rename and resumed:
                 done = await _resume_native_rename(backend, name, source, target)
             else:

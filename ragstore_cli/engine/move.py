@@ -217,10 +217,10 @@ async def _verify(source: Source, session: Any, counts: dict[str, int], digests:
             async for batch in source.read(key, plan.batch_size):
                 want.add(batch)
         got = Digest(ids_only=True)
-        observer.section(key, want.count)
+        observer.section(f"verify {key}", want.count)
         async for batch in session.read(key, plan.batch_size):
             got.add(batch)
-            observer.progress(key, len(batch), 0)
+            observer.progress(f"verify {key}", len(batch), 0)
         if got.count < want.count or (found.mode != "merge" and not got.same(want)):
             raise DataError(f"{key}: the target holds {got.count} records after the {plan.op}, the source "
                             f"{want.count}" + ("" if got.count != want.count else ", with other ids"))

@@ -17,7 +17,10 @@ nothing at all (this base class does nothing). A run goes through **phases**, ea
 A phase may start inside another (a PostgreSQL index is rebuilt while its section commits, in the
 load): `section` and `progress` belong to the innermost running phase. `section(key, records,
 bytes)` names the section it moves on to; `progress(key, records, bytes)` says how much more of it
-went through (a phase counted in bytes advances by `bytes`, any other by `records`).
+went through (a phase counted in bytes advances by `bytes`, any other by `records`). In the load a
+key is the section's own (`kv/full_docs`), as it always was; in any other phase it starts with the
+phase's name (`verify kv/full_docs`, `read vectors/chunks`, `index <index>`, `copy <backend>`), so
+a caller that counts loaded records by section key sees the load only.
 
 `point(name)` marks the named points of a run — `batch:<section>:<n>` before batch n of a section is
 written, `commit:<section>` after a section is committed, `swap:before` / `swap:during` around a

@@ -75,11 +75,11 @@ async def scan(source: Source, checks: list[Check], batch_size: int, observer: O
         observer.phase("read", sum(counts.values()), "records")
     for key, count in counts.items():
         takers: list[Any] = [c for c in checks if key in c.keys]
-        observer.section(key, count)
+        observer.section(f"read {key}", count)
         async for batch in source.read(key, batch_size):
             for check in takers:
                 await check.observe(key, batch)
-            observer.progress(key, len(batch), 0)
+            observer.progress(f"read {key}", len(batch), 0)
     if counts:
         observer.phase_done("read")
     for check in checks:

@@ -59,7 +59,7 @@ class Terminal:
         self.screen = pyte.HistoryScreen(columns, rows, history=2000)
         self.stream = pyte.ByteStream(self.screen)
         self.rows, self.columns = rows, columns
-        self.screens: list[list[str]] = []  # the screen after every read from the terminal
+        self.screens: list[list[str]] = []  # the screen as each line was drawn
 
     def run(self, args: list[str], env: dict[str, str], timeout: float = 120.0) -> int:
         master, slave = pty.openpty()
@@ -79,8 +79,9 @@ class Terminal:
                     break
                 if not data:
                     break
-                self.stream.feed(data)
-                self.screens.append(list(self.screen.display))
+                for piece in re.split(rb"(?=\r)", data):  # each redraw starts with \r: no frame is skipped
+                    self.stream.feed(piece)
+                    self.screens.append(list(self.screen.display))
             return proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         finally:
             if proc.poll() is None:

@@ -101,9 +101,9 @@ class IndexRebuild:
         await conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
         self.observer.phase("index", len(self.defs), "indexes")  # the operator sees the minutes it takes
         for name, definition in self.defs:
-            self.observer.section(name, rows)
+            self.observer.section(f"index {name}", rows)
             await build(conn, definition)
-            self.observer.progress(name, 1, 0)
+            self.observer.progress(f"index {name}", 1, 0)
         self.observer.phase_done("index")
 
 
