@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-#: The phases of a run, in the order they can start (docs/progress.md).
+#: The phases a run can go through (docs/progress.md).
 PHASES = ("verify", "read", "load", "index", "commit", "copy")
 
 

@@ -194,6 +194,42 @@ def test_vectors_compress_and_workspace_copy_draw_their_phases(archive, tmp_path
     assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "copy")], "\n".join(final)
 
 
+def test_transfer_reads_the_target_back_as_its_verify_phase(cli, tmp_path):
+    """A direct transfer's read-back is the verify phase, counted in records against what it wrote."""
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE, sample)
+    result = cli("transfer", "--from", "files", "--to", "files", "--workspace", "", "--target-workspace", "t2",
+                 "--json", "--progress", "json", env={"WORKING_DIR": str(sample)})
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    done = {e["phase"]: e for e in events if e["event"] == "phase_done"}
+    assert list(done) == ["read", "load", "verify", "commit"]
+    assert done["verify"]["unit"] == "records" and done["verify"]["done"] == done["verify"]["total"] == 151
+    assert done["load"]["done"] == sum(result.json()["counts"].values()) == 151
+
+
+def test_a_failure_leaves_its_phase_marked_stopped(cli, archive, tmp_path):
+    """A damaged archive stops the check: its row ends as ✗ with how far it got, never a live bar;
+    the JSON stream says `phase_stopped`."""
+    damaged = tmp_path / "damaged.ragstore"
+    data = bytearray(archive.read_bytes())
+    data[len(data) * 2 // 3] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    term = Terminal()
+    code = term.run(["import", str(damaged), "--profile", "files", "--workspace", "w"], _env(tmp_path, {}))
+    final = term.every_line()
+    assert code == 1, "\n".join(final)
+    rows = _rows(final)
+    assert [(r.group(1), r.group(2)) for r in rows] == [("✗", "verify")], "\n".join(final)
+    assert re.match(r"\s+stopped at [\d.]+ KB after \d+:\d\d", rows[0].group(3))
+    result = cli("--json", "import", str(damaged), "--profile", "files", "--workspace", "w", "--progress", "json",
+                 env={"WORKING_DIR": str(tmp_path / "wd")})
+    assert result.exit_code == 1
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert events[-1]["event"] == "phase_stopped" and events[-1]["phase"] == "verify"
+    assert [line for line in result.stderr.splitlines() if not line.startswith("{")][0].startswith("error: ")
+
+
 def test_nothing_is_drawn_off_a_terminal(cli, archive, tmp_path):
     result = cli("import", str(archive), "--profile", "files", "--workspace", "w",
                  env={"WORKING_DIR": str(tmp_path / "wd")})
