@@ -61,11 +61,16 @@ class Terminal:
         self.rows, self.columns = rows, columns
         self.screens: list[list[str]] = []  # the screen as each line was drawn
 
-    def run(self, args: list[str], env: dict[str, str], timeout: float = 120.0) -> int:
+    def run(self, args: list[str], env: dict[str, str], timeout: float = 120.0, *, stdout_to_file: bool = False) -> int:
+        """Run `ragstore ARGS` on the terminal (with `stdout_to_file`, stdout goes to a file as in
+        `ragstore … > out`, stderr stays on the terminal)."""
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.columns, 0, 0))
-        proc = subprocess.Popen([sys.executable, "-m", "ragstore_cli", *args], stdin=slave, stdout=slave,
+        out = open(Path(env["XDG_RUNTIME_DIR"]) / "stdout.txt", "wb") if stdout_to_file else None
+        proc = subprocess.Popen([sys.executable, "-m", "ragstore_cli", *args], stdin=slave, stdout=out or slave,
                                 stderr=slave, env=env, cwd=env["XDG_RUNTIME_DIR"], close_fds=True)
+        if out is not None:
+            out.close()
         os.close(slave)
         deadline = time.monotonic() + timeout
         try:
@@ -236,6 +241,16 @@ def test_nothing_is_drawn_off_a_terminal(cli, archive, tmp_path):
     assert result.exit_code == 0, result.output
     assert "imported 151 records" in result.stdout
     assert not _rows(result.stderr.splitlines()) and "━" not in result.stderr and "\r" not in result.stderr
+
+
+def test_nothing_is_drawn_when_stdout_is_not_a_terminal(archive, tmp_path):
+    """`ragstore import … > log` on a terminal: stderr is still the terminal, yet nothing is drawn."""
+    term = Terminal()
+    code = term.run(["import", str(archive), "--profile", "files", "--workspace", "w"], _env(tmp_path, {}),
+                    stdout_to_file=True)
+    assert code == 0, "\n".join(term.every_line())
+    assert "imported 151 records" in (tmp_path / "stdout.txt").read_text()
+    assert not any(_rows(screen) for screen in term.screens), "\n".join(term.every_line())
 
 
 def test_quiet_draws_nothing_on_a_terminal(archive, tmp_path):
