@@ -1,7 +1,7 @@
 """Progress drawn from the engine's Observer: one row per phase, whatever the number of sections.
 
-A run goes through at most five phases (engine/observer.py: verify, read, load, index, commit), so
-at most five rows are drawn, on any terminal: the running phase names its current section, shows
+A run goes through a few phases (engine/observer.py: verify, read, load, index, commit, copy), so
+no more rows than those are drawn, on any terminal: the running phase names its current section, shows
 its amount in its unit (records, human-readable bytes, indexes) against a total only where the
 engine knows one — a count that outgrows its total drops the total rather than show 8/4 — with an
 ETA only then; a phase without a total (an index build, the commit) shows its elapsed time. A
@@ -62,7 +62,8 @@ class Tally:
         return (self.total - self.done) * spent / self.done if spent > 0 else None
 
     def amount(self) -> str:
-        """`1,234/5,000 records`, `1.2 MB/4.5 MB`, `2 indexes`: a total only while it is still ahead."""
+        """`1,234/5,000 records`, `1.2 MB/4.5 MB`, `2 indexes`: a total only while it runs (and only a
+        true one); a finished phase counted in records adds the archive bytes it read or wrote."""
         if not self.unit:
             return ""
         show = human_bytes if self.unit == "bytes" else (lambda n: f"{n:,}")
@@ -70,7 +71,7 @@ class Tally:
         text = show(self.done)
         if self.state == "running" and self.total is not None:
             text += f"/{show(self.total)}"
-        if self.nbytes and self.unit != "bytes":
+        if self.nbytes and self.unit != "bytes" and self.state != "running":  # the summary only: the bar needs the room
             return f"{text}{unit} · {human_bytes(self.nbytes)}"
         return text + unit
 
