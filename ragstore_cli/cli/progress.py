@@ -189,7 +189,7 @@ class _Amount(ProgressColumn):
         tally: Tally = task.fields["tally"]
         if tally.state != "running":
             return Text("")
-        return Text(tally.amount(), style="progress.download", no_wrap=True, overflow="ellipsis")
+        return Text(tally.amount(), style="progress.download", no_wrap=True)
 
 
 class _Time(ProgressColumn):
@@ -275,9 +275,11 @@ def progress_observer(cli: CliState) -> Iterator[Observer]:
         with _closing(events):
             yield events
         return
-    fixed = [_Name(Column(no_wrap=True, overflow="ellipsis")), _Bar(bar_width=None, table_column=Column(ratio=1)),
-             _Amount(Column(no_wrap=True, overflow="ellipsis")), _Time(Column(no_wrap=True))]
-    with Progress(_Mark(), *fixed, console=cli.err_console, transient=False, expand=True) as bars:
+    # On a narrow terminal Rich narrows the columns that may wrap first: the name and the bar (their
+    # text never wraps, it ends in …); the amounts and times keep their width, a number is never cut.
+    columns = [_Mark(), _Name(Column(overflow="ellipsis")), _Bar(bar_width=None, table_column=Column(ratio=1)),
+               _Amount(Column(no_wrap=True)), _Time(Column(no_wrap=True))]
+    with Progress(*columns, console=cli.err_console, transient=False, expand=True) as bars:
         rows = BarObserver(bars)
         with _closing(rows):
             yield rows

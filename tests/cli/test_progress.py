@@ -270,6 +270,25 @@ def test_a_terminal_without_quiet_does_draw(archive, tmp_path):
     assert [r.group(2) for r in _rows(term.every_line())] == ["verify", "load", "commit"]
 
 
+def test_a_narrow_terminal_shortens_names_never_numbers(archive, tmp_path):
+    """On 40 columns each phase is still one row: the name and the bar give up their room, a count
+    and its total stay whole (a cut `151/15…` would read as a smaller total)."""
+    term = Terminal(rows=12, columns=40)
+    code = term.run(["import", str(archive), "--profile", "files", "--workspace", "w"], _env(tmp_path, {}))
+    final = term.every_line()
+    assert code == 0, "\n".join(final)
+    counted = 0
+    for screen in term.screens:
+        rows = _rows(screen)
+        assert len(rows) <= 3
+        for row in rows:
+            if "/" in row.group(3):
+                assert re.search(r"\d+/\d+ records|[\d.]+ [KMG]?B/[\d.]+ [KMG]?B", row.group(3)), row.group(0)
+                counted += 1
+    assert counted, "no running row was seen"
+    assert [(r.group(1), r.group(2)) for r in _rows(final)] == [("✓", "verify"), ("✓", "load"), ("✓", "commit")]
+
+
 def test_quiet_and_progress_json_contradict(cli, archive, tmp_path):
     result = cli("--quiet", "import", str(archive), "--progress", "json", env={"WORKING_DIR": str(tmp_path / "wd")})
     assert result.exit_code == 2 and "--quiet and --progress json" in result.stderr
