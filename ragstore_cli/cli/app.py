@@ -101,9 +101,9 @@ def _global(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else there."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Draw no progress (the result is still printed)."),
-    progress: Optional[ProgressMode] = typer.Option(None, "--progress",
-                                                    help="Progress on stderr: auto (drawn on a terminal, the default), json "
-                                                "(one event per line, docs/progress.md) or none."),
+    progress: Optional[ProgressMode] = typer.Option(
+        None, "--progress", help="Progress on stderr: auto (drawn on a terminal, the default), json (one event per "
+                                 "line, docs/progress.md) or none."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names.

@@ -1,6 +1,7 @@
 """How every command parses and shows its options: the global options (--json, --debug, --env-file,
---quiet, --progress) before or after the command, flags without a `<bool>` placeholder in --help, and a hint when a
-positional value that starts with '-' (a workspace, a lock key) is taken for an option.
+--quiet, --progress) before or after the command, flags without a `<bool>` placeholder in --help,
+and a hint when a positional value that starts with '-' (a workspace, a lock key) is taken for an
+option.
 
 Typer builds a fresh command tree for each run; the root group (cli/app.py) hands it to
 `spread_globals`, which gives each command these classes and a copy of the root's global options.
