@@ -20,6 +20,25 @@ from ragstore_cli.backends.contract import Origin
 from ragstore_cli.records import DEFAULT_BATCH, Batch
 
 
+def verify_observed(reader: ArchiveReader, observer: Any) -> dict[str, SectionStats]:
+    """`reader.verify()` as the observer's `verify` phase: every member's stored bytes against their sum."""
+    stored: dict[str, int] = {}
+    for member in reader.manifest.members:
+        stored[member.section] = stored.get(member.section, 0) + member.size
+    current: list[str] = []
+
+    def progress(key: str, records: int, nbytes: int) -> None:
+        if current[-1:] != [key]:
+            current.append(key)
+            observer.section(f"verify {key}", None, stored.get(key))
+        observer.progress(f"verify {key}", records, nbytes)
+
+    observer.phase("verify", sum(stored.values()), "bytes")
+    stats = reader.verify(progress)
+    observer.phase_done("verify")
+    return stats
+
+
 class ArchiveSource:
     """Records of one archive file; the manifest is read and checked at once."""
 
@@ -42,17 +61,12 @@ class ArchiveSource:
 
     @contextlib.asynccontextmanager
     async def open(self, observer: Any) -> AsyncIterator["ArchiveSource"]:
-        """Verify the whole archive (its check is reported as sections `verify <key>`, in stored bytes)."""
+        """Verify the whole archive (the observer's `verify` phase, counted in stored bytes)."""
         self._progress = observer.progress
         if not self.verify:  # a caller that only copies: every member is still checked as it is read
             yield self
             return
-        stored: dict[str, int] = {}
-        for member in self.manifest.members:
-            stored[member.section] = stored.get(member.section, 0) + member.size
-        for key, size in stored.items():
-            observer.section(f"verify {key}", None, size)
-        self.stats = self.reader.verify(lambda key, records, nbytes: observer.progress(f"verify {key}", records, nbytes))
+        self.stats = verify_observed(self.reader, observer)
         yield self
 
     async def origin(self) -> Origin:

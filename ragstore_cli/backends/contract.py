@@ -188,6 +188,7 @@ class LoadPlan:
     text_chunks_here: bool = False  # kv/text_chunks go to this backend too
     model_from_source: bool = False  # the model name is the source's, not EMBEDDING_MODEL's nor a relabel
     warnings: list[str] = field(default_factory=list)  # what a backend's checks want the operator told
+    observer: Any = None  # the engine's Observer, told of phases a backend runs itself (an index rebuilt); None: no one
 
 
 class NoteKeeper(Protocol):

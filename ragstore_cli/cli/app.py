@@ -15,7 +15,7 @@ from ragstore_cli import __version__
 from ragstore_cli.cli import access, check, config_cmd, demo, dev, locks, migrate, pipe, transfer, vectors, workspace
 from ragstore_cli.cli.common import state
 from ragstore_cli.cli.global_options import hide_placeholders, no_placeholder, spread_globals
-from ragstore_cli.cli.output import to_json
+from ragstore_cli.cli.output import ProgressMode, to_json
 from ragstore_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, RagstoreError
 from ragstore_cli.redact import redact
 
@@ -101,14 +101,19 @@ def _global(
                                             help="Read settings from this .env file instead of ./.env."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout and nothing else there."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Draw no progress (the result is still printed)."),
+    progress: Optional[ProgressMode] = typer.Option(
+        None, "--progress", help="Progress on stderr: auto (drawn on a terminal, the default), json (one event per "
+                                 "line, docs/progress.md) or none."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Settings come from flags > environment > .env > config.ini > defaults, with LightRAG's names.
 
-    --json, --debug and --env-file may also follow the command: ragstore migrate check --json
+    The global options may also follow the command: ragstore migrate check --json
     """
     cli_state = state(ctx)
     cli_state.env_file, cli_state.json, cli_state.debug = env_file, json_output, debug
+    cli_state.quiet, cli_state.progress = quiet, progress.value if progress else "auto"
     _driver_logs(debug)
 
 

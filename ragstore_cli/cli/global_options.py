@@ -1,6 +1,7 @@
-"""How every command parses and shows its options: the global options (--json, --debug, --env-file)
-before or after the command, flags without a `<bool>` placeholder in --help, and a hint when a
-positional value that starts with '-' (a workspace, a lock key) is taken for an option.
+"""How every command parses and shows its options: the global options (--json, --debug, --env-file,
+--quiet, --progress) before or after the command, flags without a `<bool>` placeholder in --help,
+and a hint when a positional value that starts with '-' (a workspace, a lock key) is taken for an
+option.
 
 Typer builds a fresh command tree for each run; the root group (cli/app.py) hands it to
 `spread_globals`, which gives each command these classes and a copy of the root's global options.
@@ -20,7 +21,7 @@ from ragstore_cli.cli.common import state
 
 #: Global options: accepted before the command (`ragstore --json migrate check`) and after it
 #: (`ragstore migrate check --json`), on every command and group.
-GLOBAL_OPTIONS = ("--json", "--debug", "--env-file")
+GLOBAL_OPTIONS = ("--json", "--debug", "--env-file", "--quiet", "--progress")
 GLOBAL_PANEL = "Global options"
 
 
@@ -103,6 +104,10 @@ def _apply_global(ctx: typer.Context, param: Any, value: Any) -> Any:
         cli_state.debug = True
     elif param.name == "env_file" and value is not None:
         cli_state.env_file = value
+    elif param.name == "quiet" and value:
+        cli_state.quiet = True
+    elif param.name == "progress" and value is not None:
+        cli_state.progress = getattr(value, "value", value)
     return value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import enum
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,14 @@ from rich.table import Table
 from ragstore_cli.redact import redact
 
 
+class ProgressMode(str, enum.Enum):
+    """--progress: drawn on a terminal (auto), one JSON event per line on stderr (json), or none."""
+
+    auto = "auto"
+    json = "json"
+    none = "none"
+
+
 @dataclasses.dataclass
 class CliState:
     """Global options, stored on the Click context object."""
@@ -27,6 +36,8 @@ class CliState:
     json: bool = False
     debug: bool = False
     stdout_taken: bool = False  # stdout carries data (`export -o -`): summaries and errors go to stderr
+    quiet: bool = False  # no progress drawn (cli/progress.py)
+    progress: str = "auto"  # auto | json | none
 
     @property
     def console(self) -> Console:

@@ -11,6 +11,7 @@ import typer
 
 from ragstore_cli.archive import ArchiveReader
 from ragstore_cli.archive.spool import spooled
+from ragstore_cli.archive.source import verify_observed
 from ragstore_cli.archive.summary import describe, human_bytes
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
 from ragstore_cli.cli.output import CliState, emit, info, table, workspace_label
@@ -40,9 +41,7 @@ def verify(
     with _archive_in(ctx, file, spool_dir) as (path, label):
         reader = ArchiveReader(path, label=label)
         with progress_observer(cli) as observer:
-            for key, size in _stored_totals(reader).items():
-                observer.section(key, None, size)
-            stats = reader.verify(observer.progress)
+            stats = verify_observed(reader, observer)
     document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
 
     def render(console) -> None:
@@ -263,13 +262,6 @@ def _archive_in(ctx: typer.Context, file: Path, spool_dir: Path | None) -> Itera
         return
     with spooled(_stdin(ctx), spool_dir) as path:
         yield path, "stdin"
-
-
-def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for m in reader.manifest.members:
-        totals[m.section] = totals.get(m.section, 0) + m.size
-    return totals
 
 
 def register(root: typer.Typer) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, info, table
+from ragstore_cli.cli.progress import progress_observer
 from ragstore_cli.errors import EXIT_FAILED, UsageError
 from ragstore_cli.workspace import files_dir
 
@@ -120,7 +121,8 @@ def compress_cmd(
     if _is_archive(path):
         from ragstore_cli.engine.recode import recode_archive
 
-        report = run(recode_archive(path, output, codec or "f16"))
+        with progress_observer(cli) as observer:
+            report = run(recode_archive(path, output, codec or "f16", observer))
         for note in report["notes"]:  # vectors float16 cannot hold, kept as float32
             info(cli, f"[yellow]note:[/] {note}")
         emit(cli, report, lambda console: console.print(
@@ -160,7 +162,8 @@ def decompress_cmd(
     if _is_archive(path):
         from ragstore_cli.engine.recode import recode_archive
 
-        report = run(recode_archive(path, output, "f32"))
+        with progress_observer(cli) as observer:
+            report = run(recode_archive(path, output, "f32", observer))
         emit(cli, report, lambda console: console.print(
             f"[green]re-encoded[/] vectors as float32 -> {report['target']}"))
         return

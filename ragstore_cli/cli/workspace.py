@@ -10,6 +10,7 @@ import typer
 from ragstore_cli.engine import workspace_ops as ops
 from ragstore_cli.cli.common import PROFILE, run, settings, state
 from ragstore_cli.cli.output import CliState, emit, table
+from ragstore_cli.cli.progress import progress_observer
 
 workspace_app = typer.Typer(help="List, inspect, create, drop, copy and rename LightRAG workspaces in every backend.",
                             no_args_is_help=True)
@@ -145,7 +146,8 @@ def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspa
     Example: ragstore workspace copy prod staging --profile postgres
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.copy_workspace(cfg, profile, source, target, lock_timeout=lock_timeout))
+    with progress_observer(cli) as observer:
+        report = run(ops.copy_workspace(cfg, profile, source, target, lock_timeout=lock_timeout, observer=observer))
     emit(cli, report, _transfer_render(report, "copied"))
 
 
@@ -161,7 +163,9 @@ def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Works
     Example: ragstore workspace rename team-a team_a
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.copy_workspace(cfg, profile, source, target, move=True, lock_timeout=lock_timeout))
+    with progress_observer(cli) as observer:
+        report = run(ops.copy_workspace(cfg, profile, source, target, move=True, lock_timeout=lock_timeout,
+                                        observer=observer))
     emit(cli, report, _transfer_render(report, "moved"))
 
 

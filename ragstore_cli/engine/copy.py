@@ -22,6 +22,7 @@ from ragstore_cli.backends.registry import Profile, describe, parse_profile
 from ragstore_cli.config import Settings
 from ragstore_cli.engine.ledger import Ledger, Note, journal
 from ragstore_cli.engine.move import MovePlan, move
+from ragstore_cli.engine.observer import NOTHING, Observer
 from ragstore_cli.engine.workspaces import (WorkspaceSource, WorkspaceTarget, drop_each, open_backend, shown,
                                             workspace_locks)
 from ragstore_cli.errors import OperationFailed, UsageError
@@ -30,9 +31,11 @@ from ragstore_cli.workspace import collisions, validate_workspace
 
 
 async def copy_workspace(settings: Settings, profile_text: str | None, source: str, target: str, *,
-                         move: bool = False, lock_timeout: float | None = None) -> dict[str, Any]:
+                         move: bool = False, lock_timeout: float | None = None,
+                         observer: Observer = NOTHING) -> dict[str, Any]:
     """Copy (or, with `move`, rename) a workspace inside each backend of the profile, under both
-    workspaces' locks; a re-run after a kill finishes the job (see the module docstring)."""
+    workspaces' locks; a re-run after a kill finishes the job (see the module docstring). A native
+    copy is the observer's `copy` phase (its section: the backend), a streamed one a move's phases."""
     source, target = validate_workspace(source), validate_workspace(target)
     profile = parse_profile(profile_text, settings)
     if source == target:
@@ -40,7 +43,7 @@ async def copy_workspace(settings: Settings, profile_text: str | None, source: s
     command = "workspace rename" if move else "workspace copy"
     async with workspace_locks(settings, [source, target], command, lock_timeout):
         async with journal(settings, target) as ledger:
-            return await _copy(settings, ledger, profile, source, target, "rename" if move else "copy")
+            return await _copy(settings, ledger, profile, source, target, "rename" if move else "copy", observer)
 
 
 async def _existing(settings: Settings, profile: Profile) -> set[str]:
@@ -64,7 +67,8 @@ async def _check_pair(settings: Settings, profile: Profile, source: str, target:
     return collisions(target, sorted(existing - {source} if move else existing))
 
 
-async def _copy(settings: Settings, ledger: Ledger, profile: Profile, source: str, target: str, op: str) -> dict[str, Any]:
+async def _copy(settings: Settings, ledger: Ledger, profile: Profile, source: str, target: str, op: str,
+                observer: Observer) -> dict[str, Any]:
     pending = await ledger.pending()
     resumed = pending is not None
     if pending is not None:
@@ -84,7 +88,7 @@ async def _copy(settings: Settings, ledger: Ledger, profile: Profile, source: st
         if name in pending.done:
             report["backends"][name] = {"method": "finished before", "details": {}}
             continue
-        report["backends"][name] = await _one(settings, ledger, pending, profile, name, resumed)
+        report["backends"][name] = await _one(settings, ledger, pending, profile, name, resumed, observer)
         pending.done[name] = 1
         await ledger.save(pending)
     await ledger.clear()
@@ -92,26 +96,31 @@ async def _copy(settings: Settings, ledger: Ledger, profile: Profile, source: st
 
 
 async def _one(settings: Settings, ledger: Ledger, pending: Note, profile: Profile, name: str,
-               resumed: bool) -> dict[str, Any]:
+               resumed: bool, observer: Observer) -> dict[str, Any]:
     rename, source, target = pending.op == "rename", pending.source, pending.target
     native = "rename_workspace" if rename else "copy_workspace"
     backend = await open_backend(settings, name, source)
     try:
         if hasattr(backend, native):
+            observer.phase("copy", None, "")
+            observer.section(f"copy {name}")
             if rename and resumed:
-                return await _resume_native_rename(backend, name, source, target)
-            return {"method": "native", "details": await getattr(backend, native)(target)}
+                done = await _resume_native_rename(backend, name, source, target)
+            else:
+                done = {"method": "native", "details": await getattr(backend, native)(target)}
+            observer.phase_done("copy")
+            return done
         if rename and name in pending.copied:  # killed while dropping the source: finish that
             await backend.drop_workspace()
             return {"method": "stream", "details": {}, "dropped_fields": {}}
         if rename and resumed:
             await _drop(settings, name, target)  # a streamed copy the kill interrupted
-        done = await _stream(settings, profile, name, source, target)
+        streamed = await _stream(settings, profile, name, source, target, observer)
         if rename:
             pending.copied.append(name)
             await ledger.save(pending)
             await backend.drop_workspace()
-        return {"method": "stream", "details": done.counts, "dropped_fields": done.dropped}
+        return {"method": "stream", "details": streamed.counts, "dropped_fields": streamed.dropped}
     finally:
         await backend.close()
 
@@ -136,10 +145,11 @@ async def _drop(settings: Settings, name: str, workspace: str) -> None:
         await backend.close()
 
 
-async def _stream(settings: Settings, profile: Profile, name: str, source: str, target: str) -> Any:
+async def _stream(settings: Settings, profile: Profile, name: str, source: str, target: str,
+                  observer: Observer) -> Any:
     """Copy the roles backend `name` serves through the engine (a backend without a native copy);
     the caller holds both locks and the journal, so the move keeps neither."""
     roles = {role: name for role in ROLE_ORDER if profile[role] == name}
     return await move(WorkspaceSource(settings, roles, source, lock=False, verb="copy", outcome="the copy stopped"),
                       WorkspaceTarget(settings, roles, target, lock=False, keep_ledger=False),
-                      MovePlan(op="copy", mode="replace"))
+                      MovePlan(op="copy", mode="replace"), observer)

@@ -97,7 +97,7 @@ async def move(source: Source, target: Target, plan: MovePlan, observer: Observe
         if ledger is not None:
             stack.push_async_callback(ledger.close)
         found = await resume_state(ledger, origin, target, op=plan.op, mode=plan.mode, resume=plan.resume)
-        await check_target(source, target, found, resume=plan.resume, batch_size=plan.batch_size)
+        await check_target(source, target, found, resume=plan.resume, batch_size=plan.batch_size, observer=observer)
         keys = [k for k in source.keys() if k not in found.done and not (k == "graph/edges" and "graph/nodes" in found.done)]
         report = MoveReport(origin, found.mode, plan.dry_run, plan.resume, {}, sorted(found.done), found.existing, 0.0,
                             consistency=dict(source.consistency))
@@ -115,11 +115,15 @@ async def move(source: Source, target: Target, plan: MovePlan, observer: Observe
             if plan.resume_hint:
                 liveness.set_resume_hint(plan.resume_hint)
             try:
+                observer.phase("load", _total(origin.counts, [k for k in keys if target.takes(k)]), "records")
                 report.counts, digests, report.dropped = await _load(source, session, keys, keeper, plan, observer, origin)
+                observer.phase_done("load")
                 await source.confirm()
                 if plan.verify:
-                    report.verified = await _verify(source, session, report.counts, digests, found, plan)
+                    report.verified = await _verify(source, session, report.counts, digests, found, plan, observer)
+                observer.phase("commit", None, "")
                 report.result = await session.commit(keeper)
+                observer.phase_done("commit")
             except Exception as exc:  # noqa: BLE001 - resumable targets word what stopped them; others pass it on
                 if ledger is None:
                     raise
@@ -129,6 +133,11 @@ async def move(source: Source, target: Target, plan: MovePlan, observer: Observe
     report.warnings = [*origin.warnings, *getattr(target, "warnings", []), *getattr(target, "plan_warnings", [])]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _total(counts: dict[str, int], keys: list[str]) -> int | None:
+    """Records in `keys`, when the source counted every one of them."""
+    return sum(counts[k] for k in keys) if all(counts.get(k) is not None for k in keys) else None
 
 
 def _profile(target: Target) -> str:
@@ -193,24 +202,30 @@ def _explained(exc: BaseException, key: str) -> BaseException:
 
 
 async def _verify(source: Source, session: Any, counts: dict[str, int], digests: dict[str, Digest], found: Any,
-                  plan: MovePlan) -> dict[str, int]:
+                  plan: MovePlan, observer: Observer) -> dict[str, int]:
     """Read every section back from the target (inside its session, before the commit) and compare its
     count and record ids with the source's; sections a resumed move did not write are read again
     from the source. A merge compares counts only (the target may hold more)."""
     verified: dict[str, int] = {}
-    for key in [k for k in source.keys() if k in counts or k in found.done]:
+    keys = [k for k in source.keys() if k in counts or k in found.done]
+    merged = found.mode == "merge"  # the target may hold more than the source: no total
+    observer.phase("verify", None if merged else sum(counts.get(k, found.done.get(k, 0)) for k in keys), "records")
+    for key in keys:
         want = digests.get(key)
         if want is None:
             want = Digest(ids_only=True)
             async for batch in source.read(key, plan.batch_size):
                 want.add(batch)
         got = Digest(ids_only=True)
+        observer.section(f"verify {key}", want.count)
         async for batch in session.read(key, plan.batch_size):
             got.add(batch)
+            observer.progress(f"verify {key}", len(batch), 0)
         if got.count < want.count or (found.mode != "merge" and not got.same(want)):
             raise DataError(f"{key}: the target holds {got.count} records after the {plan.op}, the source "
                             f"{want.count}" + ("" if got.count != want.count else ", with other ids"))
         verified[key] = got.count
+    observer.phase_done("verify")
     return verified
 
 

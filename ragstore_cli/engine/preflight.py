@@ -17,6 +17,7 @@ from typing import Any
 
 from ragstore_cli.backends.contract import Check, Origin, Source, Target
 from ragstore_cli.engine.ledger import Ledger, Note
+from ragstore_cli.engine.observer import NOTHING, Observer
 from ragstore_cli.errors import UsageError
 
 IF_EXISTS = ("fail", "replace", "merge")
@@ -53,7 +54,8 @@ async def resume_state(ledger: Ledger | None, origin: Origin, target: Target, *,
     return Preflight(mode)
 
 
-async def check_target(source: Source, target: Target, found: Preflight, *, resume: bool, batch_size: int) -> None:
+async def check_target(source: Source, target: Target, found: Preflight, *, resume: bool, batch_size: int,
+                       observer: Observer = NOTHING) -> None:
     """`--if-exists`, then every check of the target's backends (those that read records: one pass)."""
     if not resume:
         found.existing = await target.existing()
@@ -61,16 +63,24 @@ async def check_target(source: Source, target: Target, found: Preflight, *, resu
         raise UsageError(f"workspace {target.workspace!r} already holds {found.existing} records in the target",
                          hint="choose --if-exists replace or --if-exists merge")
     target.prepare(replace=found.mode != "merge", resume=resume)
-    await scan(source, await target.checks(), batch_size)
+    await scan(source, await target.checks(), batch_size, observer)
 
 
-async def scan(source: Source, checks: list[Check], batch_size: int) -> None:
-    """Feed every check the batches of the sections it wants, reading each such section once."""
+async def scan(source: Source, checks: list[Check], batch_size: int, observer: Observer = NOTHING) -> None:
+    """Feed every check the batches of the sections it wants, reading each such section once (the
+    observer's `read` phase)."""
     wanted = {key for check in checks for key in check.keys}
-    for key in [k for k in source.keys() if k in wanted]:
+    counts = {k: await source.count(k) for k in source.keys() if k in wanted}
+    if counts:
+        observer.phase("read", sum(counts.values()), "records")
+    for key, count in counts.items():
         takers: list[Any] = [c for c in checks if key in c.keys]
+        observer.section(f"read {key}", count)
         async for batch in source.read(key, batch_size):
             for check in takers:
                 await check.observe(key, batch)
+            observer.progress(f"read {key}", len(batch), 0)
+    if counts:
+        observer.phase_done("read")
     for check in checks:
         await check.finish()

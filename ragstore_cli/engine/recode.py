@@ -15,12 +15,14 @@ from ragstore_cli.archive.manifest import KIND_VECTORS
 from ragstore_cli.archive.source import ArchiveSource
 from ragstore_cli.archive.target import ArchiveTarget
 from ragstore_cli.engine.move import MovePlan, move
+from ragstore_cli.engine.observer import NOTHING, Observer
 from ragstore_cli.errors import UsageError
 
 ARCHIVE_DTYPES = {"f16": "float16", "f32": "float32", "float16": "float16", "float32": "float32"}
 
 
-async def recode_archive(src: str | Path, dst: str | Path | None, dtype: str) -> dict[str, Any]:
+async def recode_archive(src: str | Path, dst: str | Path | None, dtype: str,
+                         observer: Observer = NOTHING) -> dict[str, Any]:
     """Write `dst` (or replace `src` atomically) with every vector section stored as `dtype`."""
     if dtype not in ARCHIVE_DTYPES:
         raise UsageError(f"archives store float32 or float16 vectors (--codec f32 or f16), not {dtype!r}")
@@ -29,7 +31,7 @@ async def recode_archive(src: str | Path, dst: str | Path | None, dtype: str) ->
     out = Path(dst) if dst else source.reader.path
     size_before = source.reader.path.stat().st_size
     target = ArchiveTarget(out, vector_dtype=ARCHIVE_DTYPES[dtype], overwrite=True)
-    await move(source, target, MovePlan(op="recode"))
+    await move(source, target, MovePlan(op="recode"), observer)
     return {"source": str(source.reader.path), "target": str(out), "dtype": ARCHIVE_DTYPES[dtype],
             "vector_sections": before, "bytes_before": size_before, "bytes_after": out.stat().st_size,
             "notes": target.warnings}

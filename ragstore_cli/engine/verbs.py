@@ -163,8 +163,10 @@ async def import_archive(settings: Settings, plan: ImportPlan, observer: Observe
         path = Path(plan.archive)
         return await _import(settings, plan, ArchiveSource(path), shlex.quote(str(path)), observer)
     received = "receive stdin"
+    observer.phase("receive", None, unit="bytes")
     observer.section(received, None, None)
     async with spooled_async(plan.archive, plan.spool_dir, lambda n: observer.progress(received, 0, n)) as path:
+        observer.phase_done("receive")
         return await _import(settings, plan, ArchiveSource(path, label="stdin"), STREAM, observer)
 
 

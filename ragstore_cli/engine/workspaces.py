@@ -242,10 +242,11 @@ class WorkspaceTarget(_Workspace):
         self.dim: int | None = None
         self.loaders: dict[str, Any] = {}
         self.plan_warnings: list[str] = []
+        self.observer: Any = None
 
     @contextlib.asynccontextmanager
     async def open(self, origin: Origin, observer: Any = None) -> AsyncIterator["WorkspaceTarget"]:
-        self.origin = origin
+        self.origin, self.observer = origin, observer
         self.model, self.dim = target_embedding(self.settings, origin, self.relabel)
         overrides = {k: v for k, v in (("EMBEDDING_MODEL", self.model), ("EMBEDDING_DIM", self.dim)) if v is not None}
         loading = self.settings.with_overrides(overrides)
@@ -285,7 +286,7 @@ class WorkspaceTarget(_Workspace):
                             peaks=dict(origin.peaks), resume=resume, all_roles=len(names) == 1 and len(roles) == 4,
                             text_chunks_here=self.profile.get(Role.KV) == name,
                             model_from_source=not self.settings.is_set("EMBEDDING_MODEL") and not self.relabel,
-                            warnings=self.plan_warnings)
+                            warnings=self.plan_warnings, observer=self.observer)
             self.loaders[name] = self.stores.backends[name].loader(plan)  # type: ignore[union-attr]
 
     def ledger(self) -> LedgerStore | None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import pty
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 
 def _run_in_pty(args: list[str], env: dict[str, str], cwd) -> str:
@@ -52,19 +50,3 @@ def test_pipe_gets_plain_text(cli, tmp_path):
     result = cli("check-connections", "-b", "files", env={"WORKING_DIR": str(tmp_path)})
     assert result.exit_code == 0
     assert "\x1b[" not in result.stdout and "┃" not in result.stdout and "files" in result.stdout
-
-
-def test_transfer_progress_bars_count_records_against_known_totals(tmp_path):
-    """On a terminal, export and import draw one bar per section measured against its record count
-    (so they have an ETA); the archive check before an import is measured in stored bytes."""
-    sample = tmp_path / "sample"  # a copy: the export's lock state must not land in the checkout
-    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample_workspace", sample)
-    archive = tmp_path / "a.ragstore"
-    env = _env(tmp_path, WORKING_DIR=str(sample), COLUMNS="160", NO_COLOR="1")
-    out = _run_in_pty(["export", "--from", "files", "--workspace", "", "-o", str(archive)], env, tmp_path)
-    assert re.search(r"kv/full_docs\s+\S+\s+(\d+)/\1\s+rec", out), out[-2000:]
-    assert re.search(r"graph/edges\s+\S+\s+(\d+)/\1\s+rec", out)
-    env = _env(tmp_path, WORKING_DIR=str(tmp_path / "wd"), COLUMNS="160", NO_COLOR="1")
-    out = _run_in_pty(["import", str(archive), "--to", "files", "--workspace", "w"], env, tmp_path)
-    assert re.search(r"verify kv/full_docs\s+\S+\s+(\d+)/\1\s+bytes", out), out[-2000:]
-    assert re.search(r"vectors/entities\s+\S+\s+(\d+)/\1\s+rec", out)

@@ -11,6 +11,7 @@ would be rebuilt for nothing; otherwise the rows go into the live index.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -42,6 +43,13 @@ def worth_rebuilding(expected: int | None, old: int, others: int) -> bool:
     return others + old <= expected
 
 
+class _NoOne:
+    """The observer of a rebuild no one watches (engine/observer.py's methods, doing nothing)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+
 class IndexRebuild:
     """During a replace, drop the ANN index (and the plain btrees) and rebuild them once at commit.
 
@@ -50,8 +58,9 @@ class IndexRebuild:
     cost the server ~20 % more CPU per 1024-dim row during the COPY, and a sorted rebuild is cheap
     next to the ANN build. Unique and constraint indexes stay: duplicates fail where they always did."""
 
-    def __init__(self, table: str, workspace: str, dim: int, expected: int | None = None) -> None:
+    def __init__(self, table: str, workspace: str, dim: int, expected: int | None = None, observer: Any = None) -> None:
         self.table, self.workspace, self.dim, self.expected = table, workspace, dim, expected
+        self.observer = observer if observer is not None else _NoOne()  # told of the rebuild: the `index` phase
         self.defs: list[tuple[str, str]] = []
         self.old = 0
         self.kept_reason = ""
@@ -90,8 +99,12 @@ class IndexRebuild:
         # row) and smaller tables never get a worker; the server's max_parallel_maintenance_workers
         # still caps how many a build takes.
         await conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
-        for _name, definition in self.defs:
+        self.observer.phase("index", len(self.defs), "indexes")  # the operator sees the minutes it takes
+        for name, definition in self.defs:
+            self.observer.section(f"index {name}", rows)
             await build(conn, definition)
+            self.observer.progress(f"index {name}", 1, 0)
+        self.observer.phase_done("index")
 
 
 async def build(conn: asyncpg.Connection, definition: str) -> None:

@@ -78,13 +78,15 @@ class ImportUnit:
     """One connection and one transaction shared by every writer of a load (sections are written
     one after another), so a killed load leaves the workspace exactly as it was. `chunk_fields`: the
     ChunkFieldMap the chunk-vector writer fills rows from (the preflight's, then that of the
-    text_chunks written in this unit: chunk_fields.py)."""
+    text_chunks written in this unit: chunk_fields.py). `observer`: the engine's, told of the index
+    rebuilds (ann_index.py)."""
 
-    def __init__(self, pool: asyncpg.Pool, chunk_fields: Any = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, chunk_fields: Any = None, observer: Any = None) -> None:
         self.pool = pool
         self.conn: asyncpg.Connection | None = None
         self.tx: Any = None
         self.chunk_fields = chunk_fields
+        self.observer = observer
 
     async def connection(self) -> asyncpg.Connection:
         """The unit's connection, its transaction started on first use."""

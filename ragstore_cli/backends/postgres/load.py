@@ -123,7 +123,7 @@ class PgLoader:
         for dim in dict.fromkeys([None, *self.plan.dims]):  # DDL first, on other connections: never behind the unit's locks
             await self.backend.ensure_schema(dim)
         known = self.chunk_check.map if self.chunk_check is not None and not self.chunk_check.map.full else None
-        return PgSession(self, ImportUnit(self.backend.pool, chunk_fields=known))
+        return PgSession(self, ImportUnit(self.backend.pool, chunk_fields=known, observer=self.plan.observer))
 
 
 class PgSession(StoreSession):

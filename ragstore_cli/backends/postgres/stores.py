@@ -186,7 +186,8 @@ class PgVectors:
             raise DataError(f"{table} holds {actual}-dimensional vectors; cannot write {dim}-dimensional ones")
         ws = self.b.pg_ws
         fields = ChunkFields(table, ws) if ns == "chunks" else None
-        rebuild = IndexRebuild(table, ws, dim, expected_rows) if replace else None
+        observer = self.b.unit.observer if self.b.unit is not None else None
+        rebuild = IndexRebuild(table, ws, dim, expected_rows, observer) if replace else None
         copy = CopyWriter(self.b.pool, CopyTarget(
             table, ("workspace", "id", *mapping.VECTOR_COLUMNS[ns]), ws, replace,
             on_start=_chain(rebuild and rebuild.drop, fields and fields.install),
