@@ -16,7 +16,7 @@ from ragstore_cli.api import sync
 from ragstore_cli.api.archives import ArchiveCheck, archive_recode, describe_archive
 from ragstore_cli.api.archives import archive_inspect as _archive_inspect
 from ragstore_cli.api.archives import archive_verify as _archive_verify
-from ragstore_cli.api.calling import off_loop
+from ragstore_cli.api.calling import off_loop, run_command
 from ragstore_cli.api.checks import check_connections
 from ragstore_cli.api.locks import (LockBreak, LockHolder, LockList, LockWait, locks_backend, locks_break, locks_list,
                                     locks_show, locks_wait)
@@ -36,6 +36,7 @@ from ragstore_cli.api.workspaces import (workspace_copy, workspace_create, works
 from ragstore_cli.archive import Manifest
 from ragstore_cli.checks.model import CheckResult
 from ragstore_cli.config import Settings, load_settings
+from ragstore_cli.coordination import HolderRecord
 from ragstore_cli.engine import ExportReport, ImportReport, TransferReport
 from ragstore_cli.engine.observer import Callbacks, Observer
 
@@ -69,8 +70,8 @@ VERBS = [
 __all__ = [
     *VERBS, "sync", "VERBS",
     # arguments and helpers
-    "Settings", "load_settings", "Observer", "Callbacks", "locks_backend", "describe_archive",
+    "Settings", "load_settings", "Observer", "Callbacks", "locks_backend", "describe_archive", "run_command",
     # results
     "CheckResult", "ExportReport", "ImportReport", "TransferReport", "ArchiveCheck", "Manifest", "LockList", "LockHolder", "LockBreak",
-    "LockWait", "DevServers", "DemoReport",
+    "LockWait", "HolderRecord", "DevServers", "DemoReport",
 ]

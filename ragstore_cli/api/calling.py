@@ -68,3 +68,13 @@ def off_loop(verb: Callable[P, T]) -> Callable[P, Awaitable[T]]:
         return await asyncio.to_thread(verb, *args, **kwargs)
 
     return in_thread
+
+
+def run_command(main: Coroutine[Any, Any, T]) -> T:
+    """Run a verb's coroutine as the `ragstore` command does: under a guard that ends it soon after a
+    server goes silent (RAGSTORE_COMMAND_TIMEOUT) and within 5 s of Ctrl-C (connect/liveness.py). It
+    takes over SIGINT while it runs and may end the process on a second Ctrl-C: for command-line
+    programs; a library caller wants the sync twins (plain asyncio.run) instead."""
+    from ragstore_cli.connect import liveness
+
+    return liveness.run(main)

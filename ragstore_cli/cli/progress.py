@@ -11,7 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from ragstore_cli.cli.output import CliState
-from ragstore_cli.engine.observer import Observer
+from ragstore_cli.api import Observer
 
 
 class _BytesRate(ProgressColumn):

@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from ragstore_cli.archive import ArchiveReader
-from ragstore_cli.archive.summary import describe, human_bytes
+from ragstore_cli import api
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
-from ragstore_cli.cli.output import emit, info, table, workspace_label
+from ragstore_cli.cli.output import emit, human_bytes, info, table, workspace_label
 from ragstore_cli.cli.progress import progress_observer
 from ragstore_cli.errors import UsageError
 
@@ -26,16 +25,12 @@ def verify(
     Exit 0 when it is sound, 1 (one-line reason) when it is not. Example: ragstore archive verify ws.ragstore
     """
     cli = state(ctx)
-    reader = ArchiveReader(file)
     with progress_observer(cli) as observer:
-        for key, size in _stored_totals(reader).items():
-            observer.section(key, None, size)
-        stats = reader.verify(observer.progress)
-    document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
+        checked = api.sync.archive_verify(file, observer=observer)
+    document = checked.to_dict()
 
     def render(console) -> None:
-        total = sum(s.records for s in stats.values())
-        console.print(f"[green]ok[/] {file}: {total} records in {len(stats)} sections, "
+        console.print(f"[green]ok[/] {file}: {checked.records} records in {len(checked.stats)} sections, "
                       f"{human_bytes(document['total_stored_bytes'])}; every checksum and count matches")
 
     emit(cli, document, render)
@@ -50,8 +45,8 @@ def inspect(
     Example: ragstore archive inspect --json backup.ragstore
     """
     cli = state(ctx)
-    manifest = ArchiveReader(file).manifest
-    document = describe(manifest)
+    manifest = api.sync.archive_inspect(file)
+    document = api.describe_archive(manifest)
 
     def render(console) -> None:
         src = manifest.source
@@ -97,16 +92,14 @@ def export_cmd(
 
     Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
-    from ragstore_cli.engine import ExportPlan, export_workspace
-
     cli = state(ctx)
     dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
     if dtype is None:
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
-    plan = ExportPlan(output, workspace=workspace, profile=one_profile(profile, source, "--from"), vector_dtype=dtype,
-                      batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty, overwrite=force)
     with progress_observer(cli) as observer:
-        report = run(export_workspace(settings(ctx), plan, observer))
+        report = run(api.export(output, workspace=workspace, profile=one_profile(profile, source, "--from"),
+                                vector_dtype=dtype, batch_size=batch_size, lock_timeout=lock_timeout,
+                                allow_empty=allow_empty, overwrite=force, observer=observer, settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -139,14 +132,12 @@ def import_cmd(
 
     Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
-    from ragstore_cli.engine import ImportPlan, import_archive
-
     cli = state(ctx)
-    plan = ImportPlan(file, workspace=workspace, profile=one_profile(profile, target, "--to"), if_exists=if_exists,
-                      dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
-                      lock_timeout=lock_timeout)
     with progress_observer(cli) as observer:
-        report = run(import_archive(settings(ctx), plan, observer))
+        report = run(api.import_archive(file, workspace=workspace, profile=one_profile(profile, target, "--to"),
+                                        if_exists=if_exists, dry_run=dry_run, resume=resume,
+                                        embedding_model=embedding_model, batch_size=batch_size,
+                                        lock_timeout=lock_timeout, observer=observer, settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -185,14 +176,13 @@ def transfer_cmd(
 
     Example: ragstore transfer --from files --to neo4j,postgres --workspace ws1
     """
-    from ragstore_cli.engine import TransferPlan, transfer_workspace
-
     cli = state(ctx)
-    plan = TransferPlan(source, target, workspace, target_workspace=target_workspace, if_exists=if_exists,
-                        dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
-                        lock_timeout=lock_timeout)
     with progress_observer(cli) as observer:
-        report = run(transfer_workspace(settings(ctx), plan, observer))
+        report = run(api.transfer(source=source, target=target, workspace=workspace,
+                                  target_workspace=target_workspace, if_exists=if_exists,
+                                  dry_run=dry_run, resume=resume, embedding_model=embedding_model,
+                                  batch_size=batch_size, lock_timeout=lock_timeout, observer=observer,
+                                  settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
 
@@ -213,13 +203,6 @@ def transfer_cmd(
             console.print(f"[yellow]field loss:[/] {section}: the target cannot store {', '.join(fields)}")
 
     emit(cli, report.to_dict(), render)
-
-
-def _stored_totals(reader: ArchiveReader) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for m in reader.manifest.members:
-        totals[m.section] = totals.get(m.section, 0) + m.size
-    return totals
 
 
 def register(root: typer.Typer) -> None:
