@@ -1,0 +1,79 @@
+"""ragstore_cli.api: one coroutine per CLI command, a blocking twin of each in api.sync that refuses
+inside a running event loop, and the twins doing the work outside one."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ragstore_cli import api
+from ragstore_cli.api import sync
+from ragstore_cli.errors import UsageError
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_workspace"
+
+
+@pytest.fixture
+def files_settings(tmp_path: Path) -> api.Settings:
+    """A WORKING_DIR holding LightRAG's sample workspace as `ws1` (files backend only: no server)."""
+    shutil.copytree(SAMPLE, tmp_path / "rag_storage" / "ws1")
+    return api.load_settings(flags={"WORKING_DIR": str(tmp_path / "rag_storage")}, cwd=tmp_path)
+
+
+def test_every_verb_is_a_coroutine_function_with_a_sync_twin_of_the_same_signature():
+    assert set(api.VERBS) <= set(api.__all__) and set(sync.__all__) == set(api.VERBS)
+    for verb in api.VERBS:
+        asynchronous, blocking = getattr(api, verb), getattr(sync, verb)
+        assert inspect.iscoroutinefunction(asynchronous), verb
+        assert not inspect.iscoroutinefunction(blocking), verb
+        assert inspect.signature(asynchronous) == inspect.signature(blocking), verb
+        assert asynchronous.__doc__, verb
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("export", ("never.ragstore",)),  # a coroutine underneath: asyncio.run would fail with its own message
+    ("vectors_stats", ("never.json",)),  # a plain function underneath: it would block the loop
+])
+def test_a_sync_twin_inside_a_running_loop_refuses_with_a_clear_error(tmp_path: Path, verb: str, args: tuple):
+    called = [str(tmp_path / a) for a in args]
+
+    async def inside() -> None:
+        getattr(sync, verb)(*called, workspace="ws1")
+
+    with pytest.raises(UsageError) as refused:
+        asyncio.run(inside())
+    assert str(refused.value) == (f"ragstore_cli.api.sync.{verb}() blocks, and this thread runs an event loop: "
+                                  f"use `await ragstore_cli.api.{verb}(...)` there instead")
+    assert refused.value.exit_code == 2
+    assert not (tmp_path / "never.ragstore").exists()
+
+
+def test_the_sync_twins_do_the_work_outside_a_loop(files_settings: api.Settings, tmp_path: Path):
+    report = sync.export(tmp_path / "ws1.ragstore", workspace="ws1", profile="files", settings=files_settings)
+    assert isinstance(report, api.ExportReport) and report.counts["kv/full_docs"] == 4
+    checked = sync.archive_verify(tmp_path / "ws1.ragstore")
+    assert checked.records == sum(report.counts.values())
+    assert {r["section"]: r["verified_records"] for r in checked.to_dict()["sections"]} == report.counts
+    stats = sync.vectors_stats(workspace="ws1", settings=files_settings)
+    assert stats["ok"] and {Path(f["path"]).name for f in stats["files"]} == {
+        "vdb_chunks.json", "vdb_entities.json", "vdb_relationships.json"}
+
+
+def test_the_async_verbs_run_side_by_side_on_one_loop(files_settings: api.Settings, tmp_path: Path):
+    seen: list[str] = []
+
+    async def main() -> tuple[api.ImportReport, api.ArchiveCheck]:
+        await api.export(tmp_path / "a.ragstore", workspace="ws1", profile="files", settings=files_settings,
+                         observer=api.Callbacks(progress=lambda key, records, nbytes: seen.append(key)))
+        return await asyncio.gather(
+            api.import_archive(tmp_path / "a.ragstore", workspace="ws2", profile="files", settings=files_settings),
+            api.archive_verify(tmp_path / "a.ragstore"))
+
+    loaded, checked = asyncio.run(main())
+    assert isinstance(loaded, api.ImportReport) and sum(loaded.counts.values()) == checked.records
+    assert "kv/full_docs" in seen
+    assert sync.workspace_show("ws2", profile="files", settings=files_settings)["namespaces"]
