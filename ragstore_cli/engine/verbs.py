@@ -58,7 +58,7 @@ class ExportPlan:
         self.workspace = _name(self.workspace)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportReport:
     output: str
     workspace: str
@@ -112,7 +112,7 @@ class ImportPlan:
         _mode(self.if_exists)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class LoadReport:
     """What a load into a workspace did (a dry run: would do)."""
 
@@ -132,7 +132,7 @@ class LoadReport:
         return {"ok": True, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class ImportReport(LoadReport):
     archive: str
 
@@ -188,7 +188,7 @@ class TransferPlan:
         _mode(self.if_exists)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class TransferReport(LoadReport):
     """`profile` is the target's; `source` the profile read from."""
 
