@@ -12,6 +12,8 @@ subclasses, each with the exit code the CLI ends with. The CLI itself calls noth
 
 from __future__ import annotations
 
+from typing import Any
+
 from ragstore_cli.api import sync
 from ragstore_cli.api.archives import ArchiveCheck, archive_recode, describe_archive
 from ragstore_cli.api.archives import archive_inspect as _archive_inspect
@@ -34,7 +36,6 @@ from ragstore_cli.api.workspaces import (workspace_copy, workspace_create, works
                                          workspace_grants, workspace_list, workspace_rename, workspace_revoke,
                                          workspace_show)
 from ragstore_cli.archive import Manifest
-from ragstore_cli.checks.model import CheckResult
 from ragstore_cli.config import Settings, load_settings
 from ragstore_cli.coordination import HolderRecord
 from ragstore_cli.engine import ExportReport, ImportReport, TransferReport
@@ -75,3 +76,13 @@ __all__ = [
     "CheckResult", "ExportReport", "ImportReport", "TransferReport", "ArchiveCheck", "Manifest", "LockList", "LockHolder", "LockBreak",
     "LockWait", "HolderRecord", "DevServers", "DemoReport",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """CheckResult on first use: importing the checks package loads every driver (asyncpg, neo4j,
+    redis), which `ragstore --help` must not wait for."""
+    if name == "CheckResult":
+        from ragstore_cli.checks import CheckResult
+
+        return CheckResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,3 +77,16 @@ def test_the_async_verbs_run_side_by_side_on_one_loop(files_settings: api.Settin
     assert isinstance(loaded, api.ImportReport) and sum(loaded.counts.values()) == checked.records
     assert "kv/full_docs" in seen
     assert sync.workspace_show("ws2", profile="files", settings=files_settings)["namespaces"]
+
+
+def test_importing_the_api_loads_no_driver_so_the_cli_starts_fast():
+    """Every command module imports ragstore_cli.api at start-up: the drivers and Alembic load only when
+    a verb that needs them runs (`ragstore --help` must not wait for them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ragstore_cli.cli.app; from ragstore_cli import api; "
+            "print(sorted(m for m in ('asyncpg', 'neo4j', 'redis', 'alembic', 'sqlalchemy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
