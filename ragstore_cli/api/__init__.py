@@ -20,6 +20,8 @@ from ragstore_cli.api.archives import archive_inspect as _archive_inspect
 from ragstore_cli.api.archives import archive_verify as _archive_verify
 from ragstore_cli.api.calling import off_loop, run_command
 from ragstore_cli.api.checks import check_connections
+from ragstore_cli.api.documents import (BackendCopy, NamespaceRow, SchemaState, WorkspaceCopied, WorkspaceCreated,
+                                        WorkspaceDropped, WorkspaceEntry, WorkspaceListing, WorkspaceShown)
 from ragstore_cli.api.locks import (LockBreak, LockHolder, LockList, LockWait, locks_backend, locks_break, locks_list,
                                     locks_show, locks_wait)
 from ragstore_cli.api.moving import export, import_archive, transfer
@@ -75,6 +77,9 @@ __all__ = [
     # results
     "CheckResult", "ExportReport", "ImportReport", "TransferReport", "ArchiveCheck", "Manifest", "LockList", "LockHolder", "LockBreak",
     "LockWait", "HolderRecord", "DevServers", "DemoReport",
+    # the shapes of the workspace and migrate documents (plain dicts at run time)
+    "WorkspaceListing", "WorkspaceEntry", "WorkspaceShown", "NamespaceRow", "WorkspaceCreated", "WorkspaceDropped",
+    "WorkspaceCopied", "BackendCopy", "SchemaState",
 ]
 
 

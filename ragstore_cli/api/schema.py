@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragstore_cli.api.calling import resolved
+from ragstore_cli.api.documents import SchemaState
 from ragstore_cli.config import Settings
 
 
@@ -34,12 +35,12 @@ async def migrate_downgrade(revision: str, *, force: bool = False, embedding_mod
                                      embedding_dim=embedding_dim, lock_timeout=lock_timeout)
 
 
-async def migrate_current(*, settings: Settings | None = None) -> dict[str, Any]:
+async def migrate_current(*, settings: Settings | None = None) -> SchemaState:
     """The database's revision, head, and whether it is behind."""
     return await _schema().current(resolved(settings))
 
 
-async def migrate_check(*, settings: Settings | None = None) -> dict[str, Any]:
+async def migrate_check(*, settings: Settings | None = None) -> SchemaState:
     """Like migrate_current, with the pending revisions (`result["behind"]`: not at head)."""
     return await _schema().check(resolved(settings))
 

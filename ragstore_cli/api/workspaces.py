@@ -10,42 +10,44 @@ from pathlib import Path
 from typing import Any
 
 from ragstore_cli.api.calling import resolved
+from ragstore_cli.api.documents import (WorkspaceCopied, WorkspaceCreated, WorkspaceDropped, WorkspaceListing,
+                                        WorkspaceShown)
 from ragstore_cli.config import Settings
 from ragstore_cli.engine import workspace_ops
 
 
-async def workspace_list(*, profile: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+async def workspace_list(*, profile: str | None = None, settings: Settings | None = None) -> WorkspaceListing:
     """Every workspace in every backend of the profile, with record counts per role."""
     return await workspace_ops.list_workspaces(resolved(settings), profile)
 
 
-async def workspace_show(name: str, *, profile: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+async def workspace_show(name: str, *, profile: str | None = None, settings: Settings | None = None) -> WorkspaceShown:
     """Counts per namespace, vector model and dimension, sizes and last update of one workspace."""
     return await workspace_ops.show_workspace(resolved(settings), profile, name)
 
 
 async def workspace_create(name: str, *, profile: str | None = None,
-                           settings: Settings | None = None) -> dict[str, Any]:
+                           settings: Settings | None = None) -> WorkspaceCreated:
     """Prepare an empty workspace LightRAG can start on (folder, tables, vector tables and indexes)."""
     return await workspace_ops.create_workspace(resolved(settings), profile, name)
 
 
 async def workspace_drop(name: str, *, yes: bool = False, profile: str | None = None,
-                         lock_timeout: float | None = None, settings: Settings | None = None) -> dict[str, Any]:
+                         lock_timeout: float | None = None, settings: Settings | None = None) -> WorkspaceDropped:
     """Delete a workspace from every backend of the profile with ragstore's traces of it; without
     `yes=True` it is refused, as a name found nowhere is."""
     return await workspace_ops.drop_workspace(resolved(settings), profile, name, yes=yes, lock_timeout=lock_timeout)
 
 
 async def workspace_copy(source: str, target: str, *, profile: str | None = None, lock_timeout: float | None = None,
-                         settings: Settings | None = None) -> dict[str, Any]:
+                         settings: Settings | None = None) -> WorkspaceCopied:
     """Copy a workspace inside each backend (natively where it can); running it again finishes an
     interrupted copy."""
     return await workspace_ops.copy_workspace(resolved(settings), profile, source, target, lock_timeout=lock_timeout)
 
 
 async def workspace_rename(source: str, target: str, *, profile: str | None = None,
-                           lock_timeout: float | None = None, settings: Settings | None = None) -> dict[str, Any]:
+                           lock_timeout: float | None = None, settings: Settings | None = None) -> WorkspaceCopied:
     """Rename a workspace in each backend; running it again finishes an interrupted rename."""
     return await workspace_ops.copy_workspace(resolved(settings), profile, source, target, move=True,
                                               lock_timeout=lock_timeout)

@@ -90,3 +90,39 @@ def test_importing_the_api_loads_no_driver_so_the_cli_starts_fast():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def keys_fit(document: dict, shape: type) -> None:
+    """Every key the shape requires is there, and no key it does not name."""
+    keys = set(document)
+    assert shape.__required_keys__ <= keys <= shape.__required_keys__ | shape.__optional_keys__, (shape, keys)
+
+
+def test_the_workspace_documents_have_the_shapes_the_api_declares(files_settings: api.Settings):
+    listing = sync.workspace_list(profile="files", settings=files_settings)
+    keys_fit(listing, api.WorkspaceListing)
+    assert listing["workspaces"]
+    for entry in listing["workspaces"]:
+        keys_fit(entry, api.WorkspaceEntry)
+    shown = sync.workspace_show("ws1", profile="files", settings=files_settings)
+    keys_fit(shown, api.WorkspaceShown)
+    assert shown["namespaces"]
+    for row in shown["namespaces"]:
+        keys_fit(row, api.NamespaceRow)
+    keys_fit(sync.workspace_create("fresh", profile="files", settings=files_settings), api.WorkspaceCreated)
+    for copied in (sync.workspace_copy("ws1", "ws3", profile="files", settings=files_settings),
+                   sync.workspace_rename("ws3", "ws4", profile="files", settings=files_settings)):
+        keys_fit(copied, api.WorkspaceCopied)
+        for done in copied["backends"].values():
+            keys_fit(done, api.BackendCopy)
+    keys_fit(sync.workspace_drop("ws4", yes=True, profile="files", settings=files_settings), api.WorkspaceDropped)
+
+
+def test_the_schema_documents_have_the_shape_the_api_declares(pg_database):
+    settings = api.load_settings(environ=pg_database)
+    before = sync.migrate_check(settings=settings)
+    keys_fit(before, api.SchemaState)
+    assert before["behind"] and before["revision"] is None and before["pending"]
+    sync.migrate_upgrade(settings=settings)
+    keys_fit(sync.migrate_current(settings=settings), api.SchemaState)
+    assert sync.migrate_check(settings=settings)["pending"] == []
