@@ -25,7 +25,7 @@ TARGET_PROFILE = "neo4j,postgres"  # graph → Bolt, every other role → Postgr
 DEMO_WORKSPACE = "demo"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoReport:
     data_dir: str
     archive: str

@@ -37,14 +37,3 @@ def describe(manifest: Manifest, stats: dict[str, SectionStats] | None = None) -
         "total_raw_bytes": sum(m.raw_size for m in manifest.members),
         "sections": sections,
     }
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     """`backend`, `ok`, `latency_ms`, `details`, `error`: the documented JSON shape."""
 

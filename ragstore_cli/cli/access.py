@@ -7,11 +7,10 @@ from typing import Any, List, Optional
 
 import typer
 
-from ragstore_cli.cli.common import LazyModule, run
+from ragstore_cli import api
+from ragstore_cli.cli.common import run
 from ragstore_cli.cli.output import emit, table
 from ragstore_cli.cli.workspace import WORKING_DIR, _prepare, workspace_app
-
-access = LazyModule("ragstore_cli.access.api")
 
 BACKEND = typer.Option(None, "--backend", "-b", help="postgres, redis or files; repeatable (default: every configured one).")
 ROLE = typer.Option(..., "--role", help="Login name: PostgreSQL role, Redis ACL user, OS user for files.")
@@ -48,9 +47,9 @@ def grant_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspac
     Example: ragstore workspace grant team_a --role team_a_app --write-env team_a.env
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(access.grant(cfg, name, role, backends=backend, adopt=adopt, force=force, allow_new=new,
-                              shared_db=shared_db, rotate=rotate, group=group, write_env=write_env,
-                              dry_run=dry_run, print_cypher=print_cypher))
+    report = run(api.workspace_grant(name, role=role, backends=backend, adopt=adopt, force=force, new=new,
+                                     shared_db=shared_db, rotate_password=rotate, group=group, write_env=write_env,
+                                     dry_run=dry_run, print_cypher=print_cypher, settings=cfg))
 
     def render(console: Any) -> None:
         for plan in report.get("plans", []):
@@ -87,7 +86,7 @@ def revoke_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspa
     Example: ragstore workspace revoke team_a --role team_a_app
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(access.revoke(cfg, name, role, backends=backend, dry_run=dry_run))
+    report = run(api.workspace_revoke(name, role=role, backends=backend, dry_run=dry_run, settings=cfg))
 
     def render(console: Any) -> None:
         for plan in report.get("plans", []):
@@ -110,7 +109,7 @@ def grants_cmd(ctx: typer.Context, name: Optional[str] = typer.Argument(None, he
     Example: ragstore workspace grants --json
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(access.grants(cfg, name, backends=backend))
+    report = run(api.workspace_grants(name, backends=backend, settings=cfg))
 
     def render(console: Any) -> None:
         rows = [[g["backend"], _shown(g["workspace"]), g["role"],

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from ragstore_cli import api
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, table
 from ragstore_cli.errors import EXIT_FAILED
@@ -20,9 +21,7 @@ def check_connections(
 
     Example: ragstore --json check-connections --backend postgres --timeout 5
     """
-    from ragstore_cli.checks import run_checks  # drivers load only when a check runs (fast --help)
-
-    results = run(run_checks(settings(ctx), backend or None, timeout))
+    results = run(api.check_connections(backends=backend or None, timeout=timeout, settings=settings(ctx)))
     document = [r.to_dict() for r in results]
 
     def render(console) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Awaitable, Mapping, TypeVar
+from typing import Any, Coroutine, Mapping, TypeVar
 
 import typer
 
+from ragstore_cli import api
 from ragstore_cli.cli.output import CliState
 from ragstore_cli.config import Settings, load_settings
 from ragstore_cli.errors import UsageError
@@ -42,26 +42,8 @@ def settings(ctx: typer.Context, flags: Mapping[str, Any] | None = None) -> Sett
     return load_settings(env_file=state(ctx).env_file, flags=clean)
 
 
-def run(coro: Awaitable[T]) -> T:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from a synchronous command, under the command guard: it ends
     soon after a server goes silent and within 5 s of Ctrl-C (connect/liveness.py)."""
-    from ragstore_cli.connect import liveness
+    return api.run_command(coro)
 
-    return liveness.run(coro)  # type: ignore[arg-type]
-
-
-class LazyModule:
-    """A library module imported on first use, so `--help` and `--version` stay fast.
-
-    Command modules are imported at start-up to build the CLI; the libraries behind them (drivers,
-    Alembic, numpy) load only when a command that needs them runs.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._module: Any = None
-
-    def __getattr__(self, attr: str) -> Any:
-        if self._module is None:
-            self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ragstore_cli import api
 from ragstore_cli.cli.common import run, state
 from ragstore_cli.cli.dev import GRAPH
 from ragstore_cli.cli.output import emit, table, workspace_label
@@ -26,11 +27,9 @@ def demo(
     Example: ragstore demo && ragstore --env-file .ragstore-dev/ragstore.env archive inspect .ragstore-dev/sample.ragstore
     Example: ragstore demo --graph neo4j
     """
-    from ragstore_cli.demo import run_demo
-
     cli = state(ctx)
     with progress_observer(cli) as observer:
-        report = run(run_demo(data_dir, sample=sample, observer=observer, graph=graph))
+        report = run(api.demo(data_dir, sample=sample, graph=graph, observer=observer))
 
     def render(console) -> None:
         rows = [[key, count, report.roundtrip_counts.get(key)] for key, count in report.counts.items()]

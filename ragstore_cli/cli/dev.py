@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
+from ragstore_cli import api
 from ragstore_cli.cli.common import state
 from ragstore_cli.cli.output import emit, table
-from ragstore_cli.embedded import dev
 from ragstore_cli.errors import EXIT_FAILED
 from ragstore_cli.redact import MASK
 
@@ -21,7 +21,7 @@ GRAPH = typer.Option(None, "--graph", metavar="falkordb|neo4j",
                           "needs Java 17+ and Maven). Default: the one this data folder used last.")
 
 
-def _env_lines(servers: dev.DevServers) -> list[str]:
+def _env_lines(servers: api.DevServers) -> list[str]:
     return [f"{k}={MASK if 'PASSWORD' in k and v else v}" for k, v in servers.env().items()]
 
 
@@ -38,11 +38,7 @@ def up(
     Example: ragstore dev up --write-env .env && ragstore check-connections
     Example: ragstore dev up --graph neo4j
     """
-    if write_env is not None:
-        dev.check_env_target(write_env, force=force)
-    servers = dev.up(data_dir, graph)
-    if write_env is not None:
-        dev.write_env_copy(servers, write_env, force=force)
+    servers = api.sync.dev_up(data_dir, graph=graph, write_env=write_env, force=force)
     document = {**servers.status(), "env": {k: (MASK if "PASSWORD" in k and v else v) for k, v in servers.env().items()},
                 "written_env": str(write_env) if write_env else None}
 
@@ -61,7 +57,7 @@ def down(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
 
     Example: ragstore dev down --data-dir .ragstore-dev
     """
-    servers = dev.down(data_dir)
+    servers = api.sync.dev_down(data_dir)
     document = {"data_dir": str(data_dir.resolve()), "stopped": servers is not None}
     emit(state(ctx), document, lambda c: c.print("stopped" if servers else f"nothing was started in {data_dir}"))
 
@@ -72,7 +68,7 @@ def status(ctx: typer.Context, data_dir: Path = DATA_DIR) -> None:
 
     Example: ragstore --json dev status
     """
-    servers = dev.load(data_dir)
+    servers = api.sync.dev_status(data_dir)
     document = servers.status() if servers else {"data_dir": str(data_dir.resolve()), "postgres": {"running": False},
                                                   "bolt": {"running": False}}
 

@@ -8,9 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
+from ragstore_cli import api
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, info, table
-from ragstore_cli.coordination import HolderRecord, open_coordinator, probe_lightrag, resolve_backend
 from ragstore_cli.errors import UsageError
 
 locks_app = typer.Typer(help="Inspect, wait for and break ragstore's locks (file, postgres, redis).", no_args_is_help=True)
@@ -21,7 +21,7 @@ WORKING_DIR = typer.Option(None, "--working-dir", help="LightRAG working dir (fi
 
 def _setup(ctx: typer.Context, backend: str | None, working_dir: str | None):
     resolved = settings(ctx, {"WORKING_DIR": working_dir})
-    return resolved, resolve_backend(resolved, backend)
+    return resolved, api.locks_backend(backend, settings=resolved)
 
 
 def _age(seconds: float) -> str:
@@ -33,7 +33,7 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _row(record: HolderRecord) -> list[Any]:
+def _row(record: api.HolderRecord) -> list[Any]:
     now = time.time()
     status = f"[red]STALE[/] {escape(record.stale_reason or '')}" if record.stale else "[green]held[/]"
     extra = []
@@ -58,17 +58,7 @@ def list_locks(
     Example: ragstore locks list --backend postgres --json
     """
     resolved, name = _setup(ctx, backend, working_dir)
-
-    async def collect() -> dict[str, Any]:
-        async with open_coordinator(resolved, name, command="locks list") as coord:
-            document: dict[str, Any] = {"backend": name, "locks": [r.to_dict() for r in await coord.holders()]}
-            if name == "postgres":
-                document["other_advisory_locks"] = await coord.foreign_locks()
-            if name == "file":
-                document["lightrag"] = probe_lightrag(resolved.working_dir).to_dict()
-            return document
-
-    document = run(collect())
+    document = run(api.locks_list(backend=name, settings=resolved)).to_dict()
 
     def render(console) -> None:
         rows = [_row(_record(item)) for item in document["locks"]]
@@ -86,8 +76,8 @@ def list_locks(
     emit(state(ctx), document, render)
 
 
-def _record(item: dict[str, Any]) -> HolderRecord:
-    record = HolderRecord.from_stored(item)
+def _record(item: dict[str, Any]) -> api.HolderRecord:
+    record = api.HolderRecord.from_stored(item)
     record.stale, record.stale_reason = item.get("stale", False), item.get("stale_reason")
     return record
 
@@ -101,14 +91,8 @@ def show(
     Example: ragstore locks show workspace:prod --backend postgres
     """
     resolved, name = _setup(ctx, backend, working_dir)
-
-    async def look() -> HolderRecord | None:
-        async with open_coordinator(resolved, name, command="locks show") as coord:
-            return await coord.holder(key)
-
-    record = run(look())
-    document = {"backend": name, "key": key, "held": record is not None and not record.stale,
-                "holder": record.to_dict() if record else None}
+    found = run(api.locks_show(key, backend=name, settings=resolved))
+    record, document = found.holder, found.to_dict()
 
     def render(console) -> None:
         if record is None:
@@ -129,13 +113,8 @@ def break_lock(
     Example: ragstore locks break workspace:prod --backend postgres
     """
     resolved, name = _setup(ctx, backend, working_dir)
-
-    async def do_break():
-        async with open_coordinator(resolved, name, command="locks break") as coord:
-            return await coord.break_lock(key, force=force)
-
-    result = run(do_break())
-    document = {"backend": name, "key": key, "broken": result.broken.to_dict() if result.broken else None, "by": result.by}
+    result = run(api.locks_break(key, force=force, backend=name, settings=resolved))
+    document = result.to_dict()
 
     def render(console) -> None:
         who = result.broken.describe() if result.broken else "no holder record"
@@ -159,15 +138,8 @@ def wait(
         raise UsageError("--timeout must not be negative")
     info(state(ctx), escape(f"waiting up to {limit:g} s for {key} ({name})"))
 
-    async def wait_free() -> float:
-        started = time.monotonic()
-        async with open_coordinator(resolved, name, command="locks wait") as coord:
-            async with coord.lock(key, timeout=limit):
-                return time.monotonic() - started
-
-    waited = run(wait_free())
-    emit(state(ctx), {"backend": name, "key": key, "free": True, "waited_s": round(waited, 3)},
-         lambda console: console.print(escape(f"{key} is free (waited {waited:.2f} s)")))
+    waited = run(api.locks_wait(key, timeout=limit, backend=name, settings=resolved))
+    emit(state(ctx), waited.to_dict(), lambda console: console.print(escape(f"{key} is free (waited {waited.waited_s:.2f} s)")))
 
 
 def register(root: typer.Typer) -> None:

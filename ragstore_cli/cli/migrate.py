@@ -9,11 +9,10 @@ from typing import Any, Optional
 
 import typer
 
-from ragstore_cli.cli.common import LazyModule, run, settings, state
+from ragstore_cli import api
+from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, table
 from ragstore_cli.errors import EXIT_FAILED
-
-api = LazyModule("ragstore_cli.schema.api")
 
 app = typer.Typer(help="Own LightRAG's PostgreSQL schema as Alembic revisions: upgrade, check, adopt...",
                   no_args_is_help=True)
@@ -46,8 +45,8 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Tar
     if offline_sql:
         sql(ctx, revision, start=None)
         return
-    result = run(api.upgrade(settings(ctx), revision, embedding_model=embedding_model,
-                             embedding_dim=embedding_dim, dry_run=dry_run, lock_timeout=lock_timeout))
+    result = run(api.migrate_upgrade(revision, embedding_model=embedding_model, embedding_dim=embedding_dim,
+                                     dry_run=dry_run, lock_timeout=lock_timeout, settings=settings(ctx)))
 
     def render(console) -> None:
         title = "Plan (dry run, nothing changed)" if dry_run else "Upgraded"
@@ -69,8 +68,8 @@ def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Targ
 
     Example: ragstore migrate downgrade 0006
     """
-    result = run(api.downgrade(settings(ctx), revision, force=force, embedding_model=embedding_model,
-                               embedding_dim=embedding_dim, lock_timeout=lock_timeout))
+    result = run(api.migrate_downgrade(revision, force=force, embedding_model=embedding_model,
+                                       embedding_dim=embedding_dim, lock_timeout=lock_timeout, settings=settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Downgraded", [
         ("database", result["target"]), ("from", result["from"]), ("to", result["to"] or "base"),
         ("reverted", ", ".join(result["reverted"])), ("vector tables dropped", ", ".join(result["vector_tables_dropped"]))]))
@@ -82,7 +81,7 @@ def current(ctx: typer.Context) -> None:
 
     Example: ragstore migrate current --json
     """
-    result = run(api.current(settings(ctx)))
+    result = run(api.migrate_current(settings=settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Schema", [
         ("database", result["target"]), ("revision", result["revision"] or "none (unmanaged)"),
         ("head", result["head"]), ("behind", result["behind"])]))
@@ -94,7 +93,7 @@ def history(ctx: typer.Context) -> None:
 
     Example: ragstore migrate history
     """
-    result = api.history()
+    result = api.sync.migrate_history()
     emit(state(ctx), result, lambda c: c.print(table("Revisions", ["revision", "description"], [
         [r["revision"] + (" (head)" if r["is_head"] else ""), r["message"]] for r in result])))
 
@@ -105,7 +104,7 @@ def check(ctx: typer.Context) -> None:
 
     Example: ragstore migrate check || ragstore migrate upgrade
     """
-    result = run(api.check(settings(ctx)))
+    result = run(api.migrate_check(settings=settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Up to date" if not result["behind"] else "Behind head", [
         ("database", result["target"]), ("revision", result["revision"] or "none (unmanaged)"),
         ("head", result["head"]), ("pending", ", ".join(result["pending"]))]))
@@ -120,7 +119,7 @@ def stamp(ctx: typer.Context, revision: str = typer.Argument(..., help="Revision
 
     Example: ragstore migrate stamp head
     """
-    result = run(api.stamp(settings(ctx), revision, lock_timeout=lock_timeout))
+    result = run(api.migrate_stamp(revision, lock_timeout=lock_timeout, settings=settings(ctx)))
     emit(state(ctx), result, lambda c: _lines(c, "Stamped", [
         ("database", result["target"]), ("from", result["from"]), ("to", result["to"])]))
 
@@ -132,7 +131,7 @@ def sql(ctx: typer.Context, revision: str = typer.Argument("head", help="Target 
 
     Example: ragstore migrate sql head > upgrade.sql
     """
-    text = api.sql(revision, start=start)
+    text = api.sync.migrate_sql(revision, start=start)
     if state(ctx).json:
         emit(state(ctx), {"from": start or "base", "to": revision, "sql": text})
     else:
@@ -148,7 +147,7 @@ def adopt(ctx: typer.Context, dry_run: bool = typer.Option(False, "--dry-run", h
 
     Example: ragstore migrate adopt --dry-run && ragstore migrate adopt
     """
-    result = run(api.adopt(settings(ctx), dry_run=dry_run, lock_timeout=lock_timeout))
+    result = run(api.migrate_adopt(dry_run=dry_run, lock_timeout=lock_timeout, settings=settings(ctx)))
 
     def render(console) -> None:
         verdict = (f"matches revision {result['revision']}" if result["matched"]
@@ -173,8 +172,8 @@ def vectors_move(ctx: typer.Context, embedding_model: Optional[str] = MODEL, emb
 
     Example: ragstore migrate vectors-move --embedding-model bge-m3 --embedding-dim 1024
     """
-    result = run(api.move_vectors(settings(ctx), embedding_model=embedding_model, embedding_dim=embedding_dim,
-                                  lock_timeout=lock_timeout))
+    result = run(api.migrate_vectors_move(embedding_model=embedding_model, embedding_dim=embedding_dim,
+                                          lock_timeout=lock_timeout, settings=settings(ctx)))
     emit(state(ctx), result, lambda c: c.print(table("Moved", ["legacy", "target", "legacy rows", "copied", "verified"], [
         [m["legacy"], m["target"], m.get("legacy_rows", m.get("skipped")), m.get("copied"), m.get("verified")]
         for m in result["moved"]])))

@@ -98,6 +98,17 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], *, whole
     return tbl
 
 
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
 def workspace_label(name: str | None) -> str:
     """`'team_a'`, or `(default)` for the default workspace "" (never a bare `''`)."""
     return "(default)" if not name else repr(name)

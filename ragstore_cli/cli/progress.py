@@ -28,9 +28,8 @@ from rich.spinner import Spinner
 from rich.table import Column
 from rich.text import Text
 
-from ragstore_cli.archive.summary import human_bytes
-from ragstore_cli.cli.output import CliState
-from ragstore_cli.engine.observer import Observer
+from ragstore_cli.cli.output import CliState, human_bytes
+from ragstore_cli.api import Observer
 from ragstore_cli.errors import UsageError
 
 TIMED = ("records", "bytes")  # units an ETA and a rate make sense for

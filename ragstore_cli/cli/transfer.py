@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Optional
 
 import typer
 
-from ragstore_cli.archive import ArchiveReader
-from ragstore_cli.archive.spool import spooled
-from ragstore_cli.archive.source import verify_observed
-from ragstore_cli.archive.summary import describe, human_bytes
+from ragstore_cli import api
 from ragstore_cli.cli.common import PROFILE, one_profile, run, settings, state
-from ragstore_cli.cli.output import CliState, emit, info, table, workspace_label
+from ragstore_cli.cli.output import CliState, emit, human_bytes, info, table, workspace_label
 from ragstore_cli.cli.progress import progress_observer
 from ragstore_cli.errors import UsageError
 
@@ -38,15 +34,12 @@ def verify(
     Exit 0 when it is sound, 1 (one-line reason) when it is not. Example: ragstore archive verify ws.ragstore
     """
     cli = state(ctx)
-    with _archive_in(ctx, file, spool_dir) as (path, label):
-        reader = ArchiveReader(path, label=label)
-        with progress_observer(cli) as observer:
-            stats = verify_observed(reader, observer)
-    document = {"ok": True, "file": str(file), **describe(reader.manifest, stats)}
+    with progress_observer(cli) as observer:
+        checked = api.sync.archive_verify(_archive_in(ctx, file), observer=observer, spool_dir=spool_dir)
+    document = checked.to_dict()
 
     def render(console) -> None:
-        total = sum(s.records for s in stats.values())
-        console.print(f"[green]ok[/] {label or file}: {total} records in {len(stats)} sections, "
+        console.print(f"[green]ok[/] {_shown(file)}: {checked.records} records in {len(checked.stats)} sections, "
                       f"{human_bytes(document['total_stored_bytes'])}; every checksum and count matches")
 
     emit(cli, document, render)
@@ -62,14 +55,13 @@ def inspect(
     Example: ragstore archive inspect --json backup.ragstore
     """
     cli = state(ctx)
-    with _archive_in(ctx, file, spool_dir) as (path, label):
-        manifest = ArchiveReader(path, label=label).manifest
-    document = describe(manifest)
+    manifest = api.sync.archive_inspect(_archive_in(ctx, file), spool_dir=spool_dir)
+    document = api.describe_archive(manifest)
 
     def render(console) -> None:
         src = manifest.source
         emb = manifest.embedding
-        console.print(f"[bold]{label or file}[/]  format v{manifest.format_version}, ragstore {manifest.ragstore_version}, "
+        console.print(f"[bold]{_shown(file)}[/]  format v{manifest.format_version}, ragstore {manifest.ragstore_version}, "
                       f"created {manifest.created_at}")
         console.print(f"source: workspace {workspace_label(src.get('workspace'))}, backends "
                       + ", ".join(f"{k}={v}" for k, v in (src.get("backends") or {}).items()))
@@ -112,17 +104,15 @@ def export_cmd(
     -o - writes it to stdout (a pipe or a file, never a terminal); messages go to stderr then.
     Example: ragstore export --profile files --workspace ws1 -o ws1.ragstore
     """
-    from ragstore_cli.engine import ExportPlan, export_workspace
-
     cli = state(ctx)
     dtype = {"f32": "float32", "f16": "float16"}.get(vectors)
     if dtype is None:
         raise UsageError(f"--vectors must be f32 or f16, not {vectors!r}")
-    plan = ExportPlan(_archive_out(cli, output), workspace=workspace, profile=one_profile(profile, source, "--from"),
-                      vector_dtype=dtype, batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty,
-                      overwrite=force, spool_dir=spool_dir)
     with progress_observer(cli) as observer:
-        report = run(export_workspace(settings(ctx), plan, observer))
+        report = run(api.export(_archive_out(cli, output), workspace=workspace,
+                                profile=one_profile(profile, source, "--from"), vector_dtype=dtype,
+                                batch_size=batch_size, lock_timeout=lock_timeout, allow_empty=allow_empty,
+                                overwrite=force, spool_dir=spool_dir, observer=observer, settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -157,15 +147,13 @@ def import_cmd(
     An archive on stdin (-) is held in a spool file while it is verified, removed however the import ends.
     Example: ragstore import ws1.ragstore --profile neo4j,postgres --if-exists replace
     """
-    from ragstore_cli.engine import ImportPlan, import_archive
-
     cli = state(ctx)
-    plan = ImportPlan(_stdin(ctx) if str(file) == STREAM else file, workspace=workspace,
-                      profile=one_profile(profile, target, "--to"), if_exists=if_exists, dry_run=dry_run, resume=resume,
-                      embedding_model=embedding_model, batch_size=batch_size, lock_timeout=lock_timeout,
-                      spool_dir=spool_dir)
     with progress_observer(cli) as observer:
-        report = run(import_archive(settings(ctx), plan, observer))
+        report = run(api.import_archive(_archive_in(ctx, file), workspace=workspace,
+                                        profile=one_profile(profile, target, "--to"), if_exists=if_exists,
+                                        dry_run=dry_run, resume=resume, embedding_model=embedding_model,
+                                        batch_size=batch_size, lock_timeout=lock_timeout, spool_dir=spool_dir,
+                                        observer=observer, settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
     document = report.to_dict()
@@ -204,14 +192,13 @@ def transfer_cmd(
 
     Example: ragstore transfer --from files --to neo4j,postgres --workspace ws1
     """
-    from ragstore_cli.engine import TransferPlan, transfer_workspace
-
     cli = state(ctx)
-    plan = TransferPlan(source, target, workspace, target_workspace=target_workspace, if_exists=if_exists,
-                        dry_run=dry_run, resume=resume, embedding_model=embedding_model, batch_size=batch_size,
-                        lock_timeout=lock_timeout)
     with progress_observer(cli) as observer:
-        report = run(transfer_workspace(settings(ctx), plan, observer))
+        report = run(api.transfer(source=source, target=target, workspace=workspace,
+                                  target_workspace=target_workspace, if_exists=if_exists,
+                                  dry_run=dry_run, resume=resume, embedding_model=embedding_model,
+                                  batch_size=batch_size, lock_timeout=lock_timeout, observer=observer,
+                                  settings=settings(ctx)))
     for warning in report.warnings:
         info(cli, f"[yellow]warning:[/] {warning}")
 
@@ -247,21 +234,17 @@ def _archive_out(cli: CliState, output: Path) -> Path | BinaryIO:
     return open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
 
 
-def _stdin(ctx: typer.Context) -> BinaryIO:
-    """stdin for an archive named `-`: never a terminal (nobody types an archive)."""
+def _archive_in(ctx: typer.Context, file: Path) -> Path | BinaryIO:
+    """The archive file, or stdin for `-`: never a terminal (nobody types an archive)."""
+    if str(file) != STREAM:
+        return file
     if sys.stdin.isatty():
         raise UsageError(f"stdin is a terminal: pipe an archive in (… | {ctx.command_path} -) or name a file")
     return sys.stdin.buffer
 
 
-@contextlib.contextmanager
-def _archive_in(ctx: typer.Context, file: Path, spool_dir: Path | None) -> Iterator[tuple[Path, str | None]]:
-    """(path, label) of the archive to read: the file, or stdin held in a spool file for the block."""
-    if str(file) != STREAM:
-        yield file, None
-        return
-    with spooled(_stdin(ctx), spool_dir) as path:
-        yield path, "stdin"
+def _shown(file: Path) -> str:
+    return "stdin" if str(file) == STREAM else str(file)
 
 
 def register(root: typer.Typer) -> None:

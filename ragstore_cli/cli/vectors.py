@@ -8,11 +8,11 @@ from typing import Any, Optional
 
 import typer
 
+from ragstore_cli import api
 from ragstore_cli.cli.common import run, settings, state
 from ragstore_cli.cli.output import emit, info, table
 from ragstore_cli.cli.progress import progress_observer
-from ragstore_cli.errors import EXIT_FAILED, UsageError
-from ragstore_cli.workspace import files_dir
+from ragstore_cli.errors import EXIT_FAILED
 
 vectors_app = typer.Typer(help="Inspect, compress, verify and export embeddings (NanoVectorDB files, .npy).",
                           no_args_is_help=True)
@@ -44,24 +44,10 @@ def stats_cmd(
 
     Example: ragstore vectors stats rag_storage/vdb_chunks.json
     """
-    from ragstore_cli.vectors.stats import nano_stats, workspace_files
-
     cli = state(ctx)
-    if path is not None and workspace is not None:
-        raise UsageError("give either a PATH or --workspace, not both")
-    if path is not None:
-        reports = [nano_stats(path, on_error=on_error.value, expected_dim=embedding_dim)]
-        document: Any = reports[0]
-    else:
-        resolved = settings(ctx)
-        workspace = (resolved["WORKSPACE"] or "") if workspace is None else workspace
-        folder = files_dir(resolved.working_dir, workspace)
-        files = workspace_files(folder)
-        if not files:
-            raise UsageError(f"no vdb_*.json files in {folder}")
-        reports = [nano_stats(p, on_error=on_error.value, expected_dim=embedding_dim) for p in files]
-        document = {"workspace": workspace, "directory": str(folder), "files": reports,
-                    "ok": all(r["ok"] for r in reports)}
+    document = api.sync.vectors_stats(path, workspace=workspace, on_error=on_error.value, embedding_dim=embedding_dim,
+                                      settings=settings(ctx) if path is None else None)
+    reports = [document] if path is not None else document["files"]
     emit(cli, document, lambda console: [_render_stats(console, r) for r in reports])
     if check and not all(r["ok"] for r in reports):
         raise typer.Exit(EXIT_FAILED)
@@ -119,25 +105,16 @@ def compress_cmd(
     """
     cli = state(ctx)
     if _is_archive(path):
-        from ragstore_cli.engine.recode import recode_archive
-
         with progress_observer(cli) as observer:
-            report = run(recode_archive(path, output, codec or "f16", observer))
+            report = run(api.archive_recode(path, output=output, vector_dtype=codec or "f16", observer=observer))
         for note in report["notes"]:  # vectors float16 cannot hold, kept as float32
             info(cli, f"[yellow]note:[/] {note}")
         emit(cli, report, lambda console: console.print(
             f"[green]re-encoded[/] vectors as {report['dtype']}: {report['bytes_before']:,} -> "
             f"{report['bytes_after']:,} B ({report['target']})"))
         return
-    from ragstore_cli.vectors.ops import NANO_CODECS, compact_nano
-
-    _nano_only(path)
-    if (codec or "compact") not in NANO_CODECS:
-        raise UsageError(f"NanoVectorDB files take --codec {', '.join(NANO_CODECS)} (archives take f16/f32)")
-    if path.name == "vdb_chunks.json" and not allow_chunks:
-        raise UsageError("a compacted vdb_chunks.json makes LightRAG's default chunk picker "
-                         "(KG_CHUNK_PICK_METHOD=VECTOR) fall back to WEIGHT; pass --allow-chunks to compact it anyway")
-    report = compact_nano(path, output, on_error=on_error.value)
+    report = api.sync.vectors_compress(path, codec=codec or "compact", output=output, on_error=on_error.value,
+                                       allow_chunks=allow_chunks)
     emit(cli, report, lambda console: console.print(
         f"[green]compacted[/] {report['records']} records: {report['bytes_before']:,} -> {report['bytes_after']:,} B"
         f" ({report['target']})" + (f"; skipped {report['skipped_records']}" if report["skipped_records"] else "")))
@@ -160,17 +137,12 @@ def decompress_cmd(
     """
     cli = state(ctx)
     if _is_archive(path):
-        from ragstore_cli.engine.recode import recode_archive
-
         with progress_observer(cli) as observer:
-            report = run(recode_archive(path, output, "f32", observer))
+            report = run(api.archive_recode(path, output=output, vector_dtype="f32", observer=observer))
         emit(cli, report, lambda console: console.print(
             f"[green]re-encoded[/] vectors as float32 -> {report['target']}"))
         return
-    from ragstore_cli.vectors.ops import expand_nano
-
-    _nano_only(path)
-    report = expand_nano(path, output, on_error=on_error.value)
+    report = api.sync.vectors_decompress(path, output=output, on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
         f"[green]expanded[/] {report['records']} records: {report['vector_fields_added']} vectors added "
         f"({report['norms_restored']} with their norm, {report['unit_length']} unit length) -> {report['target']}"))
@@ -178,11 +150,6 @@ def decompress_cmd(
 
 def _is_archive(path: Path) -> bool:
     return path.suffix == ".ragstore"
-
-
-def _nano_only(path: Path) -> None:
-    if path.suffix != ".json":
-        raise UsageError(f"{path}: expected a NanoVectorDB file (vdb_<namespace>.json)")
 
 
 @vectors_app.command("verify")
@@ -204,11 +171,9 @@ def verify_cmd(
 
     Example: ragstore vectors verify before/vdb_chunks.json after/vdb_chunks.json --min-recall 0.995
     """
-    from ragstore_cli.vectors.verify import verify
-
     cli = state(ctx)
-    report = verify(str(a), str(b), min_recall=min_recall, k=k, queries=queries, exact=exact, seed=seed,
-                    on_error=on_error.value)
+    report = api.sync.vectors_verify(a, b, min_recall=min_recall, k=k, queries=queries, exact=exact, seed=seed,
+                                     on_error=on_error.value)
 
     def render(console: Any) -> None:
         rows = [[key, report[key]] for key in ("count", "dim", "aligned", "identical", "max_abs_error",
@@ -239,12 +204,9 @@ def export_cmd(
     Example: ragstore vectors export rag_storage/vdb_chunks.json -o chunks.npy
              python -c "import numpy, pandas; m = numpy.load('chunks.npy'); ids = pandas.read_json('chunks.ids.jsonl', lines=True)"
     """
-    from ragstore_cli.vectors.ops import check_dtype, export_nano
-
     cli = state(ctx)
-    _nano_only(path)
-    report = export_nano(path, output, source=source, dtype=check_dtype(dtype), with_meta=meta,
-                         on_error=on_error.value)
+    report = api.sync.vectors_export(path, output=output, source=source, dtype=dtype, meta=meta,
+                                     on_error=on_error.value)
     emit(cli, report, lambda console: console.print(
         f"[green]exported[/] {report['rows']} x {report['dim']} {report['dtype']} -> {report['npy']} + {report['ids']}"))
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ragstore_cli.engine import workspace_ops as ops
+from ragstore_cli import api
 from ragstore_cli.cli.common import PROFILE, run, settings, state
 from ragstore_cli.cli.output import CliState, emit, table
 from ragstore_cli.cli.progress import progress_observer
@@ -22,6 +22,11 @@ LOCK_TIMEOUT = typer.Option(None, "--lock-timeout", min=0.0,
 
 def _prepare(ctx: typer.Context, working_dir: Optional[str]) -> tuple[CliState, Any]:
     return state(ctx), settings(ctx, {"WORKING_DIR": working_dir})
+
+
+def shown(name: str) -> str:
+    """A workspace name for people: `(default)` for ""."""
+    return name if name else "(default)"
 
 
 def _when(epoch: float | None) -> str:
@@ -47,10 +52,10 @@ def list_cmd(ctx: typer.Context, profile: Optional[str] = PROFILE, working_dir: 
     Example: ragstore workspace list --profile postgres
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.list_workspaces(cfg, profile))
+    report = run(api.workspace_list(profile=profile, settings=cfg))
 
     def render(console: Any) -> None:
-        rows = [[ops.shown(w["workspace"]), ",".join(w["backends"]), *w["counts"].values(),
+        rows = [[shown(w["workspace"]), ",".join(w["backends"]), *w["counts"].values(),
                  ", ".join(w["collides_with"])] for w in report["workspaces"]]
         console.print(table(f"Workspaces ({report['profile']})",
                             ["workspace", "backends", "kv", "vector", "graph", "doc_status", "collides with"], rows,
@@ -67,12 +72,12 @@ def show_cmd(ctx: typer.Context, name: str = typer.Argument(..., help='Workspace
     Example: ragstore workspace show team_a --json
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.show_workspace(cfg, profile, name))
+    report = run(api.workspace_show(name, profile=profile, settings=cfg))
 
     def render(console: Any) -> None:  # 80 columns: model and dimension share a column
         rows = [[n["backend"], n["namespace"], n["count"], n.get("bytes") or "", _vectors(n),
                  _when(n.get("last_update"))[:10]] for n in report["namespaces"]]
-        console.print(table(f"Workspace {ops.shown(report['workspace'])} ({report['profile']})",
+        console.print(table(f"Workspace {shown(report['workspace'])} ({report['profile']})",
                             ["backend", "namespace", "records", "bytes", "vectors", "updated"], rows, whole=2))
         _collisions(console, report["collides_with"])
 
@@ -87,7 +92,7 @@ def create_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspa
     Example: EMBEDDING_MODEL=bge-m3 EMBEDDING_DIM=1024 ragstore workspace create team_b --profile postgres
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.create_workspace(cfg, profile, name))
+    report = run(api.workspace_create(name, profile=profile, settings=cfg))
 
     def render(console: Any) -> None:
         for backend, created in report["created"].items():
@@ -108,11 +113,11 @@ def drop_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="Workspace
     Example: ragstore workspace drop old_team --yes
     """
     cli, cfg = _prepare(ctx, working_dir)
-    report = run(ops.drop_workspace(cfg, profile, name, yes=yes, lock_timeout=lock_timeout))
+    report = run(api.workspace_drop(name, yes=yes, profile=profile, lock_timeout=lock_timeout, settings=cfg))
 
     def render(console: Any) -> None:
         rows = [[backend, ns, n] for backend, removed in report["removed"].items() for ns, n in removed.items()]
-        console.print(table(f"Dropped {ops.shown(report['workspace'])}", ["backend", "namespace", "records"], rows))
+        console.print(table(f"Dropped {shown(report['workspace'])}", ["backend", "namespace", "records"], rows))
         for trace in report["traces"]:
             console.print(f"removed {trace}")
 
@@ -123,7 +128,7 @@ def _transfer_render(report: dict[str, Any], verb: str) -> Any:
     def render(console: Any) -> None:
         if report.get("resumed"):
             console.print(f"finished an interrupted {'rename' if verb == 'moved' else 'copy'} of "
-                          f"{ops.shown(report['source'])} → {ops.shown(report['target'])}")
+                          f"{shown(report['source'])} → {shown(report['target'])}")
         for backend, done in report["backends"].items():
             detail = ", ".join(f"{k}={v}" for k, v in done["details"].items())
             console.print(f"{backend} ({done['method']}): {verb} {detail or 'nothing'}")
@@ -147,7 +152,8 @@ def copy_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Workspa
     """
     cli, cfg = _prepare(ctx, working_dir)
     with progress_observer(cli) as observer:
-        report = run(ops.copy_workspace(cfg, profile, source, target, lock_timeout=lock_timeout, observer=observer))
+        report = run(api.workspace_copy(source, target, profile=profile, lock_timeout=lock_timeout, settings=cfg,
+                                           observer=observer))
     emit(cli, report, _transfer_render(report, "copied"))
 
 
@@ -164,8 +170,8 @@ def rename_cmd(ctx: typer.Context, source: str = typer.Argument(..., help="Works
     """
     cli, cfg = _prepare(ctx, working_dir)
     with progress_observer(cli) as observer:
-        report = run(ops.copy_workspace(cfg, profile, source, target, move=True, lock_timeout=lock_timeout,
-                                        observer=observer))
+        report = run(api.workspace_rename(source, target, profile=profile, lock_timeout=lock_timeout, settings=cfg,
+                                           observer=observer))
     emit(cli, report, _transfer_render(report, "moved"))
 
 

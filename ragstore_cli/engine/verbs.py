@@ -71,7 +71,7 @@ def _is_file(where: Any) -> bool:
     return isinstance(where, (str, os.PathLike))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportReport:
     output: str
     workspace: str
@@ -130,7 +130,7 @@ class ImportPlan:
         _mode(self.if_exists)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class LoadReport:
     """What a load into a workspace did (a dry run: would do)."""
 
@@ -150,7 +150,7 @@ class LoadReport:
         return {"ok": True, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class ImportReport(LoadReport):
     archive: str
 
@@ -223,7 +223,7 @@ class TransferPlan:
         _mode(self.if_exists)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, frozen=True)
 class TransferReport(LoadReport):
     """`profile` is the target's; `source` the profile read from."""
 
