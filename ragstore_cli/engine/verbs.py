@@ -80,7 +80,7 @@ async def export_workspace(settings: Settings, plan: ExportPlan, observer: Obser
     """Write the workspace to an archive from one consistent view (engine/workspaces.py says what each
     backend guarantees)."""
     target = ArchiveTarget(plan.output, vector_dtype=plan.vector_dtype, overwrite=plan.overwrite)
-    workspace = plan.workspace if plan.workspace is not None else validate_workspace(settings["WORKSPACE"])
+    workspace = plan.workspace if plan.workspace is not None else settings.lightrag.workspace
     profile = parse_profile(plan.profile, settings)
     source = WorkspaceSource(settings, profile, workspace, lock_timeout=plan.lock_timeout)
     done = await move(source, target, MovePlan(
