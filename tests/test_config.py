@@ -212,11 +212,15 @@ def test_bad_value_of_each_type_names_variable_and_source(tmp_path: Path, source
     assert problem in message and "\n" not in message
 
 
+#: `settings[...]`, or any read (not an assignment) subscripted by a declared setting's env name.
+STRING_KEY_READ = re.compile(r"\bsettings\[|\[([\"'])(%s)\1\](?!\s*=(?!=))" % "|".join(spec.env for spec in SPECS))
+
+
 def _string_key_reads(root: Path) -> list[str]:
     return [f"{path.relative_to(root.parent)}:{number}: {line.strip()}"
             for path in sorted(root.rglob("*.py"))
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-            if re.search(r"\bsettings\[", line)]
+            if STRING_KEY_READ.search(line)]
 
 
 def test_no_setting_is_read_by_string_key(tmp_path: Path):
@@ -225,5 +229,8 @@ def test_no_setting_is_read_by_string_key(tmp_path: Path):
     assert _string_key_reads(PACKAGE) == []
     planted = tmp_path / "ragstore_cli"
     planted.mkdir()
-    _write(planted / "x.py", 'port = self.settings["POSTGRES_PORT"]\n')
-    assert _string_key_reads(planted) == ['ragstore_cli/x.py:1: port = self.settings["POSTGRES_PORT"]']
+    _write(planted / "x.py", 'port = self.settings["POSTGRES_PORT"]\nwait = resolved[\'RAGSTORE_LOCK_TIMEOUT\'] or 1\n'
+                             'env["WORKSPACE"] = name\nsame = env["WORKSPACE"] == name\n')
+    assert _string_key_reads(planted) == ['ragstore_cli/x.py:1: port = self.settings["POSTGRES_PORT"]',
+                                          "ragstore_cli/x.py:2: wait = resolved['RAGSTORE_LOCK_TIMEOUT'] or 1",
+                                          'ragstore_cli/x.py:4: same = env["WORKSPACE"] == name']

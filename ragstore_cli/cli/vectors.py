@@ -53,7 +53,7 @@ def stats_cmd(
         document: Any = reports[0]
     else:
         resolved = settings(ctx)
-        workspace = (resolved["WORKSPACE"] or "") if workspace is None else workspace
+        workspace = (resolved.lightrag.workspace or "") if workspace is None else workspace
         folder = files_dir(resolved.working_dir, workspace)
         files = workspace_files(folder)
         if not files:
