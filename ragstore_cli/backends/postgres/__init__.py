@@ -26,7 +26,7 @@ from ragstore_cli.connect.postgres import create_pool
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.schema import names
 from ragstore_cli.schema.graph_tables import DDL as GRAPH_DDL
-from ragstore_cli.workspace import PG_DEFAULT, pg_workspace
+from ragstore_cli.workspace import PG_DEFAULT, pg_workspace, validate_workspace
 
 ROLES = frozenset(Role)
 _VECTOR_BASE = {"chunks": names.VDB_CHUNKS, "entities": names.VDB_ENTITY, "relationships": names.VDB_RELATION}
@@ -360,7 +360,7 @@ _TABLE_EXISTS = ("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND r
 
 def create(settings: Settings, workspace: str) -> PostgresBackend:
     """Plug-in entry point (see backends/registry.py)."""
-    return PostgresBackend(settings, workspace)
+    return PostgresBackend(settings, validate_workspace(workspace))  # the package's edge; a Workspace passes as is
 
 
 __all__ = ["PostgresBackend", "create", "KV_NAMESPACES"]
