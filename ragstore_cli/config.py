@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ragstore_cli.errors import ConfigError
+from ragstore_cli.errors import ConfigError, UsageError
 from ragstore_cli.redact import MASK, register_secret, register_uri_password, uri_password
+from ragstore_cli.workspace import Workspace, validate_workspace
 
 KV_CLASSES = {"JsonKVStorage", "RedisKVStorage", "PGKVStorage", "MongoKVStorage", "OpenSearchKVStorage"}
 VECTOR_CLASSES = {
@@ -108,9 +109,23 @@ def _key_values(raw: str) -> dict[str, str]:
     return result
 
 
+def _workspace(raw: str) -> Workspace:
+    """A workspace name, checked here once (workspace.py) so every backend can trust it."""
+    try:
+        return validate_workspace(raw)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _workspace_override(raw: str) -> Workspace | None:
+    """A backend's own workspace override; blank means "use WORKSPACE", as in LightRAG."""
+    return _workspace(raw.strip()) if raw.strip() else None
+
+
 @dataclass(frozen=True)
 class Spec:
-    """One setting: its LightRAG env name, config.ini location, default and parser."""
+    """One setting: its LightRAG env name, config.ini location, default and parser, and the group
+    attribute it is read through (`settings.<group>.<attr>`)."""
 
     env: str
     default: Any
@@ -118,78 +133,144 @@ class Spec:
     ini: tuple[str, str] | None = None
     secret: bool = False
     doc: str = ""
+    group: str = ""
+    attr: str = ""
 
 
-def _pg(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Spec:
-    return Spec(env, default, parse, ("postgres", key), **kw)
+_SPEC = "ragstore_spec"
 
 
-def _neo(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Spec:
-    return Spec(env, default, parse, ("neo4j", key), **kw)
+def _setting(env: str, default: Any, parse: Callable[[str], Any] = _text, ini: tuple[str, str] | None = None,
+             **kw: Any) -> Any:
+    """A field of a settings group that declares its env variable, default and parser in one place
+    (a secret stays out of the group's repr)."""
+    return field(default=default, repr=not kw.get("secret", False),
+                 metadata={_SPEC: Spec(env, default, parse, ini, **kw)})
 
 
-SPECS: tuple[Spec, ...] = (
-    # files
-    Spec("WORKING_DIR", "./rag_storage", _text, doc="LightRAG working directory"),
-    Spec("WORKSPACE", "", _text, doc="workspace (subfolder / PG workspace / Neo4j label)"),
-    # storage classes
-    Spec("LIGHTRAG_KV_STORAGE", "JsonKVStorage", _choice(KV_CLASSES)),
-    Spec("LIGHTRAG_VECTOR_STORAGE", "NanoVectorDBStorage", _choice(VECTOR_CLASSES)),
-    Spec("LIGHTRAG_GRAPH_STORAGE", "NetworkXStorage", _choice(GRAPH_CLASSES)),
-    Spec("LIGHTRAG_DOC_STATUS_STORAGE", "JsonDocStatusStorage", _choice(DOC_STATUS_CLASSES)),
-    # embedding
-    Spec("EMBEDDING_MODEL", None, _text),
-    Spec("EMBEDDING_DIM", None, _int(1, 65535)),
-    # postgres
-    _pg("POSTGRES_HOST", "host", "localhost"),
-    _pg("POSTGRES_PORT", "port", 5432, _int(1, 65535)),
-    _pg("POSTGRES_USER", "user", "postgres"),
-    _pg("POSTGRES_PASSWORD", "password", None, secret=True),
-    _pg("POSTGRES_DATABASE", "database", "postgres"),
-    _pg("POSTGRES_WORKSPACE", "workspace", None),
-    _pg("POSTGRES_MAX_CONNECTIONS", "max_connections", 50, _int(1, 10000)),
-    _pg("POSTGRES_SSL_MODE", "ssl_mode", None, _choice(SSL_MODES, fold=str.lower)),
-    _pg("POSTGRES_SSL_CERT", "ssl_cert", None, _existing_file),
-    _pg("POSTGRES_SSL_KEY", "ssl_key", None, _existing_file),
-    _pg("POSTGRES_SSL_ROOT_CERT", "ssl_root_cert", None, _existing_file),
-    _pg("POSTGRES_SSL_CRL", "ssl_crl", None, _existing_file),
-    _pg("POSTGRES_VECTOR_INDEX_TYPE", "vector_index_type", "HNSW", _choice(VECTOR_INDEX_TYPES, fold=str.upper)),
-    _pg("POSTGRES_HNSW_M", "hnsw_m", 16, _int(2, 100)),
-    _pg("POSTGRES_HNSW_EF", "hnsw_ef", 64, _int(4, 1000)),
-    _pg("POSTGRES_IVFFLAT_LISTS", "ivfflat_lists", 100, _int(1, 32768)),
-    _pg("POSTGRES_SERVER_SETTINGS", "server_options", None, _key_values),
-    _pg("POSTGRES_STATEMENT_CACHE_SIZE", "statement_cache_size", None, _int(0, 100000)),
-    _pg("POSTGRES_CONNECTION_RETRIES", "connection_retries", 10, _int(1, 100)),
-    _pg("POSTGRES_CONNECTION_RETRY_BACKOFF", "connection_retry_backoff", 3.0, _float(0.0)),
-    _pg("POSTGRES_CONNECTION_RETRY_BACKOFF_MAX", "connection_retry_backoff_max", 30.0, _float(0.0)),
-    _pg("POSTGRES_POOL_CLOSE_TIMEOUT", "pool_close_timeout", 5.0, _float(0.0)),
-    # neo4j
-    _neo("NEO4J_URI", "uri", None),
-    _neo("NEO4J_USERNAME", "username", None),
-    _neo("NEO4J_PASSWORD", "password", None, secret=True),
-    _neo("NEO4J_DATABASE", "database", None),
-    _neo("NEO4J_WORKSPACE", "workspace", None),
-    _neo("NEO4J_MAX_CONNECTION_POOL_SIZE", "max_connection_pool_size", 100, _int(1, 100000)),
-    _neo("NEO4J_CONNECTION_TIMEOUT", "connection_timeout", 30.0, _float(0.0)),
-    _neo("NEO4J_CONNECTION_ACQUISITION_TIMEOUT", "connection_acquisition_timeout", 30.0, _float(0.0)),
-    _neo("NEO4J_MAX_TRANSACTION_RETRY_TIME", "max_transaction_retry_time", 30.0, _float(0.0)),
-    _neo("NEO4J_MAX_CONNECTION_LIFETIME", "max_connection_lifetime", 300.0, _float(0.0)),
-    _neo("NEO4J_LIVENESS_CHECK_TIMEOUT", "liveness_check_timeout", 30.0, _float(0.0)),
-    _neo("NEO4J_KEEP_ALIVE", "keep_alive", True, _bool),
-    # redis
-    Spec("REDIS_URI", "redis://localhost:6379", _text, ("redis", "uri"), secret=False),
-    Spec("REDIS_WORKSPACE", None, _text, ("redis", "workspace")),
-    Spec("REDIS_MAX_CONNECTIONS", 200, _int(1, 100000), ("redis", "max_connections")),
-    Spec("REDIS_SOCKET_TIMEOUT", 30.0, _float(0.0), ("redis", "socket_timeout")),
-    Spec("REDIS_CONNECT_TIMEOUT", 10.0, _float(0.0), ("redis", "connect_timeout")),
-    Spec("REDIS_RETRY_ATTEMPTS", 3, _int(0, 100), ("redis", "retry_attempts")),
-    # ragstore's own
-    Spec("RAGSTORE_LOCK_BACKEND", "auto", _choice(LOCK_BACKENDS, fold=str.lower), ("ragstore", "lock_backend")),
-    Spec("RAGSTORE_LOCK_TIMEOUT", 30.0, _float(0.0), ("ragstore", "lock_timeout")),
+def _pg(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Any:
+    return _setting(env, default, parse, ("postgres", key), **kw)
+
+
+def _neo(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Any:
+    return _setting(env, default, parse, ("neo4j", key), **kw)
+
+
+def _redis(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Any:
+    return _setting(env, default, parse, ("redis", key), **kw)
+
+
+def _own(env: str, key: str, default: Any, parse: Callable[[str], Any] = _text, **kw: Any) -> Any:
+    return _setting(env, default, parse, ("ragstore", key), **kw)
+
+
+@dataclass(frozen=True)
+class LightragSettings:
+    """Where LightRAG keeps its files, its default workspace and the storage class of each role."""
+
+    working_dir: str = _setting("WORKING_DIR", "./rag_storage", doc="LightRAG working directory")
+    workspace: Workspace = _setting("WORKSPACE", Workspace(""), _workspace,
+                                    doc="workspace (subfolder / PG workspace / Neo4j label)")
+    kv_storage: str = _setting("LIGHTRAG_KV_STORAGE", "JsonKVStorage", _choice(KV_CLASSES))
+    vector_storage: str = _setting("LIGHTRAG_VECTOR_STORAGE", "NanoVectorDBStorage", _choice(VECTOR_CLASSES))
+    graph_storage: str = _setting("LIGHTRAG_GRAPH_STORAGE", "NetworkXStorage", _choice(GRAPH_CLASSES))
+    doc_status_storage: str = _setting("LIGHTRAG_DOC_STATUS_STORAGE", "JsonDocStatusStorage",
+                                       _choice(DOC_STATUS_CLASSES))
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """The embedding model and dimension LightRAG's vectors were made with."""
+
+    model: str | None = _setting("EMBEDDING_MODEL", None)
+    dim: int | None = _setting("EMBEDDING_DIM", None, _int(1, 65535))
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """LightRAG's POSTGRES_* variables / `[postgres]` section."""
+
+    host: str = _pg("POSTGRES_HOST", "host", "localhost")
+    port: int = _pg("POSTGRES_PORT", "port", 5432, _int(1, 65535))
+    user: str = _pg("POSTGRES_USER", "user", "postgres")
+    password: str | None = _pg("POSTGRES_PASSWORD", "password", None, secret=True)
+    database: str = _pg("POSTGRES_DATABASE", "database", "postgres")
+    workspace: Workspace | None = _pg("POSTGRES_WORKSPACE", "workspace", None, _workspace_override)
+    max_connections: int = _pg("POSTGRES_MAX_CONNECTIONS", "max_connections", 50, _int(1, 10000))
+    ssl_mode: str | None = _pg("POSTGRES_SSL_MODE", "ssl_mode", None, _choice(SSL_MODES, fold=str.lower))
+    ssl_cert: str | None = _pg("POSTGRES_SSL_CERT", "ssl_cert", None, _existing_file)
+    ssl_key: str | None = _pg("POSTGRES_SSL_KEY", "ssl_key", None, _existing_file)
+    ssl_root_cert: str | None = _pg("POSTGRES_SSL_ROOT_CERT", "ssl_root_cert", None, _existing_file)
+    ssl_crl: str | None = _pg("POSTGRES_SSL_CRL", "ssl_crl", None, _existing_file)
+    vector_index_type: str = _pg("POSTGRES_VECTOR_INDEX_TYPE", "vector_index_type", "HNSW",
+                                 _choice(VECTOR_INDEX_TYPES, fold=str.upper))
+    hnsw_m: int = _pg("POSTGRES_HNSW_M", "hnsw_m", 16, _int(2, 100))
+    hnsw_ef: int = _pg("POSTGRES_HNSW_EF", "hnsw_ef", 64, _int(4, 1000))
+    ivfflat_lists: int = _pg("POSTGRES_IVFFLAT_LISTS", "ivfflat_lists", 100, _int(1, 32768))
+    server_settings: dict[str, str] | None = _pg("POSTGRES_SERVER_SETTINGS", "server_options", None, _key_values)
+    statement_cache_size: int | None = _pg("POSTGRES_STATEMENT_CACHE_SIZE", "statement_cache_size", None,
+                                           _int(0, 100000))
+    connection_retries: int = _pg("POSTGRES_CONNECTION_RETRIES", "connection_retries", 10, _int(1, 100))
+    connection_retry_backoff: float = _pg("POSTGRES_CONNECTION_RETRY_BACKOFF", "connection_retry_backoff", 3.0,
+                                          _float(0.0))
+    connection_retry_backoff_max: float = _pg("POSTGRES_CONNECTION_RETRY_BACKOFF_MAX", "connection_retry_backoff_max",
+                                              30.0, _float(0.0))
+    pool_close_timeout: float = _pg("POSTGRES_POOL_CLOSE_TIMEOUT", "pool_close_timeout", 5.0, _float(0.0))
+
+
+@dataclass(frozen=True)
+class Neo4jSettings:
+    """LightRAG's NEO4J_* variables / `[neo4j]` section."""
+
+    uri: str | None = _neo("NEO4J_URI", "uri", None)
+    username: str | None = _neo("NEO4J_USERNAME", "username", None)
+    password: str | None = _neo("NEO4J_PASSWORD", "password", None, secret=True)
+    database: str | None = _neo("NEO4J_DATABASE", "database", None)
+    workspace: Workspace | None = _neo("NEO4J_WORKSPACE", "workspace", None, _workspace_override)
+    max_connection_pool_size: int = _neo("NEO4J_MAX_CONNECTION_POOL_SIZE", "max_connection_pool_size", 100,
+                                         _int(1, 100000))
+    connection_timeout: float = _neo("NEO4J_CONNECTION_TIMEOUT", "connection_timeout", 30.0, _float(0.0))
+    connection_acquisition_timeout: float = _neo("NEO4J_CONNECTION_ACQUISITION_TIMEOUT",
+                                                 "connection_acquisition_timeout", 30.0, _float(0.0))
+    max_transaction_retry_time: float = _neo("NEO4J_MAX_TRANSACTION_RETRY_TIME", "max_transaction_retry_time", 30.0,
+                                             _float(0.0))
+    max_connection_lifetime: float = _neo("NEO4J_MAX_CONNECTION_LIFETIME", "max_connection_lifetime", 300.0,
+                                          _float(0.0))
+    liveness_check_timeout: float = _neo("NEO4J_LIVENESS_CHECK_TIMEOUT", "liveness_check_timeout", 30.0, _float(0.0))
+    keep_alive: bool = _neo("NEO4J_KEEP_ALIVE", "keep_alive", True, _bool)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """LightRAG's REDIS_* variables / `[redis]` section."""
+
+    uri: str = _redis("REDIS_URI", "uri", "redis://localhost:6379")
+    workspace: Workspace | None = _redis("REDIS_WORKSPACE", "workspace", None, _workspace_override)
+    max_connections: int = _redis("REDIS_MAX_CONNECTIONS", "max_connections", 200, _int(1, 100000))
+    socket_timeout: float = _redis("REDIS_SOCKET_TIMEOUT", "socket_timeout", 30.0, _float(0.0))
+    connect_timeout: float = _redis("REDIS_CONNECT_TIMEOUT", "connect_timeout", 10.0, _float(0.0))
+    retry_attempts: int = _redis("REDIS_RETRY_ATTEMPTS", "retry_attempts", 3, _int(0, 100))
+
+
+@dataclass(frozen=True)
+class RagstoreSettings:
+    """ragstore's own RAGSTORE_* variables / `[ragstore]` section."""
+
+    lock_backend: str = _own("RAGSTORE_LOCK_BACKEND", "lock_backend", "auto", _choice(LOCK_BACKENDS, fold=str.lower))
+    lock_timeout: float = _own("RAGSTORE_LOCK_TIMEOUT", "lock_timeout", 30.0, _float(0.0))
     # How long a server a command uses may stay silent (no answer to the command's probe, no progress
     # on a COPY) before the command gives up with one line naming it (connect/liveness.py); also the
     # bound on connection retries and on ledger and lock statements. 0 = wait forever.
-    Spec("RAGSTORE_COMMAND_TIMEOUT", 60.0, _float(0.0), ("ragstore", "command_timeout")),
+    command_timeout: float = _own("RAGSTORE_COMMAND_TIMEOUT", "command_timeout", 60.0, _float(0.0))
+
+
+#: The attribute of Settings each group hangs off, in `config show` order.
+GROUPS: dict[str, type] = {
+    "lightrag": LightragSettings, "embedding": EmbeddingSettings, "postgres": PostgresSettings,
+    "neo4j": Neo4jSettings, "redis": RedisSettings, "ragstore": RagstoreSettings,
+}
+SPECS: tuple[Spec, ...] = tuple(
+    replace(f.metadata[_SPEC], group=group, attr=f.name) for group, cls in GROUPS.items() for f in fields(cls)
 )
 SPEC_BY_ENV = {spec.env: spec for spec in SPECS}
 
@@ -202,6 +283,10 @@ class Setting:
     value: Any
     source: str
     secret: bool = False
+
+    def __repr__(self) -> str:  # a secret's value never reaches a log line or a traceback through repr
+        shown = MASK if self.secret and self.value is not None else repr(self.value)
+        return f"Setting({self.name!r}, {shown}, {self.source!r})"
 
     @property
     def display(self) -> str:
@@ -216,13 +301,22 @@ class Setting:
 
 @dataclass
 class Settings:
-    """Every setting ragstore knows, resolved; typed views per backend live on properties."""
+    """Every setting ragstore knows, resolved: read through the typed groups (`settings.postgres.port`);
+    `values` keeps each one's provenance for `config show`."""
 
     values: dict[str, Setting]
     cwd: Path = field(default_factory=Path.cwd)
+    lightrag: LightragSettings = field(init=False, repr=False, compare=False)
+    embedding: EmbeddingSettings = field(init=False, repr=False, compare=False)
+    postgres: PostgresSettings = field(init=False, repr=False, compare=False)
+    neo4j: Neo4jSettings = field(init=False, repr=False, compare=False)
+    redis: RedisSettings = field(init=False, repr=False, compare=False)
+    ragstore: RagstoreSettings = field(init=False, repr=False, compare=False)
 
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name].value
+    def __post_init__(self) -> None:
+        for group, cls in GROUPS.items():
+            setattr(self, group, cls(**{spec.attr: self.values[spec.env].value
+                                        for spec in SPECS if spec.group == group}))
 
     def source(self, name: str) -> str:
         return self.values[name].source
@@ -234,18 +328,18 @@ class Settings:
     def rows(self) -> list[Setting]:
         return [self.values[spec.env] for spec in SPECS]
 
-    # typed views --------------------------------------------------------------
+    # derived views ------------------------------------------------------------
     @property
     def working_dir(self) -> Path:
-        return (self.cwd / Path(self["WORKING_DIR"]).expanduser()).resolve()
+        return (self.cwd / Path(self.lightrag.working_dir).expanduser()).resolve()
 
     @property
     def storage_classes(self) -> dict[str, str]:
         return {
-            "kv": self["LIGHTRAG_KV_STORAGE"],
-            "vector": self["LIGHTRAG_VECTOR_STORAGE"],
-            "graph": self["LIGHTRAG_GRAPH_STORAGE"],
-            "doc_status": self["LIGHTRAG_DOC_STATUS_STORAGE"],
+            "kv": self.lightrag.kv_storage,
+            "vector": self.lightrag.vector_storage,
+            "graph": self.lightrag.graph_storage,
+            "doc_status": self.lightrag.doc_status_storage,
         }
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
@@ -317,8 +411,7 @@ def load_settings(
             try:
                 value = spec.parse(raw)
             except ValueError as exc:
-                where = f" (from {source})" if source != "env" else ""
-                raise ConfigError(spec.env, f"{exc}{where}") from None
+                raise ConfigError(spec.env, f"{exc} (from {source})") from None
         if spec.secret:
             register_secret(value)
         values[spec.env] = Setting(spec.env, value, source, spec.secret)
@@ -345,21 +438,22 @@ def _check_uri_userinfo(name: str, uri: str | None) -> None:
 
 
 def _cross_checks(settings: Settings) -> None:
-    for name in ("NEO4J_URI", "REDIS_URI"):
-        register_uri_password(settings[name])
-        _check_uri_userinfo(name, settings[name])
-    if settings["POSTGRES_SSL_CERT"] and not settings["POSTGRES_SSL_KEY"]:
+    pg, neo4j, redis = settings.postgres, settings.neo4j, settings.redis
+    for name, uri in (("NEO4J_URI", neo4j.uri), ("REDIS_URI", redis.uri)):
+        register_uri_password(uri)
+        _check_uri_userinfo(name, uri)
+    if pg.ssl_cert and not pg.ssl_key:
         raise ConfigError("POSTGRES_SSL_KEY", "a client certificate (POSTGRES_SSL_CERT) needs its key file")
-    if settings["POSTGRES_SSL_KEY"] and not settings["POSTGRES_SSL_CERT"]:
+    if pg.ssl_key and not pg.ssl_cert:
         raise ConfigError("POSTGRES_SSL_CERT", "a client key (POSTGRES_SSL_KEY) needs its certificate file")
-    mode = settings["POSTGRES_SSL_MODE"] or "prefer"
-    if settings["POSTGRES_SSL_CRL"] and not settings["POSTGRES_SSL_ROOT_CERT"] and mode in ("allow", "prefer", "require"):
+    mode = pg.ssl_mode or "prefer"
+    if pg.ssl_crl and not pg.ssl_root_cert and mode in ("allow", "prefer", "require"):
         raise ConfigError("POSTGRES_SSL_CRL", f"a CRL is checked only when the server certificate is verified: set "
                                               f"POSTGRES_SSL_ROOT_CERT (sslmode {mode} then verifies against it) or "
                                               "remove the CRL (libpq would ignore it silently)")
-    uri = settings["NEO4J_URI"]
+    uri = neo4j.uri
     if uri and "://" not in uri:
         raise ConfigError("NEO4J_URI", f"expected a URI such as bolt://host:7687, got {uri!r}")
-    redis_uri = settings["REDIS_URI"]
+    redis_uri = redis.uri
     if redis_uri and not redis_uri.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URI", "expected a redis://, rediss:// or unix:// URI")

@@ -54,7 +54,7 @@ def choose_backends(settings: Settings, requested: list[str] | None) -> list[str
 async def _pg_connect(settings: Settings) -> Any:
     from ragstore_cli.connect.postgres import connect
 
-    return await connect(settings, retries=1, command_timeout=settings["RAGSTORE_COMMAND_TIMEOUT"] or None)
+    return await connect(settings, retries=1, command_timeout=settings.ragstore.command_timeout or None)
 
 
 def _pg_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -75,7 +75,7 @@ def _pg_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
 def redis_uri_for(settings: Settings, user: str, password: str) -> str:
     """The admin's REDIS_URI with the tenant's credentials instead (same server, TLS and database)."""
-    parts = urlsplit(settings["REDIS_URI"])
+    parts = urlsplit(settings.redis.uri)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
@@ -86,14 +86,15 @@ def redis_uri_for(settings: Settings, user: str, password: str) -> str:
 def _env_values(settings: Settings, role: str, workspace: str, passwords: dict[str, str], existing: set[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     if "postgres" in passwords:
-        values.update(POSTGRES_HOST=str(settings["POSTGRES_HOST"]), POSTGRES_PORT=str(settings["POSTGRES_PORT"]),
-                      POSTGRES_DATABASE=str(settings["POSTGRES_DATABASE"]), POSTGRES_USER=role,
+        values.update(POSTGRES_HOST=str(settings.postgres.host), POSTGRES_PORT=str(settings.postgres.port),
+                      POSTGRES_DATABASE=str(settings.postgres.database), POSTGRES_USER=role,
                       POSTGRES_PASSWORD=passwords["postgres"])
-        for name in ("POSTGRES_SSL_MODE", "POSTGRES_SSL_ROOT_CERT"):
-            if settings[name]:
-                values[name] = str(settings[name])
-        if settings["POSTGRES_SERVER_SETTINGS"]:
-            values["POSTGRES_SERVER_SETTINGS"] = "&".join(f"{k}={v}" for k, v in settings["POSTGRES_SERVER_SETTINGS"].items())
+        for name, value in (("POSTGRES_SSL_MODE", settings.postgres.ssl_mode),
+                            ("POSTGRES_SSL_ROOT_CERT", settings.postgres.ssl_root_cert)):
+            if value:
+                values[name] = str(value)
+        if settings.postgres.server_settings:
+            values["POSTGRES_SERVER_SETTINGS"] = "&".join(f"{k}={v}" for k, v in settings.postgres.server_settings.items())
     if "redis" in passwords:
         values["REDIS_URI"] = redis_uri_for(settings, role, passwords["redis"])
     if values and "WORKSPACE" not in existing:
@@ -111,7 +112,7 @@ async def grant(settings: Settings, workspace: str, role: str, *, backends: list
     if print_cypher and not backends and not any(b in _configured(settings) for b in GRANTABLE):
         return {"workspace": workspace, "role": role, "dry_run": dry_run, "backends": [],
                 "not_enforced": [{"backend": "neo4j", "reason": neo4j.NOT_ENFORCED}],
-                "cypher": neo4j.enterprise_cypher(role, workspace, settings["NEO4J_DATABASE"])}
+                "cypher": neo4j.enterprise_cypher(role, workspace, settings.neo4j.database)}
     chosen = choose_backends(settings, backends)
     env_path = envfile.check_writable(write_env) if write_env is not None else None
     plans: dict[str, dict[str, Any]] = {}
@@ -163,7 +164,7 @@ async def grant(settings: Settings, workspace: str, role: str, *, backends: list
             await conn.close()
     _not_enforced(settings, report)
     if print_cypher:
-        report["cypher"] = neo4j.enterprise_cypher(role, workspace, settings["NEO4J_DATABASE"])
+        report["cypher"] = neo4j.enterprise_cypher(role, workspace, settings.neo4j.database)
     return report
 
 

@@ -107,7 +107,7 @@ def database_of(settings: Settings) -> int:
 
 
 def _settings_for_db(settings: Settings, db: int) -> Settings:
-    parts = urlsplit(settings["REDIS_URI"])
+    parts = urlsplit(settings.redis.uri)
     query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
     return settings.with_overrides({"REDIS_URI": urlunsplit((parts.scheme, parts.netloc, f"/{db}", query, ""))})
 

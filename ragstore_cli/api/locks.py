@@ -116,7 +116,7 @@ async def locks_wait(key: str, *, timeout: float | None = None, backend: str | N
     `timeout` seconds (None: RAGSTORE_LOCK_TIMEOUT)."""
     config = resolved(settings)
     name = resolve_backend(config, backend)
-    limit = config["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
+    limit = config.ragstore.lock_timeout if timeout is None else timeout
     if limit < 0:
         raise UsageError("--timeout must not be negative")
     started = time.monotonic()

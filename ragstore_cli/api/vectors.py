@@ -32,7 +32,7 @@ def vectors_stats(path: str | Path | None = None, *, workspace: str | None = Non
     if path is not None:
         return nano_stats(Path(path), on_error=on_error, expected_dim=embedding_dim)
     config = resolved(settings)
-    workspace = (config["WORKSPACE"] or "") if workspace is None else workspace
+    workspace = (config.lightrag.workspace or "") if workspace is None else workspace
     folder = files_dir(config.working_dir, workspace)
     files = workspace_files(folder)
     if not files:

@@ -82,7 +82,7 @@ def default_profile(settings: Settings) -> Profile:
     """The profile LightRAG itself would use, from LIGHTRAG_*_STORAGE."""
     profile: Profile = {}
     for role, variable in ROLE_SETTINGS.items():
-        cls = settings[variable]
+        cls = settings.storage_classes[role.value]
         backend = CLASS_BACKENDS.get(cls)
         if backend is None:
             raise UsageError(f"{variable}={cls} is not supported by ragstore",
@@ -98,7 +98,7 @@ def configured_backends(settings: Settings) -> list[str]:
     chosen = []
     if any(c.startswith("PG") for c in classes) or settings.is_set("POSTGRES_HOST") or settings.is_set("POSTGRES_PASSWORD"):
         chosen.append("postgres")
-    if settings["LIGHTRAG_GRAPH_STORAGE"] == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
+    if settings.lightrag.graph_storage == "Neo4JStorage" or settings.is_set("NEO4J_URI"):
         chosen.append("neo4j")
     if any(c.startswith("Redis") for c in classes) or settings.is_set("REDIS_URI"):
         chosen.append("redis")

@@ -23,7 +23,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
 def _check_sync(settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     root = settings.working_dir
-    workspace = settings["WORKSPACE"] or ""
+    workspace = settings.lightrag.workspace or ""
     folder = root / workspace if workspace else root
     details: dict[str, Any] = {"working_dir": str(root), "workspace": workspace, "workspace_dir": str(folder)}
     if not root.is_dir():

@@ -28,7 +28,7 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
             version, edition = await _components(driver, choice.name)
         except Exception as exc:  # noqa: BLE001 - translated to a one-line error
             raise explain(exc, settings, timeout) from None
-        uri = settings["NEO4J_URI"]
+        uri = settings.neo4j.uri
         return {
             "target": mask_uri(uri),
             "tls": uri.split("://", 1)[0] in ("bolt+s", "bolt+ssc", "neo4j+s", "neo4j+ssc"),

@@ -33,8 +33,8 @@ async def check(settings: Settings, timeout: float) -> dict[str, Any]:
             raise explain(exc, settings, timeout) from None
         policy = memory.get("maxmemory_policy")
         return {
-            "target": mask_uri(settings["REDIS_URI"]),
-            "tls": settings["REDIS_URI"].startswith("rediss://"),
+            "target": mask_uri(settings.redis.uri),
+            "tls": settings.redis.uri.startswith("rediss://"),
             "authenticated": True,
             "server_version": server.get("redis_version"),
             "maxmemory_policy": policy,

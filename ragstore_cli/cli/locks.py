@@ -133,7 +133,7 @@ def wait(
     Example: ragstore locks wait workspace:prod --timeout 120
     """
     resolved, name = _setup(ctx, backend, working_dir)
-    limit = resolved["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
+    limit = resolved.ragstore.lock_timeout if timeout is None else timeout
     if limit < 0:
         raise UsageError("--timeout must not be negative")
     info(state(ctx), escape(f"waiting up to {limit:g} s for {key} ({name})"))

@@ -31,29 +31,29 @@ logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 def create_driver(settings: Settings, *, timeout: float | None = None) -> neo4j.AsyncDriver:
     """An async driver configured like LightRAG's (pool size, timeouts, keep-alive)."""
-    uri = settings["NEO4J_URI"]
+    uri = settings.neo4j.uri
     if not uri:
         raise ConfigError("NEO4J_URI", "not set")
-    user, password = settings["NEO4J_USERNAME"], settings["NEO4J_PASSWORD"]
+    user, password = settings.neo4j.username, settings.neo4j.password
     auth = (user, password or "") if user else None
-    connect_timeout = settings["NEO4J_CONNECTION_TIMEOUT"]
+    connect_timeout = settings.neo4j.connection_timeout
     if timeout is not None:  # leave room for a retry inside the caller's bound
         connect_timeout = min(connect_timeout, max(timeout / 3, 0.5))
     try:
         driver = neo4j.AsyncGraphDatabase.driver(
             uri,
             auth=auth,
-            max_connection_pool_size=settings["NEO4J_MAX_CONNECTION_POOL_SIZE"],
+            max_connection_pool_size=settings.neo4j.max_connection_pool_size,
             connection_timeout=connect_timeout,
-            connection_acquisition_timeout=settings["NEO4J_CONNECTION_ACQUISITION_TIMEOUT"] if timeout is None else timeout,
-            max_transaction_retry_time=settings["NEO4J_MAX_TRANSACTION_RETRY_TIME"],
-            max_connection_lifetime=settings["NEO4J_MAX_CONNECTION_LIFETIME"],
-            liveness_check_timeout=settings["NEO4J_LIVENESS_CHECK_TIMEOUT"],
-            keep_alive=settings["NEO4J_KEEP_ALIVE"],
+            connection_acquisition_timeout=settings.neo4j.connection_acquisition_timeout if timeout is None else timeout,
+            max_transaction_retry_time=settings.neo4j.max_transaction_retry_time,
+            max_connection_lifetime=settings.neo4j.max_connection_lifetime,
+            liveness_check_timeout=settings.neo4j.liveness_check_timeout,
+            keep_alive=settings.neo4j.keep_alive,
         )
     except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
         raise ConfigError("NEO4J_URI", redact(str(exc))) from None
-    liveness.watch("neo4j", mask_uri(uri) or "neo4j", settings["RAGSTORE_COMMAND_TIMEOUT"], driver,
+    liveness.watch("neo4j", mask_uri(uri) or "neo4j", settings.ragstore.command_timeout, driver,
                    make_probe=lambda: _Probe(uri, auth), is_open=lambda d: not getattr(d, "_closed", False))
     return driver
 
@@ -113,15 +113,15 @@ def uses_tls(uri: str | None) -> bool:
 
 def where(settings: Settings) -> failures.Where:
     """The server a failure message names: the masked NEO4J_URI."""
-    uri = settings["NEO4J_URI"]
+    uri = settings.neo4j.uri
     host = urlsplit(uri).hostname or "" if uri and "://" in uri else ""
-    return failures.Where(mask_uri(uri) or "neo4j", host, settings["NEO4J_USERNAME"] or None,
+    return failures.Where(mask_uri(uri) or "neo4j", host, settings.neo4j.username or None,
                           configured_database(settings))
 
 
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
     """A one-line, masked ConnectionFailed for a driver error (connect/failures.py names the kind)."""
-    failure = failures.classify(exc, tls=uses_tls(settings["NEO4J_URI"]))
+    failure = failures.classify(exc, tls=uses_tls(settings.neo4j.uri))
     if failure is not None:
         msg = failures.describe("neo4j", failure, where(settings), seconds=timeout)
         return ConnectionFailed("neo4j", redact(msg), transient=failure.transient)
@@ -147,7 +147,7 @@ class DatabaseChoice:
 
 
 def configured_database(settings: Settings) -> str:
-    return settings["NEO4J_DATABASE"] or LIGHTRAG_DEFAULT_DATABASE
+    return settings.neo4j.database or LIGHTRAG_DEFAULT_DATABASE
 
 
 async def resolve_database(driver: neo4j.AsyncDriver, settings: Settings) -> DatabaseChoice:

@@ -26,37 +26,37 @@ PROBE_APPLICATION_NAME = "ragstore-probe"  # the guard's probe connection: not o
 
 def describe_target(settings: Settings) -> str:
     """`user@host:port/database`, never the password."""
-    host = settings["POSTGRES_HOST"]
-    where = host if host.startswith("/") else f"{host}:{settings['POSTGRES_PORT']}"
-    return f"{settings['POSTGRES_USER']}@{where}/{settings['POSTGRES_DATABASE']}"
+    host = settings.postgres.host
+    where = host if host.startswith("/") else f"{host}:{settings.postgres.port}"
+    return f"{settings.postgres.user}@{where}/{settings.postgres.database}"
 
 
 def connect_kwargs(settings: Settings, *, timeout: float, pg_ssl: PgSSL | None = None) -> dict[str, Any]:
     """Keyword arguments for asyncpg.connect / create_pool, built from settings only (`ssl`: the first
     of libpq's attempts for the SSL mode; `in_libpq_order` makes the others)."""
     server_settings = {"application_name": APPLICATION_NAME}
-    server_settings.update(settings["POSTGRES_SERVER_SETTINGS"] or {})
+    server_settings.update(settings.postgres.server_settings or {})
     kwargs: dict[str, Any] = {
-        "host": settings["POSTGRES_HOST"],
-        "port": settings["POSTGRES_PORT"],
-        "user": settings["POSTGRES_USER"],
-        "password": settings["POSTGRES_PASSWORD"],
-        "database": settings["POSTGRES_DATABASE"],
+        "host": settings.postgres.host,
+        "port": settings.postgres.port,
+        "user": settings.postgres.user,
+        "password": settings.postgres.password,
+        "database": settings.postgres.database,
         "ssl": (pg_ssl or build_pg_ssl(settings)).ssl,
         "timeout": timeout,
         "server_settings": server_settings,
     }
-    if settings["POSTGRES_STATEMENT_CACHE_SIZE"] is not None:
-        kwargs["statement_cache_size"] = settings["POSTGRES_STATEMENT_CACHE_SIZE"]
+    if settings.postgres.statement_cache_size is not None:
+        kwargs["statement_cache_size"] = settings.postgres.statement_cache_size
     return kwargs
 
 
 def where(settings: Settings) -> failures.Where:
     """The server a failure message names: `host:port/database` (a socket folder instead of host:port)."""
-    host = settings["POSTGRES_HOST"]
-    at = host if host.startswith("/") else f"{host}:{settings['POSTGRES_PORT']}"
-    return failures.Where(f"{at}/{settings['POSTGRES_DATABASE']}", host, settings["POSTGRES_USER"],
-                          settings["POSTGRES_DATABASE"])
+    host = settings.postgres.host
+    at = host if host.startswith("/") else f"{host}:{settings.postgres.port}"
+    return failures.Where(f"{at}/{settings.postgres.database}", host, settings.postgres.user,
+                          settings.postgres.database)
 
 
 def explain(exc: BaseException, settings: Settings, timeout: float | None = None) -> ConnectionFailed:
@@ -116,17 +116,17 @@ async def with_retries(
 
 def _retry_settings(settings: Settings, retries: int | None) -> dict[str, Any]:
     return {
-        "retries": settings["POSTGRES_CONNECTION_RETRIES"] if retries is None else retries,
-        "backoff": settings["POSTGRES_CONNECTION_RETRY_BACKOFF"],
-        "backoff_max": settings["POSTGRES_CONNECTION_RETRY_BACKOFF_MAX"],
-        "budget": settings["RAGSTORE_COMMAND_TIMEOUT"] or None,
+        "retries": settings.postgres.connection_retries if retries is None else retries,
+        "backoff": settings.postgres.connection_retry_backoff,
+        "backoff_max": settings.postgres.connection_retry_backoff_max,
+        "budget": settings.ragstore.command_timeout or None,
     }
 
 
 def _within_command_timeout(timeout: float, settings: Settings) -> float:
     """A connection attempt waits no longer than RAGSTORE_COMMAND_TIMEOUT (a silent host: the command's
     guard only watches connections that exist)."""
-    limit = settings["RAGSTORE_COMMAND_TIMEOUT"]
+    limit = settings.ragstore.command_timeout
     return min(timeout, limit) if limit else timeout
 
 
@@ -152,7 +152,7 @@ class _Probe:
 
 
 def _watch(settings: Settings, user: Any, is_open: Callable[[Any], bool]) -> None:
-    liveness.watch("postgres", describe_target(settings), settings["RAGSTORE_COMMAND_TIMEOUT"], user,
+    liveness.watch("postgres", describe_target(settings), settings.ragstore.command_timeout, user,
                    make_probe=lambda: _Probe(settings), is_open=is_open, drop=lambda obj: obj.terminate())
 
 
@@ -206,7 +206,7 @@ async def create_pool(
     `command_timeout` is given: a section's COPY may rightly take longer than any fixed bound; the
     command's guard (liveness.py) ends the command when the server stops answering instead.
     """
-    cap = settings["POSTGRES_MAX_CONNECTIONS"]
+    cap = settings.postgres.max_connections
     size = min(max_size or cap, cap)
     pg_ssl = build_pg_ssl(settings)
     timeout = _within_command_timeout(timeout, settings)

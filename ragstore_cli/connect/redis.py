@@ -58,9 +58,9 @@ class _Retry(Retry):
 
 def create_client(settings: Settings, *, timeout: float | None = None) -> aioredis.Redis:
     """A client with LightRAG's limits; `timeout` caps both connect and socket timeouts."""
-    connect_timeout = settings["REDIS_CONNECT_TIMEOUT"]
-    socket_timeout = settings["REDIS_SOCKET_TIMEOUT"]
-    retries = settings["REDIS_RETRY_ATTEMPTS"]
+    connect_timeout = settings.redis.connect_timeout
+    socket_timeout = settings.redis.socket_timeout
+    retries = settings.redis.retry_attempts
 
     async def answers_first(conn: Any) -> None:
         await _answers_first(conn, retries)
@@ -68,8 +68,8 @@ def create_client(settings: Settings, *, timeout: float | None = None) -> aiored
     if timeout is not None:
         connect_timeout, socket_timeout = min(connect_timeout, timeout), min(socket_timeout, timeout)
     client = aioredis.from_url(
-        settings["REDIS_URI"],
-        max_connections=settings["REDIS_MAX_CONNECTIONS"],
+        settings.redis.uri,
+        max_connections=settings.redis.max_connections,
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         decode_responses=False,
@@ -77,7 +77,7 @@ def create_client(settings: Settings, *, timeout: float | None = None) -> aiored
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         redis_connect_func=answers_first,
     )
-    liveness.watch("redis", mask_uri(settings["REDIS_URI"]) or "redis", settings["RAGSTORE_COMMAND_TIMEOUT"], client,
+    liveness.watch("redis", mask_uri(settings.redis.uri) or "redis", settings.ragstore.command_timeout, client,
                    make_probe=lambda: _Probe(settings))
     return client
 
@@ -91,7 +91,7 @@ class _Probe:
 
     async def ping(self, timeout: float) -> None:
         if self.client is None:
-            self.client = aioredis.from_url(self.settings["REDIS_URI"], socket_connect_timeout=timeout,
+            self.client = aioredis.from_url(self.settings.redis.uri, socket_connect_timeout=timeout,
                                             socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0),
                                             max_connections=1)
         await self.client.ping()
@@ -104,7 +104,7 @@ class _Probe:
 
 def where(settings: Settings) -> failures.Where:
     """The server a failure message names: the masked REDIS_URI, without its query (TLS file settings)."""
-    uri = settings["REDIS_URI"] or ""
+    uri = settings.redis.uri or ""
     parts = urlsplit(uri)
     database = parts.path.strip("/") or "0" if parts.scheme != "unix" else None
     target = (mask_uri(uri) or "redis").split("?", 1)[0]
@@ -115,7 +115,7 @@ def explain(exc: BaseException, settings: Settings, timeout: float | None = None
             connecting: bool = False) -> ConnectionFailed:
     """A one-line, masked ConnectionFailed for a client error (connect/failures.py names the kind).
     `connecting`: the error answered a new client's first command."""
-    uri = settings["REDIS_URI"] or ""
+    uri = settings.redis.uri or ""
     tls = uri.startswith("rediss://")
     failure = failures.classify(exc, tls=tls)
     if failure is not None:

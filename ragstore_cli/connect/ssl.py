@@ -76,9 +76,9 @@ class PgSSL:
 
 def build_pg_ssl(settings: Settings) -> PgSSL:
     """The SSL attempts for POSTGRES_SSL_MODE and its certificate settings."""
-    mode = settings["POSTGRES_SSL_MODE"] or "prefer"
-    root = settings["POSTGRES_SSL_ROOT_CERT"]
-    cert, key, crl = settings["POSTGRES_SSL_CERT"], settings["POSTGRES_SSL_KEY"], settings["POSTGRES_SSL_CRL"]
+    mode = settings.postgres.ssl_mode or "prefer"
+    root = settings.postgres.ssl_root_cert
+    cert, key, crl = settings.postgres.ssl_cert, settings.postgres.ssl_key, settings.postgres.ssl_crl
     if mode == "disable":
         return PgSSL(mode, None, False, False)
     verify = bool(root) or mode in ("verify-ca", "verify-full")  # a CRL alone is refused in config.py

@@ -52,7 +52,7 @@ async def workspace_lock(
     RAGSTORE_LOCK_TIMEOUT), then raise LockConflict naming the holder (owner, pid, host, command,
     acquired at). `backend` overrides RAGSTORE_LOCK_BACKEND (auto: see `resolve_backend`)."""
     key = workspace_key(workspace)
-    wait = settings["RAGSTORE_LOCK_TIMEOUT"] if timeout is None else timeout
+    wait = settings.ragstore.lock_timeout if timeout is None else timeout
     coordinator = open_coordinator(settings, backend, command=command)
     try:
         async with coordinator.lock(key, timeout=wait) as lease:

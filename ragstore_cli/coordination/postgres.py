@@ -105,7 +105,7 @@ class PostgresBackend(LockBackend):
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._conn = await connect(self.settings, timeout=self.connect_timeout,
-                                         command_timeout=self.settings["RAGSTORE_COMMAND_TIMEOUT"])
+                                         command_timeout=self.settings.ragstore.command_timeout)
             self._session += 1
         return self._conn
 

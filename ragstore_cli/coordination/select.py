@@ -14,7 +14,7 @@ from ragstore_cli.errors import OperationFailed, UsageError
 
 def resolve_backend(settings: Settings, backend: str | None = None) -> str:
     """The concrete backend name for `backend` (or the setting), `auto` resolved."""
-    choice = (backend or settings["RAGSTORE_LOCK_BACKEND"] or "auto").lower()
+    choice = (backend or settings.ragstore.lock_backend or "auto").lower()
     if choice not in LOCK_BACKENDS:
         raise UsageError(f"unknown lock backend {backend!r}; expected one of: {', '.join(LOCK_BACKENDS)}")
     if choice != "auto":

@@ -22,7 +22,7 @@ async def model_of(vectors: Any, settings: Settings) -> tuple[str | None, list[s
     EMBEDDING_MODEL when set; a vector store that names its tables after the model (PostgreSQL)
     says which model its data is under (the sanitised, lower-cased name, without the `_<dim>d`), and
     wins when it disagrees with EMBEDDING_MODEL: what is recorded describes the data."""
-    configured = settings["EMBEDDING_MODEL"] if settings.is_set("EMBEDDING_MODEL") else None
+    configured = settings.embedding.model if settings.is_set("EMBEDDING_MODEL") else None
     holding = [ns for ns in VECTOR_NAMESPACES if await vectors.dimension(ns) is not None]  # cheap: no count
     named = callable(getattr(vectors, "model", None))
     stored = {await vectors.model(ns) for ns in holding} if named else set()
@@ -46,22 +46,22 @@ async def model_of(vectors: Any, settings: Settings) -> tuple[str | None, list[s
 
 def dimension_warning(settings: Settings, recorded: int | None) -> list[str]:
     """A source's check of EMBEDDING_DIM against the data: what is recorded is the data's dimension."""
-    if not settings.is_set("EMBEDDING_DIM") or recorded is None or settings["EMBEDDING_DIM"] == recorded:
+    if not settings.is_set("EMBEDDING_DIM") or recorded is None or settings.embedding.dim == recorded:
         return []
-    return [f"EMBEDDING_DIM={settings['EMBEDDING_DIM']} but the vectors have dimension {recorded}: "
+    return [f"EMBEDDING_DIM={settings.embedding.dim} but the vectors have dimension {recorded}: "
             f"the archive records {recorded} (the data's)"]
 
 
 def target_embedding(settings: Settings, origin: Origin, relabel: str | None) -> tuple[str | None, int | None]:
     """The model name and dimension a target will record; refuses what would need re-embedding."""
     model, dim = origin.model, origin.dim
-    configured_dim = settings["EMBEDDING_DIM"] if settings.is_set("EMBEDDING_DIM") else None
+    configured_dim = settings.embedding.dim if settings.is_set("EMBEDDING_DIM") else None
     if configured_dim is not None and dim is not None and configured_dim != dim:
         raise UsageError(f"the {origin.kind}'s vectors have dimension {dim} but the target is configured for "
                          f"EMBEDDING_DIM={configured_dim}; ragstore never re-embeds")
     if relabel:
         return relabel, dim
-    configured = settings["EMBEDDING_MODEL"] if settings.is_set("EMBEDDING_MODEL") else None
+    configured = settings.embedding.model if settings.is_set("EMBEDDING_MODEL") else None
     if configured and model and configured != model:
         raise UsageError(f"the {origin.kind}'s vectors were made with model {model!r} but the target is configured "
                          f"for {configured!r} (EMBEDDING_MODEL)",

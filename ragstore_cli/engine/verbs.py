@@ -94,7 +94,7 @@ async def export_workspace(settings: Settings, plan: ExportPlan, observer: Obser
     backend guarantees)."""
     target = ArchiveTarget(plan.output, vector_dtype=plan.vector_dtype, overwrite=plan.overwrite,
                            spool_dir=plan.spool_dir)
-    workspace = plan.workspace if plan.workspace is not None else validate_workspace(settings["WORKSPACE"])
+    workspace = plan.workspace if plan.workspace is not None else settings.lightrag.workspace
     profile = parse_profile(plan.profile, settings)
     source = WorkspaceSource(settings, profile, workspace, lock_timeout=plan.lock_timeout)
     done = await move(source, target, MovePlan(

@@ -113,7 +113,7 @@ async def create_workspace(settings: Settings, profile_text: str | None, workspa
                                         if c not in report["collides_with"]]
             if hasattr(backend, "create_workspace"):
                 report["created"][name] = await backend.create_workspace(
-                    embedding_model=settings["EMBEDDING_MODEL"], embedding_dim=settings["EMBEDDING_DIM"])
+                    embedding_model=settings.embedding.model, embedding_dim=settings.embedding.dim)
             else:
                 report["created"][name] = []
         finally:

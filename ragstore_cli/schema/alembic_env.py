@@ -35,7 +35,7 @@ def make_engine(settings: Any, *, application_name: str = "ragstore migrate") ->
     """An asyncpg engine whose connections come from ragstore's own connect() (SSL, retries)."""
     from ragstore_cli.connect.postgres import connect
 
-    server = dict(settings["POSTGRES_SERVER_SETTINGS"] or {})
+    server = dict(settings.postgres.server_settings or {})
     server.setdefault("application_name", application_name)
     tuned = settings.with_overrides({"POSTGRES_SERVER_SETTINGS": server})
 

@@ -35,8 +35,8 @@ def _between(start: str | None, end: str | None) -> list[str]:
 
 
 def _embedding(settings: Settings, model: str | None, dim: int | None) -> tuple[str | None, int | None]:
-    model = model if model is not None else settings["EMBEDDING_MODEL"]
-    dim = dim if dim is not None else settings["EMBEDDING_DIM"]
+    model = model if model is not None else settings.embedding.model
+    dim = dim if dim is not None else settings.embedding.dim
     if dim is not None:
         names.vector_table_names(model, dim)  # fail early on an impossible name
         vectors.index_spec(settings, dim)  # and on an impossible index
@@ -44,7 +44,7 @@ def _embedding(settings: Settings, model: str | None, dim: int | None) -> tuple[
 
 
 def _lock_timeout(settings: Settings, lock_timeout: float | None) -> float:
-    return settings["RAGSTORE_LOCK_TIMEOUT"] if lock_timeout is None else lock_timeout
+    return settings.ragstore.lock_timeout if lock_timeout is None else lock_timeout
 
 
 async def current(settings: Settings) -> dict[str, Any]:

@@ -129,7 +129,7 @@ async def _holder(conn) -> dict[str, Any]:  # noqa: ANN001
 @asynccontextmanager
 async def migrator_lock(settings: Settings, timeout: float) -> AsyncIterator[dict[str, Any]]:
     """Hold the migrator advisory lock for a run; wait up to `timeout` s, then LockConflict (exit 3)."""
-    server = dict(settings["POSTGRES_SERVER_SETTINGS"] or {})
+    server = dict(settings.postgres.server_settings or {})
     server["application_name"] = APPLICATION_NAME
     conn = await connect(settings.with_overrides({"POSTGRES_SERVER_SETTINGS": server}), retries=1)
     try:

@@ -31,8 +31,8 @@ COLUMNS = {
 
 def index_spec(settings: Settings, dim: int) -> dict[str, Any]:
     """Column type, index suffix and USING clause for POSTGRES_VECTOR_INDEX_TYPE; UsageError when impossible."""
-    kind = settings["POSTGRES_VECTOR_INDEX_TYPE"]
-    m, ef, lists = settings["POSTGRES_HNSW_M"], settings["POSTGRES_HNSW_EF"], settings["POSTGRES_IVFFLAT_LISTS"]
+    kind = settings.postgres.vector_index_type
+    m, ef, lists = settings.postgres.hnsw_m, settings.postgres.hnsw_ef, settings.postgres.ivfflat_lists
     if kind == "VCHORDRQ":
         raise UsageError("POSTGRES_VECTOR_INDEX_TYPE=VCHORDRQ is not supported by ragstore migrate; "
                          "use HNSW, HNSW_HALFVEC or IVFFLAT")

@@ -434,4 +434,4 @@ def _glob_escape(text: str) -> str:
 
 def create(settings: Settings, workspace: str) -> FilesBackend:
     """Plug-in entry point (see backends/registry.py)."""
-    return FilesBackend(settings, workspace)
+    return FilesBackend(settings, validate_workspace(workspace))  # the package's edge; a Workspace passes as is

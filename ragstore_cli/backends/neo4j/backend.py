@@ -26,8 +26,7 @@ ROLES = frozenset({Role.GRAPH})
 
 def effective_workspace(settings: Settings, workspace: str) -> str:
     """NEO4J_WORKSPACE overrides the workspace, as in LightRAG's Neo4JStorage."""
-    override = settings["NEO4J_WORKSPACE"]
-    return validate_workspace(override.strip()) if override and override.strip() else workspace
+    return settings.neo4j.workspace or workspace  # validated where it was read (config.py)
 
 
 class Neo4jGraph:

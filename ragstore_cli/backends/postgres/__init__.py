@@ -26,7 +26,7 @@ from ragstore_cli.connect.postgres import create_pool
 from ragstore_cli.errors import OperationFailed, UsageError
 from ragstore_cli.schema import names
 from ragstore_cli.schema.graph_tables import DDL as GRAPH_DDL
-from ragstore_cli.workspace import PG_DEFAULT, pg_workspace
+from ragstore_cli.workspace import PG_DEFAULT, pg_workspace, validate_workspace
 
 ROLES = frozenset(Role)
 _VECTOR_BASE = {"chunks": names.VDB_CHUNKS, "entities": names.VDB_ENTITY, "relationships": names.VDB_RELATION}
@@ -128,7 +128,7 @@ class PostgresBackend:
         if self.pool is not None:
             pool, self.pool = self.pool, None  # type: ignore[assignment]
             try:  # a writer abandoned without commit/abort would make close() wait forever
-                await asyncio.wait_for(pool.close(), self.settings["POSTGRES_POOL_CLOSE_TIMEOUT"] or 5.0)
+                await asyncio.wait_for(pool.close(), self.settings.postgres.pool_close_timeout or 5.0)
             except asyncio.TimeoutError:
                 pool.terminate()
 
@@ -164,7 +164,7 @@ class PostgresBackend:
         return row["typname"], int(row["atttypmod"])
 
     def vector_table_for(self, namespace: str, dim: int) -> str:
-        return names.vector_table_name(_VECTOR_BASE[namespace], self.settings["EMBEDDING_MODEL"], dim).lower()
+        return names.vector_table_name(_VECTOR_BASE[namespace], self.settings.embedding.model, dim).lower()
 
     async def vector_tables(self, namespace: str) -> list[str]:
         """Every vector table of this namespace's base (bare legacy table and model-suffixed ones)."""
@@ -177,8 +177,8 @@ class PostgresBackend:
 
     async def vector_table(self, namespace: str) -> str | None:
         """The table holding this workspace's vectors: from EMBEDDING_MODEL/DIM, else the only one with rows."""
-        if self.settings["EMBEDDING_DIM"]:
-            table = self.vector_table_for(namespace, self.settings["EMBEDDING_DIM"])
+        if self.settings.embedding.dim:
+            table = self.vector_table_for(namespace, self.settings.embedding.dim)
             return table if await self.table_exists(table) else None
         found = [table for table in await self.vector_tables(namespace) if await self._holds_workspace(table)]
         if len(found) > 1:
@@ -192,7 +192,7 @@ class PostgresBackend:
     async def check_export(self) -> None:
         """Refuse an export that would miss vectors: EMBEDDING_MODEL/EMBEDDING_DIM choose a table that
         holds none of this workspace's rows while another vector table of the namespace does."""
-        dim = self.settings["EMBEDDING_DIM"]
+        dim = self.settings.embedding.dim
         if not dim:
             return  # vector_table() then finds the table holding the workspace's rows by itself
         for namespace in _VECTOR_BASE:
@@ -231,12 +231,12 @@ class PostgresBackend:
         if kv_missing:  # a fresh database: the whole schema, as `ragstore migrate upgrade` makes it
             from ragstore_cli.schema.api import upgrade
 
-            await upgrade(self.settings, embedding_model=self.settings["EMBEDDING_MODEL"], embedding_dim=dim)
+            await upgrade(self.settings, embedding_model=self.settings.embedding.model, embedding_dim=dim)
         elif missing and dim is not None:  # tables LightRAG (or migrate) made; only this model's vector tables
             from ragstore_cli.schema import vectors
 
             async with self.pool.acquire() as conn:
-                done = await vectors.ensure(conn, self.settings, self.settings["EMBEDDING_MODEL"], dim)
+                done = await vectors.ensure(conn, self.settings, self.settings.embedding.model, dim)
             if done.get("skipped"):
                 raise OperationFailed(done.get("note") or "vector tables could not be created")
         if missing:
@@ -350,7 +350,7 @@ class PostgresBackend:
         return done
 
     async def create_workspace(self, *, embedding_model: str | None = None, embedding_dim: int | None = None) -> list[str]:
-        dim = embedding_dim or self.settings["EMBEDDING_DIM"]
+        dim = embedding_dim or self.settings.embedding.dim
         return await self.ensure_schema(dim=dim)
 
 
@@ -360,7 +360,7 @@ _TABLE_EXISTS = ("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND r
 
 def create(settings: Settings, workspace: str) -> PostgresBackend:
     """Plug-in entry point (see backends/registry.py)."""
-    return PostgresBackend(settings, workspace)
+    return PostgresBackend(settings, validate_workspace(workspace))  # the package's edge; a Workspace passes as is
 
 
 __all__ = ["PostgresBackend", "create", "KV_NAMESPACES"]

@@ -39,7 +39,7 @@ class PgLedgerStore:
         if self._conn is None:
             from ragstore_cli.connect.postgres import connect
 
-            self._conn = await connect(self.settings, command_timeout=self.settings["RAGSTORE_COMMAND_TIMEOUT"])
+            self._conn = await connect(self.settings, command_timeout=self.settings.ragstore.command_timeout)
         if create and not self._table:
             await self._conn.execute(_LEDGER_DDL)
             self._table = True
@@ -94,7 +94,7 @@ class PgLoader:
         """Refuse, read-only, what PostgreSQL would refuse half-way; the chunk-vector check reads records."""
         if Role.VECTOR not in self.plan.roles:
             return []
-        backend, model = self.backend, self.backend.settings["EMBEDDING_MODEL"]
+        backend, model = self.backend, self.backend.settings.embedding.model
         for dim in self.plan.dims:
             tables = names.vector_table_names(model, dim)
             if all([await backend.table_exists(t) for t in tables.values()]):

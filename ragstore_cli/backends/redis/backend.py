@@ -21,8 +21,7 @@ ROLES = frozenset({Role.KV, Role.DOC_STATUS})
 
 def effective_workspace(settings: Settings, workspace: str) -> str:
     """REDIS_WORKSPACE overrides the workspace for every Redis storage, as in LightRAG."""
-    override = settings["REDIS_WORKSPACE"]
-    return validate_workspace(override.strip()) if override and override.strip() else workspace
+    return settings.redis.workspace or workspace  # validated where it was read (config.py)
 
 
 class RedisKV:
@@ -69,7 +68,7 @@ class RedisBackend:
     def __init__(self, settings: Settings, workspace: str) -> None:
         self.settings = settings
         self.workspace = effective_workspace(settings, workspace)
-        self.target = mask_uri(settings["REDIS_URI"]) or "redis"
+        self.target = mask_uri(settings.redis.uri) or "redis"
         self._client: Any = None
 
     @property
