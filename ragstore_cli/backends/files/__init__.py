@@ -4,7 +4,7 @@ Workspace "" is the working-directory root; any other workspace is a direct subf
 §2.1). Reads stream; every write goes to a tmp sibling and is renamed into place on commit. A
 workspace copy is staged in a hidden `.ragstore-copy-<pid>-<target>` folder and a rename is one
 folder rename, so a killed copy/rename leaves the target absent or whole (docs/reliability.md).
-Write only while no LightRAG process uses the folder (reference §2.8, §9.17).
+Write only while no LightRAG process uses the folder (docs/lightrag-formats.md, "A running LightRAG").
 """
 
 from __future__ import annotations

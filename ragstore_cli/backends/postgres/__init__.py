@@ -1,6 +1,6 @@
 """The `postgres` backend: LightRAG's LIGHTRAG_* tables, model-suffixed pgvector tables, PGTable graph.
 
-Workspace "" is PostgreSQL's `default` (reference §3.4); the workspace is always a bound parameter.
+Workspace "" is PostgreSQL's `default` (docs/lightrag-formats.md, "PostgreSQL"); the workspace is always a bound parameter.
 Table names come from `ragstore_cli.schema.names` and, when tables are missing, the schema is
 brought to head by `ragstore_cli.schema.api.upgrade` (the same DDL LightRAG runs at start-up).
 The explicit workspace given to ragstore wins over POSTGRES_WORKSPACE.
