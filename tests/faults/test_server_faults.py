@@ -69,7 +69,7 @@ def fresh_db(server) -> dict[str, str]:
     return {**server.env(database=name), "EMBEDDING_MODEL": "fake-embed"}
 
 
-@pytest.mark.parametrize("where", [("CopyWriter._feed", 12), ("PgLedger.save", 4), ("PgGraphWriter.write", 2)])
+@pytest.mark.parametrize("where", [("CopyWriter._feed", 12), ("PgLedgerStore.save", 4), ("PgGraphWriter.write", 2)])
 def test_postgres_restarted_mid_import(own_pg, runner, archive, tmp_path, where):
     clean = fresh_db(own_pg)
     count = runner.run(import_args(archive, "postgres", "w"), clean, fault=Fault(PG_HOOKS))

@@ -58,7 +58,7 @@ def test_uri_passwords_are_masked_whole(tmp_path: Path, password: str, scheme):
             assert leaked(password, redact(str(exc)), without) == [], str(exc)
             register_uri_password(uri)  # what load_settings did before refusing
         else:
-            masked = mask_uri(resolved[variable])
+            masked = mask_uri(resolved.values[variable].value)
             assert leaked(password, masked, without) == [], masked
         for render in (lambda u: f"cannot reach {u} (refused)", lambda u: f"Given URI: {u!r}.",
                        lambda u: json.dumps({"uri": u}, indent=2), lambda u: json.dumps({"uri": u}, ensure_ascii=True)):

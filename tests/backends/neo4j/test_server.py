@@ -52,8 +52,8 @@ async def test_neo4j_database_is_honoured(open_backend):
     writer = await backend.graph().writer()
     await writer.write([node("in neo4j")])
     await writer.commit()
-    with neo4j.GraphDatabase.driver(backend.settings["NEO4J_URI"], auth=(backend.settings["NEO4J_USERNAME"],
-                                                                         backend.settings["NEO4J_PASSWORD"])) as driver:
+    given = backend.settings.neo4j
+    with neo4j.GraphDatabase.driver(given.uri, auth=(given.username, given.password)) as driver:
         found = driver.execute_query(f"MATCH (n:{cypher.quote_label(backend.label)}) RETURN n.entity_id AS id",
                                      database_="neo4j").records
     assert [r["id"] for r in found] == ["in neo4j"]
