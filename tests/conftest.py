@@ -207,6 +207,19 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _secrets_forgotten() -> Iterator[None]:
+    """Passwords a test's settings registered for redaction are forgotten after it: a fuzzed password
+    such as `mpe` would otherwise mask `stamped` in a later test's JSON (the servers' own passwords,
+    registered by session fixtures before this runs, stay)."""
+    from ragstore_cli import redact
+
+    saved = set(redact._secrets)  # noqa: SLF001 - the registry is process state; tests reset it
+    yield
+    redact._secrets.clear()  # noqa: SLF001
+    redact._secrets.update(saved)  # noqa: SLF001
+
+
 @dataclass
 class CliResult:
     exit_code: int
