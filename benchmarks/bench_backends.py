@@ -24,12 +24,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pg_server import fresh_bench_database, scratch_server  # noqa: E402
 
 TEXT = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 5
 MODEL = "bench-embed"
@@ -313,20 +315,11 @@ def main() -> None:
     if args.child:
         print(json.dumps(asyncio.run(child(args.child, args))))
         return
-    from ragstore_cli.embedded.postgres import EmbeddedPostgres
-
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-backends-"))
-    server = EmbeddedPostgres(work / "pg")
-    server.start()
-    try:
+    with scratch_server(args.work, "bench-backends-", keep_given=True) as (server, work):
         for n in args.n or [100000]:
-            server.psql("DROP DATABASE IF EXISTS bench WITH (FORCE)")
-            server.psql("CREATE DATABASE bench")
-            server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
+            fresh_bench_database(server)
             print(json.dumps(bench(n, args.dim, args.lightrag_rows, server.env(database="bench"), work, args.rss, args.skip_nano),
                              indent=1), flush=True)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

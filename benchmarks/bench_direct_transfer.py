@@ -26,7 +26,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from pg_server import fresh_bench_database, scratch_server  # noqa: E402
 MODEL = "bench-model"
 
 
@@ -213,19 +214,10 @@ def main() -> None:
         result = asyncio.run(_phase(args.phase, json.loads(args.ctx)))
         print(json.dumps({**result, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
-    from ragstore_cli.embedded.postgres import EmbeddedPostgres
-
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-direct-"))
-    server = EmbeddedPostgres(work / "pg")
-    server.start()
-    try:
-        server.psql("CREATE DATABASE bench")
-        server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
+    with scratch_server(args.work, "bench-direct-") as (server, work):
+        fresh_bench_database(server)
         for n in args.n or [10000, 100000]:
             print(json.dumps(bench(n, args.dim, args.back, server, work), indent=1), flush=True)
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from pg_server import scratch_server  # noqa: E402
 from pg_timeline import server_cpu_seconds  # noqa: E402
 
 DIM = 1024
@@ -142,13 +142,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the combinations alternate within each")
     parser.add_argument("--recall", action="store_true")
     args = parser.parse_args()
-    from ragstore_cli.embedded.postgres import EmbeddedPostgres
-
     print(json.dumps({"vector_read": vector_read_ns(args.n)}), flush=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-hnsw-"))
-    server = EmbeddedPostgres(work / "pg")
-    server.start()
-    try:
+    with scratch_server(None, "bench-hnsw-") as (server, _):
         server.psql("CREATE EXTENSION IF NOT EXISTS vector")
         for _ in range(args.repeat):
             for kind in args.data.split(","):
@@ -156,9 +151,6 @@ def main() -> None:
                     for workers in (int(w) for w in args.workers.split(",")):
                         print(json.dumps(asyncio.run(build_once(server, kind, order, args.n, workers, args.recall))),
                               flush=True)
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from pg_server import fresh_bench_database, scratch_server  # noqa: E402
 from pg_timeline import ServerTimeline  # noqa: E402
 MODEL = "bench-model"
 
@@ -490,23 +490,11 @@ def main() -> None:
         result = asyncio.run(PHASES[args.phase](json.loads(args.ctx)))
         print(json.dumps({**result, "rss_mb": rss_mb()}))
         return
-    from ragstore_cli.embedded.postgres import EmbeddedPostgres
-
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-transfer-"))
-    server = EmbeddedPostgres(work / "pg")
-    server.start()
-    try:
-        server.psql("CREATE DATABASE bench")
-        server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
+    with scratch_server(args.work, "bench-transfer-") as (server, work):
         for n in args.n or [10000, 100000]:
+            fresh_bench_database(server)
             summary = bench(n, args.dim, args.lightrag_rows, server.env(database="bench"), work, server.pid())
             print(json.dumps(summary, indent=1), flush=True)
-            server.psql("DROP DATABASE bench WITH (FORCE)")
-            server.psql("CREATE DATABASE bench")
-            server.psql("CREATE EXTENSION IF NOT EXISTS vector", database="bench")
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
