@@ -24,7 +24,6 @@ import asyncio
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from child_phase import run_in_child  # noqa: E402
 from pg_server import fresh_bench_database, scratch_server  # noqa: E402
 MODEL = "bench-model"
 
@@ -161,13 +161,7 @@ def _phase(name: str, ctx: dict[str, Any]) -> Any:
 
 
 def run_phase(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """One phase in a fresh interpreter; its JSON result with its own peak RSS."""
-    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--ctx", json.dumps(ctx)],
-                          capture_output=True, text=True, timeout=7200)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"phase {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return run_in_child(__file__, name, ctx)
 
 
 def bench(n: int, dim: int, back: bool, server: Any, work: Path) -> dict[str, Any]:

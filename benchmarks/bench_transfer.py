@@ -28,7 +28,6 @@ import os
 import resource
 import shutil
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from child_phase import run_in_child  # noqa: E402
 from pg_server import fresh_bench_database, scratch_server  # noqa: E402
 from pg_timeline import ServerTimeline  # noqa: E402
 MODEL = "bench-model"
@@ -327,13 +327,7 @@ PHASES = {
 
 # ------------------------------------------------------------------------------------------ driver
 def run_phase(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter; returns its JSON result with its own peak RSS."""
-    proc = subprocess.run([sys.executable, __file__, "--phase", name, "--ctx", json.dumps(ctx)],
-                          capture_output=True, text=True, timeout=7200)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"phase {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    return run_in_child(__file__, name, ctx)
 
 
 def import_phases(res: dict[str, Any], spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
