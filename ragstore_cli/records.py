@@ -96,14 +96,19 @@ def _record_bytes(record: Any) -> bytes:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
 
 
-def _identity_bytes(record: Any) -> bytes:
+def identity(record: Any) -> str:
+    """What identifies a record of any section: its id; an edge's unordered pair of ends (edges are
+    undirected: either orientation is the same edge)."""
     if isinstance(record, GraphNode):
-        text = record.id
-    elif isinstance(record, GraphEdge):  # edges are undirected: either orientation is the same edge
-        text = "\0".join(sorted((record.source, record.target)))
-    else:
-        text = record[0]
-    return text.encode("utf-8", "surrogatepass")
+        return record.id
+    if isinstance(record, GraphEdge):
+        return "\0".join(sorted((record.source, record.target)))
+    return record[0]
+
+
+def identities(batch: Batch) -> list[str]:
+    """The identities of a batch's records (a vector batch: its ids)."""
+    return list(batch.ids) if isinstance(batch, VectorBatch) else [identity(record) for record in batch]
 
 
 @dataclass
@@ -119,17 +124,24 @@ class Digest:
     total: int = 0
 
     def add(self, batch: Batch) -> None:
+        if self.ids_only:
+            self.add_identities(identities(batch))
+            return
         if isinstance(batch, VectorBatch):
-            if self.ids_only:
-                parts = [i.encode("utf-8", "surrogatepass") for i in batch.ids]
-            else:
-                vectors = np.asarray(batch.vectors, dtype=np.float32)
-                parts = [i.encode("utf-8", "surrogatepass") + b"\0" + vectors[n].tobytes()
-                         + json.dumps(batch.meta[n] if batch.meta else None, sort_keys=True,
-                                      default=repr).encode("utf-8", "surrogatepass")
-                         for n, i in enumerate(batch.ids)]
+            vectors = np.asarray(batch.vectors, dtype=np.float32)
+            parts = [i.encode("utf-8", "surrogatepass") + b"\0" + vectors[n].tobytes()
+                     + json.dumps(batch.meta[n] if batch.meta else None, sort_keys=True,
+                                  default=repr).encode("utf-8", "surrogatepass")
+                     for n, i in enumerate(batch.ids)]
         else:
-            parts = [(_identity_bytes if self.ids_only else _record_bytes)(record) for record in batch]
+            parts = [_record_bytes(record) for record in batch]
+        self._add(parts)
+
+    def add_identities(self, texts: list[str]) -> None:
+        """Records known by their identities alone (`ids_only`): what records.identity() gives."""
+        self._add([text.encode("utf-8", "surrogatepass") for text in texts])
+
+    def _add(self, parts: list[bytes]) -> None:
         total = self.total
         for part in parts:
             total += int.from_bytes(hashlib.blake2b(part, digest_size=8).digest(), "little")

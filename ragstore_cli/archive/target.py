@@ -92,6 +92,9 @@ class ArchiveSession:
     def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         raise UsageError("an archive being written cannot be read back before it is finished")
 
+    def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        raise UsageError("an archive being written cannot be read back before it is finished")
+
     async def commit(self, note: NoteKeeper | None) -> Manifest:
         origin = self.target.origin
         assert origin is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator
 
 from ragstore_cli.backends.contract import LedgerStore, LoadPlan, NoteKeeper, Writer
-from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch, Role
+from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch, Role, identities
 
 
 def read_section(backend: Any, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
@@ -69,6 +69,13 @@ class StoreSession:
     def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         """The section as this session wrote it."""
         return read_section(self.backend, key, batch_size)
+
+    async def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        """What identifies each record of the section as this session wrote it (records.identity): a
+        transfer's read-back compares these with the source's. A backend that can list ids without
+        reading the records overrides this."""
+        async for batch in self.read(key, batch_size):
+            yield identities(batch)
 
     async def commit(self, note: NoteKeeper) -> None:
         return None

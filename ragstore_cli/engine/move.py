@@ -97,7 +97,8 @@ async def move(source: Source, target: Target, plan: MovePlan, observer: Observe
         if ledger is not None:
             stack.push_async_callback(ledger.close)
         found = await resume_state(ledger, origin, target, op=plan.op, mode=plan.mode, resume=plan.resume)
-        await check_target(source, target, found, resume=plan.resume, batch_size=plan.batch_size, observer=observer)
+        await check_target(source, target, found, resume=plan.resume, batch_size=plan.batch_size, observer=observer,
+                           counts=origin.counts)
         keys = [k for k in source.keys() if k not in found.done and not (k == "graph/edges" and "graph/nodes" in found.done)]
         report = MoveReport(origin, found.mode, plan.dry_run, plan.resume, {}, sorted(found.done), found.existing, 0.0,
                             consistency=dict(source.consistency))
@@ -218,9 +219,9 @@ async def _verify(source: Source, session: Any, counts: dict[str, int], digests:
                 want.add(batch)
         got = Digest(ids_only=True)
         observer.section(f"verify {key}", want.count)
-        async for batch in session.read(key, plan.batch_size):
-            got.add(batch)
-            observer.progress(f"verify {key}", len(batch), 0)
+        async for ids in session.identities(key, plan.batch_size):
+            got.add_identities(ids)
+            observer.progress(f"verify {key}", len(ids), 0)
         if got.count < want.count or (found.mode != "merge" and not got.same(want)):
             raise DataError(f"{key}: the target holds {got.count} records after the {plan.op}, the source "
                             f"{want.count}" + ("" if got.count != want.count else ", with other ids"))

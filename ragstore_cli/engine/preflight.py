@@ -55,7 +55,7 @@ async def resume_state(ledger: Ledger | None, origin: Origin, target: Target, *,
 
 
 async def check_target(source: Source, target: Target, found: Preflight, *, resume: bool, batch_size: int,
-                       observer: Observer = NOTHING) -> None:
+                       observer: Observer = NOTHING, counts: dict[str, int] | None = None) -> None:
     """`--if-exists`, then every check of the target's backends (those that read records: one pass)."""
     if not resume:
         found.existing = await target.existing()
@@ -63,14 +63,17 @@ async def check_target(source: Source, target: Target, found: Preflight, *, resu
         raise UsageError(f"workspace {target.workspace!r} already holds {found.existing} records in the target",
                          hint="choose --if-exists replace or --if-exists merge")
     target.prepare(replace=found.mode != "merge", resume=resume)
-    await scan(source, await target.checks(), batch_size, observer)
+    await scan(source, await target.checks(), batch_size, observer, counts)
 
 
-async def scan(source: Source, checks: list[Check], batch_size: int, observer: Observer = NOTHING) -> None:
+async def scan(source: Source, checks: list[Check], batch_size: int, observer: Observer = NOTHING,
+               known: dict[str, int] | None = None) -> None:
     """Feed every check the batches of the sections it wants, reading each such section once (the
-    observer's `read` phase)."""
+    observer's `read` phase). `known`: the sections' counts as the source's origin gave them (a
+    files workspace counts by scanning its files: not twice)."""
     wanted = {key for check in checks for key in check.keys}
-    counts = {k: await source.count(k) for k in source.keys() if k in wanted}
+    known = known or {}
+    counts = {k: known[k] if known.get(k) is not None else await source.count(k) for k in source.keys() if k in wanted}
     if counts:
         observer.phase("read", sum(counts.values()), "records")
     for key, count in counts.items():

@@ -341,6 +341,9 @@ class WorkspaceSession:
     def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         return self._of(key).read(key, batch_size)
 
+    def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        return self._of(key).identities(key, batch_size)
+
     async def commit(self, note: NoteKeeper) -> Any:
         for session in self.sessions.values():
             await session.commit(note)

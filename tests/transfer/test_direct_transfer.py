@@ -90,17 +90,17 @@ async def test_a_target_that_reads_back_other_records_is_never_committed(built, 
     from ragstore_cli.engine.workspaces import WorkspaceSession
 
     settings = settings_for(pg_database, built.working_dir)
-    original = WorkspaceSession.read
+    original = WorkspaceSession.identities
 
     async def lossy(self, key, batch_size=1000):
         dropped = False
-        async for batch in original(self, key, batch_size):
-            if key == "kv/full_docs" and not dropped:
-                batch, dropped = batch[1:], True
-            yield batch
+        async for ids in original(self, key, batch_size):  # the real ids, as PostgreSQL lists them
+            if key == "vectors/chunks" and not dropped:
+                ids, dropped = ids[1:], True
+            yield ids
 
-    monkeypatch.setattr(WorkspaceSession, "read", lossy)
-    with pytest.raises(DataError, match="kv/full_docs: the target holds"):
+    monkeypatch.setattr(WorkspaceSession, "identities", lossy)
+    with pytest.raises(DataError, match="vectors/chunks: the target holds"):
         await transfer_workspace(settings, TransferPlan("files", "postgres", SRC, target_workspace="lossy"))
     assert not any((await snapshot_records(settings, "postgres", "lossy")).values())
 

@@ -16,10 +16,11 @@ from typing import Any, AsyncIterator
 from ragstore_cli.backends.contract import Check, LoadPlan, NoteKeeper
 from ragstore_cli.backends.sections import StoreSession, ledger_traces, read_section
 from ragstore_cli.backends.postgres.chunk_fields import ChunkFieldCheck
+from ragstore_cli.backends.postgres import mapping
 from ragstore_cli.backends.postgres.copy import ImportUnit, Serialized
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import UsageError
-from ragstore_cli.records import DEFAULT_BATCH, Batch, Role
+from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch, Role
 from ragstore_cli.schema import names
 
 _LEDGER_DDL = ("CREATE TABLE IF NOT EXISTS ragstore_import_ledger (workspace TEXT PRIMARY KEY, "
@@ -141,6 +142,25 @@ class PgSession(StoreSession):
         view = self.loader.backend.within(reader=Serialized(await self.unit.connection()), unit=self.unit)
         async for batch in read_section(view, key, batch_size):
             yield batch
+
+    async def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        """The ids of a KV, doc-status or vector section, read without the rows (a chunk vector's row is
+        ~4 KB of vector and its text); the graph's as the records say."""
+        view = self.loader.backend.within(reader=Serialized(await self.unit.connection()), unit=self.unit)
+        section = SECTION[key]
+        if section.role is Role.GRAPH:
+            async for ids in super().identities(key, batch_size):
+                yield ids
+            return
+        if section.role is Role.VECTOR:
+            table = await view.vector_table(section.namespace)
+        else:
+            table = (mapping.DOC_STATUS if section.role is Role.DOC_STATUS else mapping.KV[section.namespace]).table
+            table = table.lower() if await view.table_exists(table) else None
+        if table is None:
+            return
+        async for rows in view.rows(f"SELECT id FROM {table} WHERE workspace = $1", (view.pg_ws,), batch_size):
+            yield [r["id"] for r in rows]
 
     async def commit(self, note: NoteKeeper) -> None:
         if isinstance(note.store, PgLedgerStore):  # removed by the same commit as the data appears
