@@ -1,6 +1,6 @@
 """`ragstore transfer` against `export` then `import`, files → PostgreSQL, same run, same server.
 
-    python benchmarks/bench_direct_transfer.py --n 10000 --n 100000 [--dim 1024] [--back]
+    python benchmarks/bench_direct_transfer.py --n 10000 --n 100000 [--dim 1024] [--back] [--repeat 3]
 
 Workload per N: N chunks (text_chunks KV + `--dim`-wide chunk vectors), N/10 documents (full_docs, doc
 status), N/5 entities (graph nodes + entity vectors) and N/5 relations (graph edges), written into a
@@ -14,7 +14,8 @@ the same embedded PostgreSQL + pgvector (so every load builds the same HNSW inde
 
 Before the measured phases ~1 GB is written to the server and dropped, so no phase pays for fresh WAL
 segments (a new server zero-fills each one on first use). Read the same-run ratios: the machine is
-shared and absolute times move between runs.
+shared and absolute times move between runs; `--repeat R` runs R rounds (odd ones transfer first) and
+reports each phase's median, with every time seen.
 """
 
 from __future__ import annotations
@@ -164,25 +165,45 @@ def run_phase(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
     return run_in_child(__file__, name, ctx)
 
 
-def bench(n: int, dim: int, back: bool, server: Any, work: Path) -> dict[str, Any]:
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median time (its own RSS and counts), with every time seen."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "all_s": [round(r["seconds"], 2) for r in runs]}
+
+
+def _fresh_database(server: Any, name: str) -> None:
+    server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.psql(f"CREATE DATABASE {name}")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=name)
+
+
+def bench(n: int, dim: int, back: bool, server: Any, work: Path, repeat: int = 1) -> dict[str, Any]:
     folder = work / f"n{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for db in ("bench_ei", "bench_tr"):
-        server.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        server.psql(f"CREATE DATABASE {db}")
-        server.psql("CREATE EXTENSION IF NOT EXISTS vector", database=db)
+        _fresh_database(server, db)
     ctx = {"n": n, "dim": dim, "dir": str(folder), "files": str(folder / "files"), "pg": server.env(database="bench")}
     run_phase("source", ctx)
     run_phase("warmup", ctx)
     names = ["export_files", "import_pg", "transfer_files_pg"]
     names += ["export_pg", "import_files", "transfer_pg_files"] if back else []
-    res: dict[str, Any] = {}
-    for name in names:
-        server.psql("CHECKPOINT")
-        res[name] = run_phase(name, ctx)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_ in range(repeat):  # odd rounds run the transfer first: neither side always goes first
+        order = names if round_ % 2 == 0 else [n for n in names if n.startswith("transfer")] + \
+            [n for n in names if not n.startswith("transfer")]
+        for name in order:
+            if round_ and name in ("import_pg", "transfer_files_pg"):
+                _fresh_database(server, "bench_ei" if name == "import_pg" else "bench_tr")
+            if round_ and name in ("import_files", "transfer_pg_files"):
+                shutil.rmtree(folder / ("files_ei" if name == "import_files" else "files_tr"), ignore_errors=True)
+            if round_ and name == "export_pg":
+                continue  # reads bench_tr, which the transfer of this round fills: the first round's figure stands
+            server.psql("CHECKPOINT")
+            runs[name].append(run_phase(name, ctx))
+    res = {name: _median(found) for name, found in runs.items()}
     out: dict[str, Any] = {"n": n, "dim": dim, "phases": {k: {"s": round(v["seconds"], 2), "records": v["records"],
-                                                             "peak_rss_MB": round(v["rss_mb"])} for k, v in res.items()}}
+                                                             "peak_rss_MB": round(v["rss_mb"]), "all_s": v["all_s"]} for k, v in res.items()}}
     pairs = [("files_to_postgres", "export_files", "import_pg", "transfer_files_pg")]
     pairs += [("postgres_to_files", "export_pg", "import_files", "transfer_pg_files")] if back else []
     for label, export, load, direct in pairs:
@@ -200,6 +221,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="chunks (repeatable); default 10000 and 100000")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--back", action="store_true", help="also PostgreSQL → files")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per N, alternating which side goes first; "
+                        "medians reported")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--ctx", help=argparse.SUPPRESS)
@@ -211,7 +234,7 @@ def main() -> None:
     with scratch_server(args.work, "bench-direct-") as (server, work):
         fresh_bench_database(server)
         for n in args.n or [10000, 100000]:
-            print(json.dumps(bench(n, args.dim, args.back, server, work), indent=1), flush=True)
+            print(json.dumps(bench(n, args.dim, args.back, server, work, args.repeat), indent=1), flush=True)
 
 
 if __name__ == "__main__":
