@@ -83,6 +83,11 @@ class ArchiveSource:
     async def count(self, key: str) -> int:
         return self.manifest.counts().get(key, 0)
 
+    async def peak_bound(self, key: str) -> float | None:
+        """The section's largest |value|, as verifying the archive measured it."""
+        stats = self.stats.get(key)
+        return float(stats.extra["max_abs"]) if stats is not None and "max_abs" in stats.extra else None
+
     async def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         """The batches of section `key`, decoded in a worker thread (the caller's work overlaps it)."""
         section = await asyncio.to_thread(self._seek, key, batch_size)

@@ -71,6 +71,8 @@ async def scan(source: Source, checks: list[Check], batch_size: int, observer: O
     """Feed every check the batches of the sections it wants, reading each such section once (the
     observer's `read` phase). `known`: the sections' counts as the source's origin gave them (a
     files workspace counts by scanning its files: not twice)."""
+    for check in checks:
+        await check.narrow(source)
     wanted = {key for check in checks for key in check.keys}
     known = known or {}
     counts = {k: known[k] if known.get(k) is not None else await source.count(k) for k in source.keys() if k in wanted}

@@ -191,9 +191,11 @@ def _load(done: MoveReport, target: WorkspaceTarget) -> dict[str, Any]:
                 seconds=done.seconds, warnings=done.warnings)
 
 
-def _finish(verb: str, what: str, profile: str | None, workspace: str, *, resend: bool = False) -> str:
-    """The command that finishes an interrupted move (`resend`: of an archive that came on a stream)."""
-    to = f" --to {shlex.quote(profile)}" if profile else ""
+def _finish(verb: str, what: str, profile: str | None, workspace: str, *, resend: bool = False,
+            option: str = "--profile") -> str:
+    """The command that finishes an interrupted move (`resend`: of an archive that came on a stream);
+    `option` names the target profile as the verb spells it (import: --profile, transfer: --to)."""
+    to = f" {option} {shlex.quote(profile)}" if profile else ""
     command = f"ragstore {verb} {what}{to} --workspace {shlex.quote(workspace)} --resume"
     if resend:
         return f"finish it by sending the same archive again: … | {command}"
@@ -250,7 +252,7 @@ async def transfer_workspace(settings: Settings, plan: TransferPlan, observer: O
         done = await move(source, target, MovePlan(
             op="transfer", mode=plan.if_exists, dry_run=plan.dry_run, resume=plan.resume, batch_size=plan.batch_size,
             allow_empty=False, empty_hint="check the name and --from", verify=True,
-            resume_hint=_finish("transfer", f"--from {shlex.quote(plan.source)}", plan.target, plan.workspace)
+            resume_hint=_finish("transfer", f"--from {shlex.quote(plan.source)}", plan.target, plan.workspace, option="--to")
             + (f" --target-workspace {shlex.quote(into)}" if into != plan.workspace else "")), observer)
     return TransferReport(source=describe(source_profile), profile=describe(target_profile), workspace=plan.workspace,
                           target_workspace=into, verified=done.verified, consistency=done.consistency,

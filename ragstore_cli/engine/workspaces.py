@@ -198,6 +198,11 @@ class WorkspaceSource(_Workspace):
     async def count(self, key: str) -> int:
         return await count_section(self._reader(SECTION[key].role), key)
 
+    async def peak_bound(self, key: str) -> float | None:
+        """A bound the vector backend computes without sending the vectors (PostgreSQL), else None."""
+        bound = getattr(self._reader(Role.VECTOR).vectors(), "peak_bound", None) if Role.VECTOR in self.profile else None
+        return await bound(SECTION[key].namespace) if callable(bound) else None
+
     async def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         role = SECTION[key].role
         digest = self.digests.setdefault(key, Digest()) if self.mechanisms[self.profile[role]] == "reread" else None

@@ -162,3 +162,64 @@ async def test_a_source_written_to_while_it_is_read_is_refused(built, redis_env,
             client.delete(key)
         client.close()
         await asyncio.sleep(0)
+
+
+class _Sections:
+    """The sections each phase of a move went through (an Observer)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def phase(self, name, total=None, unit="records"): ...
+    def phase_done(self, name): ...
+    def progress(self, key, records, nbytes): ...
+    def point(self, name): ...
+
+    def section(self, key, records=None, nbytes=None):
+        self.seen.append(key)
+
+
+async def _set_chunk_vector(pg_database: dict[str, str], workspace: str, values: dict[int, float]) -> None:
+    """Set components of one chunk vector of `workspace` in PostgreSQL (the rest kept)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(host=pg_database["POSTGRES_HOST"], port=int(pg_database["POSTGRES_PORT"]),
+                                 user=pg_database["POSTGRES_USER"], password=pg_database["POSTGRES_PASSWORD"],
+                                 database=pg_database["POSTGRES_DATABASE"])
+    try:
+        table = await conn.fetchval("SELECT relname FROM pg_class WHERE relname LIKE 'lightrag_vdb_chunks_%' "
+                                    "AND relkind = 'r'")
+        row = await conn.fetchrow(f"SELECT id, content_vector::text AS v FROM {table} WHERE workspace = $1 "
+                                  "ORDER BY id LIMIT 1", workspace)
+        vector = json.loads(row["v"])
+        for index, value in values.items():
+            vector[index] = value
+        await conn.execute(f"UPDATE {table} SET content_vector = $1::text::vector WHERE workspace = $2 AND id = $3",
+                           json.dumps(vector), workspace, row["id"])
+    finally:
+        await conn.close()
+
+
+async def test_into_files_vectors_within_float16_by_their_norm_are_not_read_twice(built, pg_database, tmp_path):
+    """PostgreSQL bounds every component by the largest vector norm, so the float16 preflight of a files
+    target reads no vector; a norm beyond float16 with every component within is read and let through."""
+    settings = settings_for(pg_database, built.working_dir)
+    await transfer_workspace(settings, TransferPlan("files", "postgres", SRC, target_workspace="pg"))
+    seen = _Sections()
+    await transfer_workspace(settings, TransferPlan("postgres", "files", "pg", target_workspace="f1"), seen)
+    assert not [k for k in seen.seen if k.startswith("read vectors/")], seen.seen
+    await _set_chunk_vector(pg_database, "pg", {0: 60000.0, 1: -60000.0})  # norm 84,853: the bound says nothing
+    seen = _Sections()
+    report = await transfer_workspace(settings, TransferPlan("postgres", "files", "pg", target_workspace="f2"), seen)
+    assert "read vectors/chunks" in seen.seen and report.verified == report.counts
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+async def test_into_files_a_component_beyond_float16_is_refused_before_writing(built, pg_database, dry_run):
+    settings = settings_for(pg_database, built.working_dir)
+    await transfer_workspace(settings, TransferPlan("files", "postgres", SRC, target_workspace="pg"))
+    await _set_chunk_vector(pg_database, "pg", {3: 1e5})
+    with pytest.raises(DataError, match="vectors/chunks: vectors reach 1e\\+05, beyond float16"):
+        await transfer_workspace(settings, TransferPlan("postgres", "files", "pg", target_workspace="f", dry_run=dry_run))
+    assert not (built.working_dir / "f").exists()
+    assert not any((await snapshot_records(settings, "files", "f")).values())

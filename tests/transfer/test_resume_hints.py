@@ -64,7 +64,7 @@ def test_a_lost_connection_suggests_resuming_and_resuming_finishes(cli, pg_serve
     failed = _import(cli, sample_archive, target)
     assert failed.exit_code == 1, failed.output
     assert failed.stderr.startswith("error: postgres: ")
-    assert f"hint: finish it with: ragstore import {sample_archive} --to postgres --workspace w --resume" in failed.stderr
+    assert f"hint: finish it with: ragstore import {sample_archive} --profile postgres --workspace w --resume" in failed.stderr
     pg_server.psql(f"DROP TRIGGER ragstore_test_fault ON {TABLE}", database=target["POSTGRES_DATABASE"])
     resumed = _import(cli, sample_archive, target, "--resume")
     assert resumed.exit_code == 0, resumed.output

@@ -27,7 +27,7 @@ from ragstore_cli.backends.contract import Check, LoadPlan, NoteKeeper, Writer
 from ragstore_cli.backends.sections import StoreSession
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError
-from ragstore_cli.records import SECTION, Batch, Role, VectorBatch
+from ragstore_cli.records import DEFAULT_BATCH, SECTION, Batch, Role, VectorBatch
 from ragstore_cli.workspace import files_dir
 
 LEDGER_FILE = ".ragstore-import-ledger.json"
@@ -83,6 +83,16 @@ class Float16Check:
 
     def __init__(self, keys: frozenset[str]) -> None:
         self.keys = keys
+
+    async def narrow(self, source: Any) -> None:
+        """Sections whose values the source bounds within float16 need no reading (PostgreSQL: the
+        largest norm, computed by the server)."""
+        settled = set()
+        for key in self.keys:
+            bound = await source.peak_bound(key)
+            if bound is not None and bound <= F16_MAX:
+                settled.add(key)
+        self.keys = self.keys - settled
 
     async def observe(self, key: str, batch: Batch) -> None:
         assert isinstance(batch, VectorBatch)
@@ -150,6 +160,16 @@ class FilesSession(StoreSession):
             return inner
         # NanoVectorDB files are rewritten whole: merge = the new rows + the target's other rows
         return _RewriteMerge(inner, vectors.read(namespace))
+
+    async def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        """A vector section's ids without decoding its vectors; other sections as the records say."""
+        section = SECTION[key]
+        if section.role is Role.VECTOR:
+            async for ids in self.backend.vectors().ids(section.namespace, batch_size):
+                yield ids
+            return
+        async for ids in super().identities(key, batch_size):
+            yield ids
 
     async def commit(self, note: NoteKeeper) -> None:
         settings, ws = self.loader.backend.settings, self.plan.workspace

@@ -110,6 +110,15 @@ class FilesVectors:
         with NanoVectorFile(path) as nano:
             return nano.embedding_dim
 
+    async def ids(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
+        """The records' ids, their vectors neither parsed nor decoded."""
+        path = self.path(namespace)
+        if not path.exists():
+            return
+        with NanoVectorFile(path) as nano:
+            for batch in nano.batches(batch_size, vectors="none"):
+                yield batch.ids
+
     async def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
         path = self.path(namespace)
         if not path.exists():

@@ -25,6 +25,9 @@ class GraphLimits:
     def __init__(self, dialect: Any) -> None:
         self.dialect = dialect
 
+    async def narrow(self, source: Any) -> None:
+        return None  # every record is looked at
+
     async def observe(self, key: str, batch: Batch) -> None:
         limits.check_batch(self.dialect, batch)
 

@@ -162,6 +162,9 @@ class ChunkFieldCheck:
         self.missing = 0
         self.sample: list[str] = []
 
+    async def narrow(self, source: Any) -> None:
+        return None  # every record is looked at
+
     async def observe(self, key: str, batch: Any) -> None:
         if key == "kv/text_chunks":
             self.learn(batch)

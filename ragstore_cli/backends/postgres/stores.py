@@ -155,6 +155,18 @@ class PgVectors:
         table = await self.b.vector_table(self._check(namespace))
         return await self.b.count_rows(table) if table else 0
 
+    async def peak_bound(self, namespace: str) -> float | None:
+        """An upper bound of |value| over the workspace's vectors, computed by the server without
+        sending them: their largest L2 norm (no component exceeds its vector's norm; a halfvec
+        column's are float16 already). None: no vectors."""
+        table = await self.b.vector_table(self._check(namespace))
+        if not table:
+            return None
+        norm = "l2_norm" if (await self.b.vector_column(table))[0] == "halfvec" else "vector_norm"
+        bound = await self.b.lookup.fetchval(f"SELECT max({norm}(content_vector)) FROM {table} WHERE workspace = $1",
+                                             self.b.pg_ws)
+        return None if bound is None else float(bound)
+
     async def dimension(self, namespace: str) -> int | None:
         table = await self.b.vector_table(self._check(namespace))
         return (await self.b.vector_column(table))[1] if table else None
