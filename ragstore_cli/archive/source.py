@@ -95,6 +95,9 @@ class ArchiveSource:
         while (batch := await asyncio.to_thread(next, batches, None)) is not None:
             yield batch
 
+    def read_meta(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
+        return self.read(key, batch_size)  # every member is checked whole: the vectors come with it
+
     def _seek(self, key: str, batch_size: int) -> SectionReader:
         keys = self.keys()
         if self._stream is None or keys.index(key) <= self._at:

@@ -81,7 +81,8 @@ async def scan(source: Source, checks: list[Check], batch_size: int, observer: O
     for key, count in counts.items():
         takers: list[Any] = [c for c in checks if key in c.keys]
         observer.section(f"read {key}", count)
-        async for batch in source.read(key, batch_size):
+        read = source.read if any(check.needs_vectors for check in takers) else source.read_meta
+        async for batch in read(key, batch_size):
             for check in takers:
                 await check.observe(key, batch)
             observer.progress(f"read {key}", len(batch), 0)

@@ -213,6 +213,15 @@ class WorkspaceSource(_Workspace):
                 digest.add(batch)
             yield batch
 
+    def read_meta(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
+        """A vector section's ids and metadata with no vector decoded, where the backend can (files:
+        NanoVectorDB's vector strings are cut out before parsing); otherwise the records whole."""
+        role = SECTION[key].role
+        meta = getattr(self._reader(role).vectors(), "read_meta", None) if role is Role.VECTOR else None
+        if callable(meta) and self.mechanisms[self.profile[role]] != "reread":
+            return meta(SECTION[key].namespace, batch_size)
+        return self.read(key, batch_size)
+
     async def confirm(self) -> None:
         """DataError when any backend's data changed while it was read (see the module docstring)."""
         for name, before in self.fingerprints.items():

@@ -81,6 +81,8 @@ def traces(settings: Settings, workspace: str, *, remove: bool) -> list[str]:
 class Float16Check:
     """Refuse vectors beyond float16's range before any write: the files vector store would keep inf."""
 
+    needs_vectors = True
+
     def __init__(self, keys: frozenset[str]) -> None:
         self.keys = keys
 

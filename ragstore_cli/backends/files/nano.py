@@ -110,6 +110,15 @@ class FilesVectors:
         with NanoVectorFile(path) as nano:
             return nano.embedding_dim
 
+    async def read_meta(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
+        """The records with an empty (n × 0) matrix: their vectors neither parsed nor decoded."""
+        path = self.path(namespace)
+        if not path.exists():
+            return
+        with NanoVectorFile(path) as nano:
+            for batch in nano.batches(batch_size, vectors="none"):
+                yield VectorBatch(batch.ids, batch.vectors, batch.meta)
+
     async def ids(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
         """The records' ids, their vectors neither parsed nor decoded."""
         path = self.path(namespace)

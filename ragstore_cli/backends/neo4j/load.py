@@ -21,6 +21,7 @@ class GraphLimits:
     """A preflight Check: every node and edge of the source fits this server's limits."""
 
     keys = frozenset({"graph/nodes", "graph/edges"})
+    needs_vectors = True
 
     def __init__(self, dialect: Any) -> None:
         self.dialect = dialect

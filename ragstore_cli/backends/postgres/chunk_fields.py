@@ -153,6 +153,7 @@ class ChunkFieldCheck:
     """
 
     keys = frozenset({"kv/text_chunks", "vectors/chunks"})
+    needs_vectors = False  # ids and metadata: whether each chunk vector gets tokens/chunk_order_index
 
     def __init__(self, backend: Any, *, text_chunks_in_postgres: bool, existing_rows: bool,
                  limit: int = 4_000_000) -> None:

@@ -31,3 +31,19 @@ async def test_records_without_vector_fall_back_to_matrix_rows(tmp_path):
     assert np.allclose(vectors[5:], normalised, atol=1e-6)  # only the normalised matrix row exists
     assert [m["entity_name"] for b in batches for m in b.meta] == [f"e{i}" for i in range(8)]
     assert await store.count("entities") == 8 and await store.dimension("entities") == 4
+
+
+async def test_ids_and_metadata_read_without_the_vectors_match_a_full_read(tmp_path):
+    """What a preflight check and a transfer's read-back get from a NanoVectorDB file when they need no
+    vector: the same ids and metadata as a full read, in the same order, and no vector component."""
+    store = FilesVectors(tmp_path)
+    raw = np.random.default_rng(3).standard_normal((7, 16), dtype=np.float32)
+    writer = await store.writer("chunks", dim=16)
+    await writer.write(VectorBatch([f"c{i}" for i in range(7)], raw,
+                                   [{"full_doc_id": "d", "content": f"text {i}", "file_path": "f"} for i in range(7)]))
+    await writer.commit()
+    full = [b async for b in store.read("chunks", batch_size=3)]
+    meta = [b async for b in store.read_meta("chunks", batch_size=3)]
+    assert [b.ids for b in meta] == [b.ids for b in full] and [b.meta for b in meta] == [b.meta for b in full]
+    assert all(np.asarray(b.vectors).shape == (len(b.ids), 0) for b in meta)
+    assert [ids async for ids in store.ids("chunks", batch_size=3)] == [b.ids for b in full]
