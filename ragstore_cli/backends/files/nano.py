@@ -19,7 +19,7 @@ import numpy as np
 from ragstore_cli.records import DEFAULT_BATCH, VECTOR_NAMESPACES, VectorBatch
 from ragstore_cli.config import Settings
 from ragstore_cli.errors import DataError, UsageError
-from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter
+from ragstore_cli.vectors.nanofile import NanoVectorFile, NanoVectorWriter, VectorSource
 
 META_FIELDS = {
     "chunks": ("full_doc_id", "content", "file_path"),
@@ -110,30 +110,26 @@ class FilesVectors:
         with NanoVectorFile(path) as nano:
             return nano.embedding_dim
 
+    async def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
+        async for batch in self._batches(namespace, batch_size, "raw"):
+            yield batch
+
     async def read_meta(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
         """The records with an empty (n × 0) matrix: their vectors neither parsed nor decoded."""
-        path = self.path(namespace)
-        if not path.exists():
-            return
-        with NanoVectorFile(path) as nano:
-            for batch in nano.batches(batch_size, vectors="none"):
-                yield VectorBatch(batch.ids, batch.vectors, batch.meta)
+        async for batch in self._batches(namespace, batch_size, "none"):
+            yield batch
 
     async def ids(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
         """The records' ids, their vectors neither parsed nor decoded."""
-        path = self.path(namespace)
-        if not path.exists():
-            return
-        with NanoVectorFile(path) as nano:
-            for batch in nano.batches(batch_size, vectors="none"):
-                yield batch.ids
+        async for batch in self._batches(namespace, batch_size, "none"):
+            yield batch.ids
 
-    async def read(self, namespace: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[VectorBatch]:
+    async def _batches(self, namespace: str, batch_size: int, vectors: VectorSource) -> AsyncIterator[VectorBatch]:
         path = self.path(namespace)
         if not path.exists():
             return
         with NanoVectorFile(path) as nano:
-            for batch in nano.batches(batch_size, vectors="raw"):
+            for batch in nano.batches(batch_size, vectors=vectors):
                 yield VectorBatch(batch.ids, batch.vectors, batch.meta)
 
     async def writer(self, namespace: str, *, dim: int, replace: bool = True,

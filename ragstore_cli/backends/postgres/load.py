@@ -139,19 +139,18 @@ class PgSession(StoreSession):
 
     async def read(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[Batch]:
         """The section as this unit wrote it (inside its transaction, before the commit)."""
-        view = self.loader.backend.within(reader=Serialized(await self.unit.connection()), unit=self.unit)
-        async for batch in read_section(view, key, batch_size):
+        async for batch in read_section(await self._view(), key, batch_size):
             yield batch
 
     async def identities(self, key: str, batch_size: int = DEFAULT_BATCH) -> AsyncIterator[list[str]]:
         """The ids of a KV, doc-status or vector section, read without the rows (a chunk vector's row is
         ~4 KB of vector and its text); the graph's as the records say."""
-        view = self.loader.backend.within(reader=Serialized(await self.unit.connection()), unit=self.unit)
         section = SECTION[key]
         if section.role is Role.GRAPH:
             async for ids in super().identities(key, batch_size):
                 yield ids
             return
+        view = await self._view()
         if section.role is Role.VECTOR:
             table = await view.vector_table(section.namespace)
         else:
@@ -161,6 +160,10 @@ class PgSession(StoreSession):
             return
         async for rows in view.rows(f"SELECT id FROM {table} WHERE workspace = $1", (view.pg_ws,), batch_size):
             yield [r["id"] for r in rows]
+
+    async def _view(self) -> Any:
+        """The backend as the unit's transaction sees it."""
+        return self.loader.backend.within(reader=Serialized(await self.unit.connection()), unit=self.unit)
 
     async def commit(self, note: NoteKeeper) -> None:
         if isinstance(note.store, PgLedgerStore):  # removed by the same commit as the data appears
